@@ -1,0 +1,67 @@
+"""nestopt: solve and differentiate multilevel (n-level) optimization problems.
+
+Each level supplies analytic gradients and Hessians; nestopt computes every
+level's best-response Jacobian by implicit differentiation with explicit
+linear solves and composes them into the exact gradient of the top-level
+objective. Arrays may come from NumPy, CuPy, torch or any array-API library.
+"""
+
+from ._backend import (
+    Backend,
+    backend,
+    get_backend,
+    get_namespace,
+    list_backends,
+    register_backend,
+    set_backend,
+    to_numpy,
+)
+from ._errors import (
+    ConvergenceError,
+    ConvergenceWarning,
+    LinearSolveError,
+    NestoptError,
+    NestoptWarning,
+    NonFiniteError,
+    NotPositiveDefiniteError,
+    OracleError,
+    OracleTypeError,
+    PrecisionWarning,
+    Status,
+    SymmetryWarning,
+)
+from ._hypergrad import best_response, hypergradient
+from ._problem import Level, Problem
+from ._result import BestResponse, Result, SolveResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend",
+    "BestResponse",
+    "ConvergenceError",
+    "ConvergenceWarning",
+    "Level",
+    "LinearSolveError",
+    "NestoptError",
+    "NestoptWarning",
+    "NonFiniteError",
+    "NotPositiveDefiniteError",
+    "OracleError",
+    "OracleTypeError",
+    "PrecisionWarning",
+    "Problem",
+    "Result",
+    "SolveResult",
+    "Status",
+    "SymmetryWarning",
+    "backend",
+    "best_response",
+    "get_backend",
+    "get_namespace",
+    "hypergradient",
+    "list_backends",
+    "register_backend",
+    "set_backend",
+    "to_numpy",
+]

@@ -1,0 +1,417 @@
+"""Which array library and device nestopt creates arrays on.
+
+The core never asks this module for a namespace when it has arrays in hand:
+it infers ``xp`` from them. The configured backend matters where nothing can
+be inferred: starting points, problem generators, and the check that user
+callables answer on the right backend and device.
+
+Precedence, highest first: a per-call ``backend=`` argument, the innermost
+``with nestopt.backend(...)``, ``nestopt.set_backend(...)``, the environment
+variables ``NESTOPT_BACKEND``/``NESTOPT_DEVICE`` (read once at import), then
+``numpy``. The device travels with the name from the same source.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import importlib
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "Backend",
+    "backend",
+    "get_backend",
+    "get_namespace",
+    "list_backends",
+    "register_backend",
+    "set_backend",
+    "to_numpy",
+]
+
+_ENV_NAME = "NESTOPT_BACKEND"
+_ENV_DEVICE = "NESTOPT_DEVICE"
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """How to load one backend and map device strings to its devices."""
+
+    loader: Callable[[], Any]
+    package: str
+    extra: str | None
+    device_resolver: Callable[[Any, str | None], Any]
+
+
+def _cpu_only(name: str) -> Callable[[Any, str | None], Any]:
+    def resolve(xp: Any, device: str | None) -> Any:
+        if device in (None, "cpu"):
+            return None
+        raise ValueError(
+            f"backend {name!r} is CPU-only and cannot use device {device!r}; "
+            f"use device 'cpu' (or none), or a GPU backend such as 'cupy' or 'torch'"
+        )
+
+    return resolve
+
+
+def _load_numpy() -> Any:
+    import array_api_compat.numpy as xp
+
+    return xp
+
+
+def _load_array_api_strict() -> Any:
+    import array_api_strict as xp
+
+    return xp
+
+
+def _resolve_strict_device(xp: Any, device: str | None) -> Any:
+    if device in (None, "cpu"):
+        return None
+    if device.startswith("cuda"):
+        raise ValueError(
+            f"backend 'array_api_strict' is CPU-only and cannot use device {device!r}"
+        )
+    names = {"cpu_device": "CPU_DEVICE", "device1": "device1", "device2": "device2"}
+    if device not in names:
+        raise ValueError(
+            f"unknown array_api_strict device {device!r}; known: cpu, "
+            + ", ".join(sorted(names))
+        )
+    return xp.Device(names[device])
+
+
+def _load_cupy() -> Any:
+    import cupy
+
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError has no stable import path
+        raise RuntimeError(
+            f"CuPy is installed but no usable CUDA GPU was found ({exc}); "
+            "run on a machine with an NVIDIA GPU and driver, or choose another backend"
+        ) from exc
+    if count == 0:
+        raise RuntimeError("CuPy is installed but reports no CUDA device")
+    import array_api_compat.cupy as xp
+
+    return xp
+
+
+def _resolve_cupy_device(xp: Any, device: str | None) -> Any:
+    import cupy
+
+    if device == "cpu":
+        raise ValueError("backend 'cupy' is GPU-only and cannot use device 'cpu'")
+    if device in (None, "cuda"):
+        return None
+    index = int(device.split(":")[1])
+    count = cupy.cuda.runtime.getDeviceCount()
+    if index >= count:
+        raise ValueError(f"device {device!r} does not exist: CuPy sees {count} GPU(s)")
+    return cupy.cuda.Device(index)
+
+
+def _load_torch() -> Any:
+    import array_api_compat.torch as xp
+
+    return xp
+
+
+def _resolve_torch_device(xp: Any, device: str | None) -> Any:
+    import torch
+
+    if device is None:
+        return None
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device {device!r} was asked for but this torch build sees no CUDA GPU"
+        )
+    return torch.device(device)
+
+
+_REGISTRY: dict[str, _Spec] = {
+    "numpy": _Spec(_load_numpy, "numpy", None, _cpu_only("numpy")),
+    "array_api_strict": _Spec(
+        _load_array_api_strict, "array-api-strict", "test", _resolve_strict_device
+    ),
+    "cupy": _Spec(_load_cupy, "cupy-cuda12x", "cuda12", _resolve_cupy_device),
+    "torch": _Spec(_load_torch, "torch", "torch", _resolve_torch_device),
+}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def register_backend(
+    name: str,
+    loader: Callable[[], Any] | str,
+    *,
+    package: str | None = None,
+    extra: str | None = None,
+    device: Callable[[Any, str | None], Any] | None = None,
+) -> None:
+    """Make another array-API library selectable by ``name``.
+
+    Parameters
+    ----------
+    name : str
+        Case-insensitive name used with ``set_backend``, ``backend`` and
+        ``NESTOPT_BACKEND``. Registering an existing name replaces it.
+    loader : callable or str
+        A function returning the library's array-API namespace, or the name
+        of a module that is one (it is imported on first use, not now).
+    package : str, optional
+        Name of the pip package, quoted when the import fails.
+    extra : str, optional
+        nestopt extra that installs it, quoted when the import fails.
+    device : callable, optional
+        ``device(xp, device_string)`` returning the library's device object
+        (``None`` for its default). Without it the backend is CPU-only.
+    """
+    key = _normalize_name(name)
+    if isinstance(loader, str):
+        module_name = loader
+
+        def loader() -> Any:
+            return importlib.import_module(module_name)
+
+    if not callable(loader):
+        raise TypeError(f"loader must be callable or a module name, got {loader!r}")
+    spec = _Spec(loader, package or key, extra, device or _cpu_only(key))
+    with _REGISTRY_LOCK:
+        _REGISTRY[key] = spec
+        _NAMESPACES.pop(key, None)
+
+
+def list_backends() -> tuple[str, ...]:
+    """Names of the registered backends, installed or not."""
+    return tuple(sorted(_REGISTRY))
+
+
+def _normalize_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise TypeError(f"a backend name must be a non-empty string, got {name!r}")
+    return name.strip().lower().replace("-", "_")
+
+
+_DEVICE_PATTERN = re.compile(r"^(cpu|cuda|cuda:\d+|gpu:\d+|device1|device2|cpu_device)$")
+
+
+def _normalize_device(device: object, source: str) -> str | None:
+    if device is None:
+        return None
+    if not isinstance(device, str):
+        raise TypeError(f"a device must be a string such as 'cuda:0', got {device!r}")
+    text = device.strip().lower()
+    if not text:
+        return None
+    if not _DEVICE_PATTERN.match(text):
+        raise ValueError(
+            f"device {device!r} ({source}) is not understood; "
+            "use 'cpu', 'cuda', 'cuda:N' or 'gpu:N'"
+        )
+    if text.startswith("gpu:"):
+        text = "cuda:" + text[4:]
+    return text
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The backend in force: its name, device, and where the choice came from.
+
+    ``source`` is one of ``'argument'``, ``'context'``, ``'set_backend'``,
+    ``'environment'`` or ``'default'``.
+    """
+
+    name: str
+    device: str | None
+    source: str
+
+    @property
+    def xp(self) -> Any:
+        """The array-API namespace (imports the library on first use)."""
+        return _namespace(self.name, self.source)
+
+    @property
+    def native_device(self) -> Any:
+        """The library's own device object for ``device`` (``None``: its default)."""
+        return _REGISTRY[self.name].device_resolver(self.xp, self.device)
+
+    def asarray(self, x: Any, *, dtype: Any = None, copy: bool | None = None) -> Any:
+        """``x`` as an array of this backend on this device."""
+        xp = self.xp
+        kwargs: dict[str, Any] = {}
+        if dtype is not None:
+            kwargs["dtype"] = dtype
+        if copy is not None:
+            kwargs["copy"] = copy
+        native = self.native_device
+        if native is not None:
+            kwargs["device"] = native
+        return xp.asarray(x, **kwargs)
+
+
+_NAMESPACES: dict[str, Any] = {}
+
+
+def _namespace(name: str, source: str = "argument") -> Any:
+    try:
+        return _NAMESPACES[name]
+    except KeyError:
+        pass
+    spec = _REGISTRY[name]
+    try:
+        xp = spec.loader()
+    except ImportError as exc:
+        hint = (
+            f"pip install 'nestopt[{spec.extra}]'"
+            if spec.extra
+            else f"pip install {spec.package}"
+        )
+        raise ImportError(
+            f"backend {name!r} ({_describe_source(source)}) needs the package "
+            f"{spec.package!r}, which could not be imported ({exc}); install it with: {hint}"
+        ) from exc
+    _NAMESPACES[name] = xp
+    return xp
+
+
+def _describe_source(source: str) -> str:
+    return {
+        "environment": f"from the environment variable {_ENV_NAME}",
+        "set_backend": "from nestopt.set_backend",
+        "context": "from a nestopt.backend context",
+        "argument": "from the backend= argument",
+        "default": "the default",
+    }.get(source, source)
+
+
+def _check_known(name: str, source: str, raw: object) -> None:
+    if name not in _REGISTRY:
+        raise ValueError(
+            f"unknown backend {raw!r} ({_describe_source(source)}); "
+            f"known backends: {', '.join(list_backends())}; "
+            "register others with nestopt.register_backend"
+        )
+
+
+_ENV_SETTING = (os.environ.get(_ENV_NAME) or None, os.environ.get(_ENV_DEVICE) or None)
+_GLOBAL_SETTING: tuple[str, str | None] | None = None
+_GLOBAL_LOCK = threading.Lock()
+_CONTEXT_SETTING: contextvars.ContextVar[tuple[str, str | None] | None] = (
+    contextvars.ContextVar("nestopt_backend", default=None)
+)
+
+
+def _validated(name: object, device: object, source: str) -> Backend:
+    key = _normalize_name(name)
+    _check_known(key, source, name)
+    return Backend(key, _normalize_device(device, _describe_source(source)), source)
+
+
+def _load_and_check(chosen: Backend) -> Backend:
+    """Import the library and resolve the device now, so mistakes surface here."""
+    chosen.native_device  # noqa: B018  (raises on a bad device or missing library)
+    return chosen
+
+
+def set_backend(name: str | None, device: str | None = None) -> Backend:
+    """Choose the backend for this process (below contexts and arguments).
+
+    ``set_backend(None)`` forgets the choice, so the environment or the
+    default applies again. The library is imported now, so a missing package
+    or a bad device fails here rather than later.
+    """
+    global _GLOBAL_SETTING
+    if name is None:
+        with _GLOBAL_LOCK:
+            _GLOBAL_SETTING = None
+        return get_backend()
+    chosen = _load_and_check(_validated(name, device, "set_backend"))
+    with _GLOBAL_LOCK:
+        _GLOBAL_SETTING = (chosen.name, chosen.device)
+    return chosen
+
+
+@contextlib.contextmanager
+def backend(name: str, device: str | None = None) -> Iterator[Backend]:
+    """Use a backend inside a ``with`` block; safe across threads and tasks.
+
+    Examples
+    --------
+    >>> import nestopt
+    >>> with nestopt.backend("numpy") as chosen:
+    ...     print(chosen.name, chosen.source)
+    numpy context
+    """
+    chosen = _load_and_check(_validated(name, device, "context"))
+    token = _CONTEXT_SETTING.set((chosen.name, chosen.device))
+    try:
+        yield chosen
+    finally:
+        _CONTEXT_SETTING.reset(token)
+
+
+def get_backend(backend: str | Backend | None = None, device: str | None = None) -> Backend:
+    """The backend in force, following the documented precedence.
+
+    Parameters
+    ----------
+    backend : str or Backend, optional
+        A per-call choice, which wins over every other source.
+    device : str, optional
+        Device for a per-call ``backend`` given by name.
+    """
+    if isinstance(backend, Backend):
+        return backend
+    if backend is not None:
+        return _validated(backend, device, "argument")
+    context = _CONTEXT_SETTING.get()
+    if context is not None:
+        return Backend(context[0], context[1], "context")
+    with _GLOBAL_LOCK:
+        chosen = _GLOBAL_SETTING
+    if chosen is not None:
+        return Backend(chosen[0], chosen[1], "set_backend")
+    env_name, env_device = _ENV_SETTING
+    if env_name is not None and env_name.strip():
+        return _validated(env_name, env_device, "environment")
+    if env_device is not None and env_device.strip():
+        return _validated("numpy", env_device, "environment")
+    return Backend("numpy", None, "default")
+
+
+def get_namespace(backend: str | Backend | None = None) -> Any:
+    """The array-API namespace of the backend in force (see `get_backend`)."""
+    return get_backend(backend).xp
+
+
+def to_numpy(x: Any) -> Any:
+    """A NumPy copy of an array of any backend (results, plots, logging).
+
+    Tuples and lists are converted element by element; Python scalars pass
+    through.
+    """
+    import numpy as np
+    from array_api_compat import is_cupy_array, is_torch_array
+
+    if isinstance(x, (tuple, list)):
+        return type(x)(to_numpy(item) for item in x)
+    if isinstance(x, (int, float, bool, complex)) or x is None:
+        return x
+    if is_cupy_array(x):
+        return x.get()
+    if is_torch_array(x):
+        return x.detach().cpu().numpy()
+    if isinstance(x, np.ndarray):
+        return np.array(x, copy=True)
+    try:
+        return np.from_dlpack(x).copy()
+    except (TypeError, RuntimeError, BufferError, AttributeError):
+        return np.asarray(x).copy()

@@ -1,0 +1,27 @@
+"""Assertions shared by the tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+import nestopt
+
+
+def assert_array_on(x: Any, xp: Any, *, shape: tuple[int, ...] | None = None, dtype: Any = None) -> None:
+    """``x`` is an array of namespace ``xp`` (and shape, dtype) before any value check."""
+    assert array_api_compat.array_namespace(x) is xp, (
+        f"array of {array_api_compat.array_namespace(x).__name__}, expected {xp.__name__}"
+    )
+    if shape is not None:
+        assert tuple(x.shape) == shape, f"shape {tuple(x.shape)}, expected {shape}"
+    if dtype is not None:
+        assert x.dtype == dtype, f"dtype {x.dtype}, expected {dtype}"
+
+
+def relative_error(actual: Any, expected: Any) -> float:
+    a = np.asarray(nestopt.to_numpy(actual), dtype=np.float64)
+    e = np.asarray(nestopt.to_numpy(expected), dtype=np.float64)
+    return float(np.linalg.norm(a - e) / max(np.linalg.norm(e), 1e-300))
