@@ -3,8 +3,10 @@
 Each level supplies analytic gradients and Hessians; nestopt computes every
 level's best-response Jacobian by implicit differentiation with explicit
 linear solves and composes them into the exact gradient of the top-level
-objective. Arrays may come from NumPy, CuPy, torch or any array-API library.
+objective, and solves the whole nested problem. Arrays may come from NumPy, CuPy, torch or any array-API library.
 """
+
+import logging as _logging
 
 from ._backend import (
     Backend,
@@ -30,11 +32,16 @@ from ._errors import (
     Status,
     SymmetryWarning,
 )
+from ._check import check_derivatives, check_hypergradient
 from ._hypergrad import best_response, hypergradient
 from ._problem import Level, Problem
 from ._result import BestResponse, Result, SolveResult
+from ._solve import solve
 
 __version__ = "0.1.0"
+
+# A library logs, the application decides what is shown.
+_logging.getLogger("nestopt").addHandler(_logging.NullHandler())
 
 __all__ = [
     "Backend",
@@ -57,11 +64,14 @@ __all__ = [
     "SymmetryWarning",
     "backend",
     "best_response",
+    "check_derivatives",
+    "check_hypergradient",
     "get_backend",
     "get_namespace",
     "hypergradient",
     "list_backends",
     "register_backend",
     "set_backend",
+    "solve",
     "to_numpy",
 ]

@@ -35,6 +35,7 @@ class Session:
         if not isinstance(problem, Problem):
             raise TypeError(f"problem must be a nestopt.Problem, got {type(problem).__name__}")
         self.problem = problem
+        self.backend_arg, self.device_arg = backend, device
         self.xp, self.device, self.xs = prepare_points(problem, xs, backend, device)
         self.dtype = self.xs[0].dtype
         self.settings: Settings = make_settings(
