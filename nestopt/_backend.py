@@ -321,18 +321,18 @@ def _load_and_check(chosen: Backend) -> Backend:
     return chosen
 
 
-def set_backend(name: str | None, device: str | None = None) -> Backend:
+def set_backend(name: str | None, device: str | None = None) -> Backend | None:
     """Choose the backend for this process (below contexts and arguments).
 
-    ``set_backend(None)`` forgets the choice, so the environment or the
-    default applies again. The library is imported now, so a missing package
+    ``set_backend(None)`` forgets the choice (and returns ``None``), so the
+    environment or the default applies again. The library is imported now, so a missing package
     or a bad device fails here rather than later.
     """
     global _GLOBAL_SETTING
     if name is None:
         with _GLOBAL_LOCK:
             _GLOBAL_SETTING = None
-        return get_backend()
+        return None
     chosen = _load_and_check(_validated(name, device, "set_backend"))
     with _GLOBAL_LOCK:
         _GLOBAL_SETTING = (chosen.name, chosen.device)

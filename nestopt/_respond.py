@@ -126,6 +126,7 @@ class LowerSolver:
         self.counters.solves[j - 1] += 1
         node = self.respond(j, xs)
         g_full = None
+        shifted = False
         for iteration in range(opts.maxiter + 1):
             if g_full is None:
                 g_full = self.oracles.grad(j, node.xs)
@@ -144,9 +145,22 @@ class LowerSolver:
                 return LevelSolution(j, factor, G, node, iteration)
             if iteration == opts.maxiter:
                 break
-            step = -self._factor_for_step(A).solve(grad_j)
-            node, g_full = self._line_search(j, node, step, grad_j, gnorm, has_value)
+            factor, shifted = self._factor_for_step(A)
+            step = -factor.solve(grad_j)
+            try:
+                node, g_full = self._line_search(j, node, step, grad_j, gnorm, has_value)
+            except ConvergenceError as exc:
+                if shifted:
+                    raise self._not_pd_error(
+                        j, A, "the last Newton iterate (its line search failed)"
+                    ) from exc
+                raise
             self.counters.newton[j - 1] += 1
+        if shifted:
+            # Not converging on a block that needed a shift: non-convexity is the cause.
+            raise self._not_pd_error(
+                j, A, f"the last Newton iterate (no convergence in {opts.maxiter} iterations)"
+            )
         raise ConvergenceError(
             f"{problem.describe(j)}: Newton's method did not converge in {opts.maxiter} "
             f"iterations (gradient norm {gnorm:.3e} > tol {opts.tol:.1e}); raise maxiter "
@@ -217,7 +231,7 @@ class LowerSolver:
         try:
             return factorize(A, method=method, xp=self.xp)
         except _NotFactorizable as exc:
-            raise self._not_pd_error(j, A, str(exc)) from None
+            raise self._not_pd_error(j, A, f"its solution ({exc})") from None
 
     def _not_pd_error(self, j: int, A: Any, detail: str) -> NestoptError:
         xp = self.xp
@@ -226,27 +240,28 @@ class LowerSolver:
         largest = float(xp.max(eigenvalues))
         return NotPositiveDefiniteError(
             f"{self.problem.describe(j)}: the Hessian block of its own variable is not "
-            f"positive definite at its solution (smallest eigenvalue {smallest:.3e}, "
-            f"largest {largest:.3e}; {detail}). The level is not strongly convex there, "
+            f"positive definite at {detail} (smallest eigenvalue {smallest:.3e}, "
+            f"largest {largest:.3e}). The level is not strongly convex there, "
             "so its best response is not locally unique. Try: ridge= in level_options "
             "to damp it, a different starting point (the point may be a maximum or a "
             "saddle), or check its hess callable",
             level=j,
         )
 
-    def _factor_for_step(self, A: Any) -> Factorization:
+    def _factor_for_step(self, A: Any) -> tuple[Factorization, bool]:
         """Factor for a Newton step; shift the diagonal until it is positive definite.
 
         Away from the solution a level's block may be indefinite; the shifted
         step is still a descent direction, and the solution itself is judged
-        by the unshifted block in ``_factor_at_solution``.
+        by the unshifted block in ``_factor_at_solution``. Also says whether
+        a shift was needed.
         """
         xp = self.xp
         method = self.settings.linear_solver
         if method != "cholesky":
-            return factorize(A, method=method, xp=xp)
+            return factorize(A, method=method, xp=xp), False
         try:
-            return factorize(A, method=method, xp=xp)
+            return factorize(A, method=method, xp=xp), False
         except _NotFactorizable:
             pass
         eye = xp.eye(A.shape[0], dtype=A.dtype, device=_device(A))
@@ -254,7 +269,7 @@ class LowerSolver:
         shift = 1e-3 * scale
         for _ in range(40):
             try:
-                return factorize(A + shift * eye, method=method, xp=xp)
+                return factorize(A + shift * eye, method=method, xp=xp), True
             except _NotFactorizable:
                 shift *= 10.0
         raise _NotFactorizable("no diagonal shift made the block positive definite")

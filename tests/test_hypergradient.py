@@ -1,0 +1,311 @@
+"""Hypergradients and best responses against independent truth.
+
+Truth is (a) the closed form of quadratic problems, computed by
+`quad_reference` with dense NumPy algebra (itself checked here against
+finite differences of its value function), and (b) fourth-order central
+differences of the value function ``F_1`` of nonlinear problems.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from helpers import assert_array_on, relative_error
+
+import nestopt
+from nestopt import _respond
+from nestopt.problems import quad, quad_reference, softplus_levels
+
+UNEVEN = {2: (3, 2), 3: (2, 4, 1), 4: (3, 1, 2, 4), 5: (2, 3, 1, 2, 3)}
+
+
+def reference(problem):
+    data = problem.data
+    return quad_reference(data["Q"], data["c"], data["sizes"])
+
+
+def numpy_point(problem, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(d) for d in problem.sizes]
+
+
+def value_function(problem, x1, **options):
+    """``F_1(x1)`` by nested Newton solves to a tight tolerance."""
+    start = [x1] + [np.zeros(d) for d in problem.sizes[1:]]
+    return nestopt.best_response(problem, start, level_options={"tol": 1e-13}, **options).fun
+
+
+def fd_gradient(fun, x, h=1e-3):
+    """Fourth-order central differences; truncation O(h^4) ~ 1e-12 here."""
+    out = np.empty_like(x)
+    for i in range(x.size):
+        e = np.zeros_like(x)
+        e[i] = h
+        out[i] = (fun(x - 2 * e) - 8 * fun(x - e) + 8 * fun(x + e) - fun(x + 2 * e)) / (12 * h)
+    return out
+
+
+# -- the closed form is itself right ------------------------------------------------
+
+
+def test_closed_form_matches_finite_differences_of_its_value_function():
+    problem = quad(3, (2, 3, 2), seed=11)
+    ref = reference(problem)
+    Q1, c1 = problem.data["Q"][0], problem.data["c"][0]
+
+    def F1(x1):
+        x = np.concatenate(ref["responses"](x1))
+        return 0.5 * x @ Q1 @ x + c1 @ x
+
+    x1 = np.array([0.3, -0.7])
+    assert relative_error(ref["hessian"] @ x1 + ref["grad_at_zero"], fd_gradient(F1, x1)) < 1e-9
+
+
+# -- quadratics: closed form, both modes, n = 2..5, uneven sizes ----------------------
+
+
+@pytest.mark.parametrize("curvature", ["exact", "first_order"])
+@pytest.mark.parametrize("n", [2, 3, 4, 5])
+def test_quadratic_hypergradient_matches_closed_form(xp, n, curvature):
+    problem = quad(n, UNEVEN[n], seed=n)
+    ref = reference(problem)
+    x1 = np.random.default_rng(n).standard_normal(UNEVEN[n][0])
+    start = [xp.asarray(x1)] + [xp.zeros(d, dtype=xp.float64) for d in UNEVEN[n][1:]]
+    g = nestopt.hypergradient(problem, start, curvature=curvature)
+    assert_array_on(g, xp, shape=(UNEVEN[n][0],), dtype=xp.float64)
+    assert relative_error(g, ref["hessian"] @ x1 + ref["grad_at_zero"]) <= 1e-10
+
+
+def test_lower_levels_are_solved_to_the_closed_form_responses(xp):
+    problem = quad(4, UNEVEN[4], seed=7)
+    ref = reference(problem)
+    x1 = np.linspace(-1.0, 1.0, UNEVEN[4][0])
+    start = [xp.asarray(x1)] + [xp.zeros(d, dtype=xp.float64) for d in UNEVEN[4][1:]]
+    result = nestopt.best_response(problem, start)
+    for k, expected in enumerate(ref["responses"](x1)):
+        assert relative_error(result.xs[k], expected) < 1e-11
+
+
+def test_sensitivities_match_the_affine_responses():
+    problem = quad(3, UNEVEN[3], seed=5)
+    ref = reference(problem)
+    x1 = np.zeros(UNEVEN[3][0])
+    result = nestopt.best_response(problem, [x1, np.zeros(4), np.zeros(1)])
+    for k in (2, 3):
+        # The responses are affine, so one-sided differences with step 1 are exact.
+        columns = [
+            ref["responses"](x1 + e)[k - 1] - ref["responses"](x1)[k - 1]
+            for e in np.eye(x1.size)
+        ]
+        assert relative_error(result.sensitivity[k], np.stack(columns, axis=1)) < 1e-11
+
+
+def test_best_response_jacobians_by_finite_differences():
+    """G_k = dx_k*/dx_<k: re-solve the levels k.. with x_<k perturbed."""
+    problem = softplus_levels(3, (2, 3, 2), seed=4, beta=2.0)
+    xs = [np.array([0.5, -0.2]), np.zeros(3), np.zeros(2)]
+    result = nestopt.best_response(problem, xs, level_options={"tol": 1e-13})
+    G2 = result.jacobians[2]
+    assert G2.shape == (3, 2)
+    assert result.jacobians[3].shape == (2, 5)
+    h = 1e-5
+    for i in range(2):
+        e = np.zeros(2)
+        e[i] = h
+        plus = nestopt.best_response(problem, [xs[0] + e, *result.xs[1:]], level_options={"tol": 1e-13})
+        minus = nestopt.best_response(problem, [xs[0] - e, *result.xs[1:]], level_options={"tol": 1e-13})
+        column = (plus.xs[1] - minus.xs[1]) / (2 * h)
+        # Central difference: truncation h^2 ~ 1e-10, rounding eps/h ~ 1e-11.
+        assert relative_error(G2[:, i], column) < 1e-7
+
+
+# -- nonlinear trilevel: exact mode against the value function ---------------------
+
+
+@pytest.fixture(scope="module")
+def nonlinear():
+    problem = softplus_levels(3, (3, 4, 2), seed=1, beta=3.0)
+    x1 = np.array([0.8, -0.4, 1.1])
+    truth = fd_gradient(lambda x: value_function(problem, x), x1)
+    return problem, x1, truth
+
+
+def test_exact_with_hess_dir_matches_value_function(nonlinear):
+    problem, x1, truth = nonlinear
+    result = nestopt.best_response(problem, [x1, np.zeros(4), np.zeros(2)], curvature="exact")
+    assert "hess_dir" in result.exactness
+    assert relative_error(result.hypergrad, truth) <= 1e-7
+
+
+def test_exact_without_hess_dir_matches_value_function(nonlinear):
+    problem, x1, truth = nonlinear
+    levels = list(problem.levels)
+    levels[2] = dataclasses.replace(levels[2], hess_dir=None)
+    bare = nestopt.Problem(levels)
+    result = nestopt.best_response(bare, [x1, np.zeros(4), np.zeros(2)], curvature="exact")
+    assert "central difference" in result.exactness
+    assert relative_error(result.hypergrad, truth) <= 1e-6
+
+
+def test_first_order_is_measurably_wrong_there(nonlinear):
+    problem, x1, truth = nonlinear
+    g = nestopt.hypergradient(problem, [x1, np.zeros(4), np.zeros(2)], curvature="first_order")
+    assert relative_error(g, truth) > 1e-4
+
+
+def test_exact_mode_on_array_api_strict_matches_numpy(nonlinear):
+    problem, x1, _ = nonlinear
+    g_np = nestopt.hypergradient(problem, [x1, np.zeros(4), np.zeros(2)])
+    with nestopt.backend("array_api_strict") as chosen:
+        strict_problem = softplus_levels(3, (3, 4, 2), seed=1, beta=3.0)
+        xp = chosen.xp
+        g_strict = nestopt.hypergradient(
+            strict_problem, [xp.asarray(x1), xp.zeros(4, dtype=xp.float64), xp.zeros(2, dtype=xp.float64)]
+        )
+    assert_array_on(g_strict, xp, shape=(3,))
+    assert relative_error(g_strict, g_np) <= 1e-12
+
+
+def test_check_hypergradient_agrees(nonlinear):
+    problem, x1, _ = nonlinear
+    report = nestopt.check_hypergradient(problem, [x1, np.zeros(4), np.zeros(2)])
+    assert report.ok and report.rel_error < 1e-7
+    wrong = nestopt.check_hypergradient(
+        problem, [x1, np.zeros(4), np.zeros(2)], curvature="first_order"
+    )
+    assert not wrong.ok
+
+
+# -- four levels and more ---------------------------------------------------------------
+
+
+def test_exact_for_four_nonquadratic_levels_is_refused():
+    problem = softplus_levels(4, 2, seed=0)
+    with pytest.raises(NotImplementedError, match="first_order"):
+        nestopt.hypergradient(problem, problem.x0, curvature="exact")
+
+
+def test_exact_for_four_levels_with_quadratic_bottom_matches_value_function():
+    """Level 3 nonlinear, level 4 quadratic: the exact term needs only hess_dir of level 3."""
+    base = softplus_levels(4, 2, seed=2, beta=2.0)
+    levels = list(base.levels)
+    levels[3] = dataclasses.replace(quad(4, 2, seed=9).levels[3], name="bottom")
+    problem = nestopt.Problem(levels)
+    x1 = np.array([0.4, -0.9])
+    truth = fd_gradient(lambda x: value_function(problem, x), x1)
+    result = nestopt.best_response(problem, [x1] + [np.zeros(2)] * 3, curvature="exact")
+    assert relative_error(result.hypergrad, truth) <= 1e-7
+    first = nestopt.hypergradient(problem, [x1] + [np.zeros(2)] * 3, curvature="first_order")
+    assert relative_error(first, truth) > 1e-4
+
+
+# -- work done: one factorization per level, reused ---------------------------------
+
+
+def test_each_level_is_factored_once_at_a_solved_point(monkeypatch):
+    problem = softplus_levels(3, (3, 4, 2), seed=1, beta=3.0)
+    solved = nestopt.best_response(problem, problem.x0).xs
+    calls = []
+    original = _respond.factorize
+
+    def counting(a, **kwargs):
+        calls.append(a.shape)
+        return original(a, **kwargs)
+
+    monkeypatch.setattr(_respond, "factorize", counting)
+    nestopt.hypergradient(problem, solved, curvature="exact")
+    # Level 3 (2x2) and level 2 (4x4): the adjoint for the exact term reuses level 3's factor.
+    assert sorted(calls) == [(2, 2), (4, 4)]
+
+
+def test_predictor_saves_newton_steps_on_quadratics():
+    problem = quad(3, 4, seed=3)
+    result = nestopt.best_response(problem, problem.x0)
+    # Level 3 needs one Newton step for the first level-2 iterate; after that the
+    # first-order prediction of its response is exact, so no more steps.
+    assert result.nit == (0, 1, 1)
+
+
+# -- inputs are never modified or aliased ------------------------------------------------
+
+
+def test_inputs_are_not_modified_or_aliased():
+    problem = softplus_levels(3, (2, 2, 2), seed=0)
+    xs = [np.array([1.0, 2.0]), np.array([0.5, 0.5]), np.array([-1.0, 0.0])]
+    copies = [x.copy() for x in xs]
+    result = nestopt.best_response(problem, xs)
+    for x, c in zip(xs, copies):
+        assert np.array_equal(x, c)
+    for x, y in zip(xs, result.xs):
+        assert not np.shares_memory(x, y)
+
+
+# -- bad input ---------------------------------------------------------------------------
+
+
+def test_problem_needs_two_levels():
+    with pytest.raises(ValueError, match="at least 2 levels"):
+        nestopt.Problem([quad(2, 1).levels[0]])
+
+
+def test_level_rejects_non_callables_and_bad_sizes():
+    with pytest.raises(TypeError, match="grad"):
+        nestopt.Level(grad=None, hess=lambda: 0, size=1)
+    with pytest.raises(ValueError, match="size"):
+        nestopt.Level(grad=lambda: 0, hess=lambda: 0, size=0)
+
+
+def test_wrong_number_of_starting_points():
+    problem = quad(3, 2)
+    with pytest.raises(ValueError, match="3 levels"):
+        nestopt.hypergradient(problem, [np.zeros(2), np.zeros(2)])
+
+
+def test_wrong_starting_shape_names_the_level():
+    problem = quad(3, 2)
+    with pytest.raises(ValueError, match="level 2"):
+        nestopt.hypergradient(problem, [np.zeros(2), np.zeros(3), np.zeros(2)])
+
+
+def test_wrong_gradient_shape_names_level_and_callable():
+    problem = quad(2, 2)
+    bad = dataclasses.replace(problem.levels[1], grad=lambda x1, x2: np.zeros(3))
+    with pytest.raises(nestopt.OracleError, match=r"level 2.*'grad'.*shape \(3,\)"):
+        nestopt.hypergradient(nestopt.Problem([problem.levels[0], bad]), problem.x0)
+
+
+def test_not_positive_definite_lower_level():
+    problem = quad(2, 2, seed=1)
+    concave = dataclasses.replace(
+        problem.levels[1],
+        value=lambda x1, x2: -problem.levels[1].value(x1, x2),
+        grad=lambda x1, x2: -problem.levels[1].grad(x1, x2),
+        hess=lambda x1, x2: -problem.levels[1].hess(x1, x2),
+    )
+    with pytest.raises(nestopt.NotPositiveDefiniteError, match="smallest eigenvalue") as info:
+        nestopt.hypergradient(nestopt.Problem([problem.levels[0], concave]), problem.x0)
+    assert info.value.level == 2
+    assert "ridge" in str(info.value)
+
+
+def test_unknown_option_values_are_listed():
+    problem = quad(2, 2)
+    with pytest.raises(ValueError, match="exact, first_order"):
+        nestopt.hypergradient(problem, problem.x0, curvature="second")
+    with pytest.raises(ValueError, match="implicit, itd"):
+        nestopt.hypergradient(problem, problem.x0, method="unrolled")
+    with pytest.raises(ValueError, match="tol, maxiter, ridge"):
+        nestopt.hypergradient(problem, problem.x0, level_options={"tolerance": 1e-9})
+
+
+def test_level_options_by_number_name_and_list():
+    problem = quad(3, 2, seed=1)
+    by_list = nestopt.best_response(problem, problem.x0, level_options=[{"maxiter": 5}, {}])
+    by_name = nestopt.best_response(problem, problem.x0, level_options={"level 3": {"tol": 1e-12}})
+    by_number = nestopt.best_response(problem, problem.x0, level_options={2: {"maxiter": 7}})
+    for result in (by_list, by_name, by_number):
+        assert relative_error(result.xs[2], problem.solution[2]) < 1.0  # ran, same problem
+    with pytest.raises(ValueError, match="neither an option"):
+        nestopt.best_response(problem, problem.x0, level_options={7: {}})
