@@ -1,0 +1,68 @@
+"""The public API: __all__ is honest, documented, and its examples run."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import inspect
+
+import pytest
+
+import nestopt
+import nestopt.plot
+import nestopt.problems
+
+PUBLIC_MODULES = [nestopt, nestopt.problems, nestopt.plot]
+
+
+@pytest.mark.parametrize("module", PUBLIC_MODULES, ids=lambda m: m.__name__)
+def test_all_lists_exactly_the_public_names(module):
+    exported = set(module.__all__)
+    assert len(exported) == len(module.__all__), "duplicates in __all__"
+    for name in exported:
+        assert hasattr(module, name), f"{module.__name__}.{name} listed but missing"
+    public = {
+        name
+        for name, obj in vars(module).items()
+        if not name.startswith("_")
+        and not inspect.ismodule(obj)
+        and getattr(obj, "__module__", module.__name__).startswith("nestopt")
+        and name not in {"annotations"}
+    }
+    assert public <= exported, f"public but not in __all__: {sorted(public - exported)}"
+
+
+@pytest.mark.parametrize("module", PUBLIC_MODULES, ids=lambda m: m.__name__)
+def test_every_public_symbol_has_a_docstring(module):
+    missing = [
+        name for name in module.__all__ if not (inspect.getdoc(getattr(module, name)) or "").strip()
+    ]
+    assert not missing, f"undocumented: {missing}"
+
+
+DOCTEST_MODULES = [
+    "nestopt._backend",
+    "nestopt._hypergrad",
+    "nestopt._linalg",
+    "nestopt._check",
+    "nestopt._solve",
+]
+
+
+@pytest.mark.parametrize("name", DOCTEST_MODULES)
+def test_docstring_examples_run(name):
+    module = importlib.import_module(name)
+    failures, _ = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert failures == 0
+
+
+def test_readme_example_runs_and_prints_what_it_claims(capsys):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", readme, re.S)[0]
+    exec(compile(code, "README.md", "exec"), {})
+    printed = capsys.readouterr().out.split("\n")
+    assert printed[0] == "[3.]"
+    assert printed[1] == "[0.5] True"
