@@ -13,7 +13,7 @@ from typing import Any
 
 import array_api_compat as compat
 
-__all__ = ["Factorization", "factorize", "LINEAR_SOLVERS"]
+__all__ = ["Factorization", "factorize", "host_floats", "LINEAR_SOLVERS"]
 
 LINEAR_SOLVERS = ("cholesky", "lu", "lstsq")
 _BLOCK = 64
@@ -121,10 +121,19 @@ def _cholesky(a: Any, xp: Any, family: str) -> Factorization:
     return fact
 
 
+def host_floats(xp: Any, *scalars: Any) -> list[float]:
+    """Several 0-d device arrays as Python floats, in one device-to-host copy."""
+    stacked = xp.stack([xp.reshape(s, ()) for s in scalars])
+    if compat.is_cupy_array(stacked):
+        return [float(v) for v in stacked.get()]
+    if compat.is_torch_array(stacked):
+        return [float(v) for v in stacked.cpu().tolist()]
+    return [float(stacked[i]) for i in range(len(scalars))]
+
+
 def _check_cholesky_diagonal(diag: Any, xp: Any) -> None:
     """Reject NaN pivots (CuPy signals failure so) and numerical singularity."""
-    smallest = float(xp.min(diag))
-    largest = float(xp.max(diag))
+    smallest, largest = host_floats(xp, xp.min(diag), xp.max(diag))
     eps = float(xp.finfo(diag.dtype).eps)
     if not (smallest > 0.0) or not (largest < float("inf")):
         raise _NotFactorizable("non-positive or non-finite pivot")

@@ -24,7 +24,7 @@ from ._errors import (
     NestoptError,
     NotPositiveDefiniteError,
 )
-from ._linalg import Factorization, _NotFactorizable, factorize
+from ._linalg import Factorization, _NotFactorizable, factorize, host_floats
 from ._oracle import Oracles
 from ._problem import Problem
 
@@ -282,10 +282,14 @@ class LowerSolver:
         w = xp.ones((X.shape[1],), dtype=X.dtype, device=_device(X))
         xw = X @ w
         bw = B @ w
-        residual = float(xp.linalg.vector_norm(A @ xw - bw))
-        scale = float(xp.linalg.matrix_norm(A)) * float(xp.linalg.vector_norm(xw)) + float(
-            xp.linalg.vector_norm(bw)
+        residual, norm_a, norm_x, norm_b = host_floats(
+            xp,
+            xp.linalg.vector_norm(A @ xw - bw),
+            xp.linalg.matrix_norm(A),
+            xp.linalg.vector_norm(xw),
+            xp.linalg.vector_norm(bw),
         )
+        scale = norm_a * norm_x + norm_b
         if not residual <= self.settings.residual_tol * max(scale, 1e-300):
             raise LinearSolveError(
                 f"{self.problem.describe(j)}: the linear solve for its best-response "
