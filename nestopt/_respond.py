@@ -140,8 +140,8 @@ class LowerSolver:
             if gnorm <= opts.tol:
                 factor = self._factor_at_solution(j, A)
                 B = row[:, :start]
-                G = -factor.solve(B) if start else B
-                self._check_residual(j, A, G, -B)
+                G = -factor.solve(B)
+                self._check_residual(j, A, G, B)
                 return LevelSolution(j, factor, G, node, iteration)
             if iteration == opts.maxiter:
                 break
@@ -275,7 +275,7 @@ class LowerSolver:
         raise _NotFactorizable("no diagonal shift made the block positive definite")
 
     def _check_residual(self, j: int, A: Any, X: Any, B: Any) -> None:
-        """Probe ``A X = B`` along one vector: cheap, and catches failed solves."""
+        """Probe ``A X = -B`` along one vector: cheap, and catches failed solves."""
         if X.shape[1] == 0:
             return
         xp = self.xp
@@ -284,7 +284,7 @@ class LowerSolver:
         bw = B @ w
         residual, norm_a, norm_x, norm_b = host_floats(
             xp,
-            xp.linalg.vector_norm(A @ xw - bw),
+            xp.linalg.vector_norm(A @ xw + bw),
             xp.linalg.matrix_norm(A),
             xp.linalg.vector_norm(xw),
             xp.linalg.vector_norm(bw),
