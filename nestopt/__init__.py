@@ -3,7 +3,8 @@
 Each level supplies analytic gradients and Hessians; nestopt computes every
 level's best-response Jacobian by implicit differentiation with explicit
 linear solves and composes them into the exact gradient of the top-level
-objective, and solves the whole nested problem. Arrays may come from NumPy, CuPy, torch or any array-API library.
+objective, and solves the whole nested problem. Arrays may come from NumPy,
+CuPy, torch or any array-API library.
 """
 
 import logging as _logging
@@ -18,6 +19,7 @@ from ._backend import (
     set_backend,
     to_numpy,
 )
+from ._check import check_derivatives, check_hypergradient
 from ._errors import (
     ConvergenceError,
     ConvergenceWarning,
@@ -32,7 +34,6 @@ from ._errors import (
     Status,
     SymmetryWarning,
 )
-from ._check import check_derivatives, check_hypergradient
 from ._hypergrad import best_response, hypergradient
 from ._problem import Level, Problem
 from ._result import BestResponse, Result, SolveResult

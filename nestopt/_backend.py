@@ -76,14 +76,11 @@ def _resolve_strict_device(xp: Any, device: str | None) -> Any:
     if device in (None, "cpu"):
         return None
     if device.startswith("cuda"):
-        raise ValueError(
-            f"backend 'array_api_strict' is CPU-only and cannot use device {device!r}"
-        )
+        raise ValueError(f"backend 'array_api_strict' is CPU-only and cannot use device {device!r}")
     names = {"cpu_device": "CPU_DEVICE", "device1": "device1", "device2": "device2"}
     if device not in names:
         raise ValueError(
-            f"unknown array_api_strict device {device!r}; known: cpu, "
-            + ", ".join(sorted(names))
+            f"unknown array_api_strict device {device!r}; known: cpu, " + ", ".join(sorted(names))
         )
     return xp.Device(names[device])
 
@@ -131,9 +128,7 @@ def _resolve_torch_device(xp: Any, device: str | None) -> Any:
     if device is None:
         return None
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device {device!r} was asked for but this torch build sees no CUDA GPU"
-        )
+        raise RuntimeError(f"device {device!r} was asked for but this torch build sees no CUDA GPU")
     return torch.device(device)
 
 
@@ -270,9 +265,7 @@ def _namespace(name: str, source: str = "argument") -> Any:
         xp = spec.loader()
     except ImportError as exc:
         hint = (
-            f"pip install 'nestopt[{spec.extra}]'"
-            if spec.extra
-            else f"pip install {spec.package}"
+            f"pip install 'nestopt[{spec.extra}]'" if spec.extra else f"pip install {spec.package}"
         )
         raise ImportError(
             f"backend {name!r} ({_describe_source(source)}) needs the package "
@@ -304,8 +297,8 @@ def _check_known(name: str, source: str, raw: object) -> None:
 _ENV_SETTING = (os.environ.get(_ENV_NAME) or None, os.environ.get(_ENV_DEVICE) or None)
 _GLOBAL_SETTING: tuple[str, str | None] | None = None
 _GLOBAL_LOCK = threading.Lock()
-_CONTEXT_SETTING: contextvars.ContextVar[tuple[str, str | None] | None] = (
-    contextvars.ContextVar("nestopt_backend", default=None)
+_CONTEXT_SETTING: contextvars.ContextVar[tuple[str, str | None] | None] = contextvars.ContextVar(
+    "nestopt_backend", default=None
 )
 
 

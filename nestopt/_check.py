@@ -8,8 +8,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from ._hypergrad import best_response
-from ._oracle import Oracles
 from ._options import prepare_points
+from ._oracle import Oracles
 from ._problem import Level, Problem
 from ._result import Result
 
@@ -36,7 +36,7 @@ def check_derivatives(
     seed: int = 0,
     backend: Any = None,
 ) -> Result:
-    """Compare a level's ``grad`` with ``value``, ``hess`` with ``grad``, ``hess_dir`` with ``hess``.
+    """Compare a level's ``grad``, ``hess`` and ``hess_dir`` with differences of the others.
 
     Each pair is compared along a random direction ``u`` by a fourth-order
     central difference: ``grad . u`` against ``d/dt value(x + t u)``,
@@ -100,7 +100,7 @@ def check_derivatives(
     direction = np.random.default_rng(seed).standard_normal(dim)
     u = xp.asarray(direction / np.linalg.norm(direction), dtype=dtype, device=device)
     eps = float(xp.finfo(dtype).eps)
-    step = h if h is not None else eps ** 0.2 * max(1.0, float(xp.max(xp.abs(x))))
+    step = h if h is not None else eps**0.2 * max(1.0, float(xp.max(xp.abs(x))))
 
     errors: dict[str, float | None] = {}
     g = oracles.grad(1, points)
@@ -162,7 +162,7 @@ def check_hypergradient(
     xp = _namespace(base.hypergrad)
     x1 = base.xs[0]
     eps = float(xp.finfo(x1.dtype).eps)
-    step = h if h is not None else eps ** 0.2 * max(1.0, float(xp.max(xp.abs(x1))))
+    step = h if h is not None else eps**0.2 * max(1.0, float(xp.max(xp.abs(x1))))
     d1 = problem.sizes[0]
     fd = []
     for i in range(d1):

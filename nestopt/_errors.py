@@ -9,6 +9,9 @@ are kept so that code written against the builtins still catches them.
 from __future__ import annotations
 
 import enum
+import os
+import sys
+import warnings
 
 __all__ = [
     "Status",
@@ -23,6 +26,7 @@ __all__ = [
     "ConvergenceWarning",
     "SymmetryWarning",
     "PrecisionWarning",
+    "warn_user",
 ]
 
 
@@ -131,3 +135,20 @@ class SymmetryWarning(NestoptWarning):
 
 class PrecisionWarning(NestoptWarning):
     """A tolerance is tighter than the working dtype can reach."""
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def warn_user(message: str, category: type[Warning]) -> None:
+    """Warn with the location of the first caller outside nestopt.
+
+    The warnings come from varying depths (user callables are called deep in
+    the recursion), so a fixed ``stacklevel`` would point inside nestopt.
+    """
+    frame = sys._getframe(1)
+    level = 2  # stacklevel 2 is this function's caller, the frame we start from
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)

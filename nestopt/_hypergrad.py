@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._oracle import Oracles
 from ._options import check_choice, make_settings, prepare_points
+from ._oracle import Oracles
 from ._problem import Problem
 from ._respond import LowerSolver, Node, Settings
 from ._result import BestResponse

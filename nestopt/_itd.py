@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._oracle import Oracles
 from ._options import prepare_points
+from ._oracle import Oracles
 from ._problem import Problem
 from ._result import BestResponse
 

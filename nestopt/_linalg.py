@@ -8,6 +8,7 @@ else the portable blocked substitution below, written in the standard alone.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,7 +62,13 @@ def factorize(a: Any, *, method: str = "cholesky", xp: Any = None) -> Factorizat
         return _cholesky(a, xp, family)
     if method == "lu":
         if family == "numpy" and _scipy_linalg() is not None:
-            lu = _scipy_linalg().lu_factor(a, check_finite=False)
+            sl = _scipy_linalg()
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", sl.LinAlgWarning)
+                try:
+                    lu = sl.lu_factor(a, check_finite=False)
+                except (sl.LinAlgWarning, ValueError) as exc:
+                    raise _NotFactorizable(f"singular ({exc})") from None
             return Factorization(method, "scipy_lu", a, lu, xp)
         return Factorization(method, "dense_solve", a, None, xp)
     # Least squares through the pseudo-inverse: computed once, applied many times.
@@ -170,7 +177,12 @@ def _solve_blocked(f: Factorization, b: Any) -> Any:
 
 
 def _solve_dense(f: Factorization, b: Any) -> Any:
-    return f.xp.linalg.solve(f.a, b)
+    try:
+        return f.xp.linalg.solve(f.a, b)
+    except Exception as exc:  # numpy, torch and others each have a LinAlgError
+        if "LinAlgError" in type(exc).__name__:
+            raise _NotFactorizable(f"singular ({exc})") from None
+        raise
 
 
 def _solve_pinv(f: Factorization, b: Any) -> Any:

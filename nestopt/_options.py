@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import array_api_compat as compat
 
 from ._backend import get_backend
-from ._errors import PrecisionWarning
+from ._errors import PrecisionWarning, warn_user
 from ._linalg import LINEAR_SOLVERS
 from ._problem import Problem
 from ._respond import CURVATURES, LevelSettings, Settings
@@ -125,11 +124,10 @@ def make_settings(
         if not tol > 0:
             raise ValueError(f"tol of {problem.describe(k)} must be positive, got {tol!r}")
         if tol < 10 * eps:
-            warnings.warn(
+            warn_user(
                 f"tol={tol:.1e} for {problem.describe(k)} is below what {dtype} can reach "
                 f"(eps = {eps:.1e}); the solve will likely stop as not converged",
                 PrecisionWarning,
-                stacklevel=3,
             )
         maxiter = given.get("maxiter", 50)
         if isinstance(maxiter, bool) or not isinstance(maxiter, int) or maxiter < 0:
@@ -155,9 +153,15 @@ def _per_level_options(problem: Problem, level_options: Any) -> dict[int, dict[s
         return {}
     lower = range(2, problem.n + 1)
     if isinstance(level_options, Mapping):
-        if all(isinstance(key, str) and key in LEVEL_OPTION_NAMES for key in level_options):
-            return {k: dict(level_options) for k in lower}
-        names = {level.name: k for k, level in enumerate(problem.levels, start=1) if level.name}
+        if any(isinstance(key, str) and key in LEVEL_OPTION_NAMES for key in level_options):
+            # One dict of options for every lower level; unknown keys are named.
+            common = _checked_options(level_options, None, problem)
+            return {k: dict(common) for k in lower}
+        names = {
+            level.name: k
+            for k, level in enumerate(problem.levels, start=1)
+            if level.name and k >= 2
+        }
         out = {}
         for key, value in level_options.items():
             k = names.get(key, key)
@@ -179,15 +183,16 @@ def _per_level_options(problem: Problem, level_options: Any) -> dict[int, dict[s
     raise TypeError(f"level_options must be a dict or a sequence of dicts, got {level_options!r}")
 
 
-def _checked_options(options: Any, k: int, problem: Problem) -> dict[str, Any]:
+def _checked_options(options: Any, k: int | None, problem: Problem) -> dict[str, Any]:
+    where = "every lower level" if k is None else problem.describe(k)
     if options is None:
         return {}
     if not isinstance(options, Mapping):
-        raise TypeError(f"options of {problem.describe(k)} must be a dict, got {options!r}")
-    unknown = sorted(set(options) - set(LEVEL_OPTION_NAMES))
+        raise TypeError(f"options of {where} must be a dict, got {options!r}")
+    unknown = sorted(map(str, set(options) - set(LEVEL_OPTION_NAMES)))
     if unknown:
         raise ValueError(
-            f"unknown option(s) {', '.join(map(repr, unknown))} for {problem.describe(k)}; "
+            f"unknown option(s) {', '.join(map(repr, unknown))} for {where}; "
             f"known: {', '.join(LEVEL_OPTION_NAMES)}"
         )
     return dict(options)

@@ -7,13 +7,12 @@ into one flat layout: gradients ``(D,)``, Hessians ``(D, D)``.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import array_api_compat as compat
 
-from ._errors import NonFiniteError, OracleError, OracleTypeError, SymmetryWarning
+from ._errors import NonFiniteError, OracleError, OracleTypeError, SymmetryWarning, warn_user
 from ._linalg import host_floats as _floats
 from ._problem import Problem
 
@@ -55,7 +54,7 @@ class Oracles:
         out = self._check_array(out, k, "value")
         if out.ndim != 0 and out.shape != (1,):
             raise OracleError(
-                f"{self.problem.describe(k)}: value returned shape {tuple(out.shape)}; "
+                f"{self._where(k, 'value')} returned shape {tuple(out.shape)}; "
                 "expected a scalar (shape ())",
                 level=k,
             )
@@ -93,10 +92,15 @@ class Oracles:
     # -- checks -------------------------------------------------------------
 
     def _where(self, k: int, what: str) -> str:
+        if "'" in what:  # "grad' block 2": the callable, then which block of its output
+            name, part = what.split("'", 1)
+            return f"{self.problem.describe(k)}, callable {name!r}{part}"
         return f"{self.problem.describe(k)}, callable {what!r}"
 
-    def _check_array(self, out: Any, k: int, what: str) -> Any:
+    def _check_array(self, out: Any, k: int, what: str, part: str = "") -> Any:
+        """Type, backend, device and dtype of one returned array (``part``: which block)."""
         xp = self.xp
+        what = f"{what}'{part}" if part else what
         if not compat.is_array_api_obj(out) or isinstance(out, (list, tuple)):
             raise OracleTypeError(
                 f"{self._where(k, what)} returned {type(out).__name__}; expected an "
@@ -148,13 +152,12 @@ class Oracles:
         if isinstance(out, (list, tuple)):
             if len(out) != problem.n:
                 raise OracleError(
-                    f"{self._where(k, what)} returned a sequence of length {len(out)}; "
-                    + expected,
+                    f"{self._where(k, what)} returned a sequence of length {len(out)}; " + expected,
                     level=k,
                 )
             parts = []
             for j, (part, size) in enumerate(zip(out, problem.sizes), start=1):
-                part = self._check_array(part, k, what)
+                part = self._check_array(part, k, what, f" block {j}")
                 if tuple(part.shape) != (size,):
                     raise OracleError(
                         f"{self._where(k, what)}: block {j} has shape "
@@ -195,7 +198,7 @@ class Oracles:
                     if block is None:
                         blocks.append(xp.zeros(shape, dtype=self.dtype, device=self.device))
                         continue
-                    block = self._check_array(block, k, what)
+                    block = self._check_array(block, k, what, f" block ({i + 1}, {j + 1})")
                     if tuple(block.shape) != shape:
                         raise OracleError(
                             f"{self._where(k, what)}: block ({i + 1}, {j + 1}) has shape "
@@ -227,16 +230,17 @@ class Oracles:
         v = xp.cos(2.0 + 1.3 * index)
         hv = full @ v
         hu = full @ u
-        gap, scale = _floats(xp, xp.abs(u @ hv - v @ hu), xp.linalg.vector_norm(hv) + xp.linalg.vector_norm(hu))
+        gap, scale = _floats(
+            xp, xp.abs(u @ hv - v @ hu), xp.linalg.vector_norm(hv) + xp.linalg.vector_norm(hu)
+        )
         scale *= float(dim) ** 0.5
         tol = 1e3 * float(xp.finfo(self.dtype).eps) * max(scale, 1e-300)
         if gap > tol:
-            warnings.warn(
+            warn_user(
                 f"{self.problem.describe(k)}: hess is not symmetric (|u^T H v - v^T H u| = "
                 f"{gap:.3e} for probe vectors, tolerance {tol:.1e}); nestopt uses its rows "
                 "as given, so check the callable",
                 SymmetryWarning,
-                stacklevel=4,
             )
 
 

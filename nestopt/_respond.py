@@ -15,6 +15,7 @@ and at its solution ``G_j = -H_j[j,j]^{-1} H_j[j,<j]`` from one factor of
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,13 +141,13 @@ class LowerSolver:
             if gnorm <= opts.tol:
                 factor = self._factor_at_solution(j, A)
                 B = row[:, :start]
-                G = -factor.solve(B)
+                G = -self._solve(factor, B, j)
                 self._check_residual(j, A, G, B)
                 return LevelSolution(j, factor, G, node, iteration)
             if iteration == opts.maxiter:
                 break
-            factor, shifted = self._factor_for_step(A)
-            step = -factor.solve(grad_j)
+            factor, shifted = self._factor_for_step(j, A)
+            step = -self._solve(factor, grad_j, j)
             try:
                 node, g_full = self._line_search(j, node, step, grad_j, gnorm, has_value)
             except ConvergenceError as exc:
@@ -163,8 +164,9 @@ class LowerSolver:
             )
         raise ConvergenceError(
             f"{problem.describe(j)}: Newton's method did not converge in {opts.maxiter} "
-            f"iterations (gradient norm {gnorm:.3e} > tol {opts.tol:.1e}); raise maxiter "
-            "or tol for this level in level_options, or start closer to its solution",
+            f"iteration{'' if opts.maxiter == 1 else 's'} (gradient norm {gnorm:.3e} > tol "
+            f"{opts.tol:.1e}); raise maxiter or tol for this level in level_options, or "
+            "start closer to its solution",
             level=j,
         )
 
@@ -196,7 +198,7 @@ class LowerSolver:
             return M
         # Adjoint of level j+1 for level j's objective, from the factor already held.
         rhs = self._reduced_grad(i, g_full, below.R)
-        nu = child.factor.solve(rhs)
+        nu = self._solve(child.factor, rhs, i)
         xp = self.xp
         s_j = self._prefix[j - 1]
         parts = [xp.zeros((s_j,), dtype=nu.dtype, device=_device(nu)), nu]
@@ -231,7 +233,24 @@ class LowerSolver:
         try:
             return factorize(A, method=method, xp=self.xp)
         except _NotFactorizable as exc:
+            if method != "cholesky":
+                raise self._singular_error(j, str(exc)) from None
             raise self._not_pd_error(j, A, f"its solution ({exc})") from None
+
+    def _solve(self, factor: Factorization, rhs: Any, j: int) -> Any:
+        try:
+            return factor.solve(rhs)
+        except _NotFactorizable as exc:
+            raise self._singular_error(j, str(exc)) from None
+
+    def _singular_error(self, j: int, detail: str) -> NestoptError:
+        return LinearSolveError(
+            f"{self.problem.describe(j)}: the Hessian block of its own variable is "
+            f"{detail} for linear_solver={self.settings.linear_solver!r}; the level is not "
+            "strongly convex there. Try ridge= in level_options, or linear_solver='lstsq' "
+            "for a least-squares Jacobian",
+            level=j,
+        )
 
     def _not_pd_error(self, j: int, A: Any, detail: str) -> NestoptError:
         xp = self.xp
@@ -248,7 +267,7 @@ class LowerSolver:
             level=j,
         )
 
-    def _factor_for_step(self, A: Any) -> tuple[Factorization, bool]:
+    def _factor_for_step(self, j: int, A: Any) -> tuple[Factorization, bool]:
         """Factor for a Newton step; shift the diagonal until it is positive definite.
 
         Away from the solution a level's block may be indefinite; the shifted
@@ -259,7 +278,10 @@ class LowerSolver:
         xp = self.xp
         method = self.settings.linear_solver
         if method != "cholesky":
-            return factorize(A, method=method, xp=xp), False
+            try:
+                return factorize(A, method=method, xp=xp), False
+            except _NotFactorizable as exc:
+                raise self._singular_error(j, str(exc)) from None
         try:
             return factorize(A, method=method, xp=xp), False
         except _NotFactorizable:
@@ -282,14 +304,17 @@ class LowerSolver:
         w = xp.ones((X.shape[1],), dtype=X.dtype, device=_device(X))
         xw = X @ w
         bw = B @ w
-        residual, norm_a, norm_x, norm_b = host_floats(
+        # ||A X w + B w|| against ||A|| ||X|| ||w|| + ||B|| ||w||: the bound of a
+        # backward-stable solve, which cancellation inside B w cannot make small.
+        residual, norm_a, norm_x, norm_b, norm_w = host_floats(
             xp,
             xp.linalg.vector_norm(A @ xw + bw),
             xp.linalg.matrix_norm(A),
-            xp.linalg.vector_norm(xw),
-            xp.linalg.vector_norm(bw),
+            xp.linalg.matrix_norm(X),
+            xp.linalg.matrix_norm(B),
+            xp.linalg.vector_norm(w),
         )
-        scale = norm_a * norm_x + norm_b
+        scale = (norm_a * norm_x + norm_b) * norm_w
         if not residual <= self.settings.residual_tol * max(scale, 1e-300):
             raise LinearSolveError(
                 f"{self.problem.describe(j)}: the linear solve for its best-response "
@@ -313,11 +338,17 @@ class LowerSolver:
         if node.R is not None:
             predicted_below = node.R[:, self.problem.block(j)] @ step
         slope = float(xp.sum(grad_j * step))
+        if not math.isfinite(slope):
+            raise self._singular_error(
+                j, "singular or badly conditioned (the Newton step is not finite)"
+            )
         f0 = float(self.oracles.value(j, xs)) if has_value else None
         t = 1.0
         last_error: NestoptError | None = None
         for _ in range(30):
-            trial = self._moved(j, xs, t * step, None if predicted_below is None else t * predicted_below)
+            trial = self._moved(
+                j, xs, t * step, None if predicted_below is None else t * predicted_below
+            )
             try:
                 trial_node = self.respond(j, trial)
                 g_full = self.oracles.grad(j, trial_node.xs)

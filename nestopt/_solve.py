@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._errors import ConvergenceWarning, NestoptError, NestoptWarning, Status
+from ._errors import ConvergenceWarning, NestoptError, NestoptWarning, Status, warn_user
 from ._hypergrad import METHODS, Session
 from ._optimizers import OPTIMIZERS, LineSearchFailed, Point, make_optimizer
 from ._options import check_choice
@@ -120,7 +119,11 @@ def solve(
     evaluator = _Evaluator(session, method, opts, has_value)
     stepper = make_optimizer(optimizer, opts, lower, upper)
     history: dict[str, list[Any]] = {
-        "fun": [], "grad_norm": [], "step": [], "inner_nit": [], "time": []
+        "fun": [],
+        "grad_norm": [],
+        "step": [],
+        "inner_nit": [],
+        "time": [],
     }
     bar = _progress_bar(progress, opts["maxiter"])
 
@@ -204,7 +207,7 @@ def solve(
     else:
         logger.warning("nestopt.solve: %s after %d iterations", message, nit)
         if status is not Status.CALLBACK:
-            warnings.warn(f"nestopt.solve did not converge: {message}", ConvergenceWarning, stacklevel=2)
+            warn_user(f"nestopt.solve did not converge: {message}", ConvergenceWarning)
     return result
 
 
@@ -321,9 +324,7 @@ def _bounds_arrays(xp: Any, x1: Any, bounds: Any) -> tuple[Any, Any]:
             xp.asarray(highs, dtype=x1.dtype, device=device),
         )
     if not (isinstance(bounds, Sequence) and len(bounds) == 2):
-        raise ValueError(
-            f"bounds must be (lower, upper) or {d} (lo, hi) pairs, got {bounds!r}"
-        )
+        raise ValueError(f"bounds must be (lower, upper) or {d} (lo, hi) pairs, got {bounds!r}")
     out = []
     for side, fill in zip(bounds, (-inf, inf)):
         if side is None:
@@ -331,7 +332,9 @@ def _bounds_arrays(xp: Any, x1: Any, bounds: Any) -> tuple[Any, Any]:
         arr = xp.asarray(side, dtype=x1.dtype, device=device)
         out.append(xp.broadcast_to(arr, (d,)) if arr.ndim == 0 else arr)
         if tuple(out[-1].shape) != (d,):
-            raise ValueError(f"bounds of level 1 must have shape ({d},), got {tuple(out[-1].shape)}")
+            raise ValueError(
+                f"bounds of level 1 must have shape ({d},), got {tuple(out[-1].shape)}"
+            )
     return out[0], out[1]
 
 
@@ -339,8 +342,14 @@ def _projected_norm(xp: Any, point: Point, projector: Callable[[Any], Any]) -> f
     return float(xp.max(xp.abs(projector(point.x - point.grad) - point.x)))
 
 
-def _record(history: dict[str, list[Any]], point: Point, pg: float, step: float,
-            evaluator: _Evaluator, started: float) -> None:
+def _record(
+    history: dict[str, list[Any]],
+    point: Point,
+    pg: float,
+    step: float,
+    evaluator: _Evaluator,
+    started: float,
+) -> None:
     history["fun"].append(point.fun)
     history["grad_norm"].append(pg)
     history["step"].append(step)
@@ -350,8 +359,13 @@ def _record(history: dict[str, list[Any]], point: Point, pg: float, step: float,
 
 def _intermediate(point: Point, pg: float, nit: int, evaluator: _Evaluator) -> SolveResult:
     return SolveResult(
-        x=point.x, xs=point.extra.xs, fun=point.fun, hypergrad=point.grad,
-        grad_norm=pg, nit=nit, level_nit=evaluator.level_nit(),
+        x=point.x,
+        xs=point.extra.xs,
+        fun=point.fun,
+        hypergrad=point.grad,
+        grad_norm=pg,
+        nit=nit,
+        level_nit=evaluator.level_nit(),
     )
 
 
@@ -372,7 +386,6 @@ def _progress_bar(progress: bool, total: int) -> Any:
     try:
         from tqdm.auto import tqdm
     except ImportError:
-        warnings.warn("progress=True needs tqdm: pip install tqdm", NestoptWarning, stacklevel=3)
+        warn_user("progress=True needs tqdm: pip install tqdm", NestoptWarning)
         return None
     return tqdm(total=total, desc="nestopt.solve", unit="it")
-

@@ -26,9 +26,7 @@ def convergence(result: Any, ax: Any = None, *, label: str | None = None) -> Any
     try:
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        raise ImportError(
-            "nestopt.plot needs matplotlib: pip install 'nestopt[plot]'"
-        ) from exc
+        raise ImportError("nestopt.plot needs matplotlib: pip install 'nestopt[plot]'") from exc
     history = result["history"]
     if ax is None:
         _, ax = plt.subplots()

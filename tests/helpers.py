@@ -10,7 +10,9 @@ import numpy as np
 import nestopt
 
 
-def assert_array_on(x: Any, xp: Any, *, shape: tuple[int, ...] | None = None, dtype: Any = None) -> None:
+def assert_array_on(
+    x: Any, xp: Any, *, shape: tuple[int, ...] | None = None, dtype: Any = None
+) -> None:
     """``x`` is an array of namespace ``xp`` (and shape, dtype) before any value check."""
     assert array_api_compat.array_namespace(x) is xp, (
         f"array of {array_api_compat.array_namespace(x).__name__}, expected {xp.__name__}"

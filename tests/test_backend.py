@@ -132,7 +132,10 @@ def test_unknown_environment_name_names_the_variable(monkeypatch):
 
 def test_missing_library_names_package_and_extra():
     nestopt.register_backend(
-        "phantom", "nestopt_phantom_module_that_does_not_exist", package="phantom-arrays", extra="phantom"
+        "phantom",
+        "nestopt_phantom_module_that_does_not_exist",
+        package="phantom-arrays",
+        extra="phantom",
     )
     try:
         with pytest.raises(ImportError, match="phantom-arrays") as info:

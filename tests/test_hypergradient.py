@@ -96,8 +96,7 @@ def test_sensitivities_match_the_affine_responses():
     for k in (2, 3):
         # The responses are affine, so one-sided differences with step 1 are exact.
         columns = [
-            ref["responses"](x1 + e)[k - 1] - ref["responses"](x1)[k - 1]
-            for e in np.eye(x1.size)
+            ref["responses"](x1 + e)[k - 1] - ref["responses"](x1)[k - 1] for e in np.eye(x1.size)
         ]
         assert relative_error(result.sensitivity[k], np.stack(columns, axis=1)) < 1e-11
 
@@ -114,8 +113,12 @@ def test_best_response_jacobians_by_finite_differences():
     for i in range(2):
         e = np.zeros(2)
         e[i] = h
-        plus = nestopt.best_response(problem, [xs[0] + e, *result.xs[1:]], level_options={"tol": 1e-13})
-        minus = nestopt.best_response(problem, [xs[0] - e, *result.xs[1:]], level_options={"tol": 1e-13})
+        plus = nestopt.best_response(
+            problem, [xs[0] + e, *result.xs[1:]], level_options={"tol": 1e-13}
+        )
+        minus = nestopt.best_response(
+            problem, [xs[0] - e, *result.xs[1:]], level_options={"tol": 1e-13}
+        )
         column = (plus.xs[1] - minus.xs[1]) / (2 * h)
         # Central difference: truncation h^2 ~ 1e-10, rounding eps/h ~ 1e-11.
         assert relative_error(G2[:, i], column) < 1e-7
@@ -162,7 +165,8 @@ def test_exact_mode_on_array_api_strict_matches_numpy(nonlinear):
         strict_problem = softplus_levels(3, (3, 4, 2), seed=1, beta=3.0)
         xp = chosen.xp
         g_strict = nestopt.hypergradient(
-            strict_problem, [xp.asarray(x1), xp.zeros(4, dtype=xp.float64), xp.zeros(2, dtype=xp.float64)]
+            strict_problem,
+            [xp.asarray(x1), xp.zeros(4, dtype=xp.float64), xp.zeros(2, dtype=xp.float64)],
         )
     assert_array_on(g_strict, xp, shape=(3,))
     assert relative_error(g_strict, g_np) <= 1e-12

@@ -49,8 +49,11 @@ def test_itd_is_the_derivative_of_the_unrolled_value_function(xp, steps):
     h = 1e-2  # the unrolled value is quadratic in x1: central differences are exact
     truth = np.array(
         [
-            (unrolled_value(problem, x1 + h * e, steps, alphas)
-             - unrolled_value(problem, x1 - h * e, steps, alphas)) / (2 * h)
+            (
+                unrolled_value(problem, x1 + h * e, steps, alphas)
+                - unrolled_value(problem, x1 - h * e, steps, alphas)
+            )
+            / (2 * h)
             for e in np.eye(2)
         ]
     )

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import assert_array_on, relative_error
 
 from nestopt import _linalg
 from nestopt._linalg import backward_substitution, factorize, forward_substitution
-
-from helpers import assert_array_on, relative_error
 
 
 def spd(n: int, seed: int = 0) -> np.ndarray:
@@ -37,7 +36,9 @@ def test_solve_matches_dense_solve(xp, n, method):
 def test_kernel_choice_is_visible(xp, backend_name):
     fact = factorize(xp.asarray(spd(4)), method="cholesky", xp=xp)
     expected = {
-        "numpy": "scipy_cholesky" if _linalg._scipy_linalg() is not None else "blocked_substitution",
+        "numpy": "scipy_cholesky"
+        if _linalg._scipy_linalg() is not None
+        else "blocked_substitution",
         "array_api_strict": "blocked_substitution",
         "torch": "torch_cholesky",
         "cupy": "cupy_cholesky",

@@ -52,7 +52,9 @@ DOCTEST_MODULES = [
 @pytest.mark.parametrize("name", DOCTEST_MODULES)
 def test_docstring_examples_run(name):
     module = importlib.import_module(name)
-    failures, _ = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    failures, _ = doctest.testmod(
+        module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    )
     assert failures == 0
 
 

@@ -73,9 +73,7 @@ def test_box_with_optimum_on_the_boundary():
         bounds=list(zip(lower, upper)),
         options={"gtol": 1e-14, "ftol": 1e-16},
     ).x
-    result = nestopt.solve(
-        problem, problem.x0, bounds=(lower, upper), options={"gtol": 1e-10}
-    )
+    result = nestopt.solve(problem, problem.x0, bounds=(lower, upper), options={"gtol": 1e-10})
     assert result.success
     assert np.all(result.x <= upper + 1e-15)
     assert np.any(np.isclose(result.x, upper))
@@ -111,7 +109,11 @@ def test_user_projection_onto_a_ball():
         options={"ftol": 1e-15, "maxiter": 500},
     ).x
     result = nestopt.solve(
-        problem, problem.x0, optimizer="gd", project=project, options={"gtol": 1e-9, "maxiter": 5000}
+        problem,
+        problem.x0,
+        optimizer="gd",
+        project=project,
+        options={"gtol": 1e-9, "maxiter": 5000},
     )
     assert result.success, result.message
     assert np.linalg.norm(result.x) <= radius * (1 + 1e-12)
@@ -207,15 +209,15 @@ def test_lbfgs_needs_a_value():
     valueless = nestopt.Problem([top, problem.levels[1]])
     with pytest.raises(ValueError, match="value"):
         nestopt.solve(valueless, problem.x0, optimizer="lbfgs")
-    result = nestopt.solve(valueless, problem.x0, options={"step": 0.5, "gtol": 1e-8, "maxiter": 3000})
+    result = nestopt.solve(
+        valueless, problem.x0, options={"step": 0.5, "gtol": 1e-8, "maxiter": 3000}
+    )
     assert result.optimizer == "gd" and result.success
 
 
 def test_itd_method_reaches_the_optimum():
     problem = quad(2, 4, seed=9, backend="numpy")
-    result = nestopt.solve(
-        problem, problem.x0, method="itd", options={"steps": 200, "gtol": 1e-9}
-    )
+    result = nestopt.solve(problem, problem.x0, method="itd", options={"steps": 200, "gtol": 1e-9})
     assert result.success and result.method == "itd"
     # ITD with 200 steps is within ~1e-12 of the exact hypergradient on this problem.
     assert relative_error(result.x, problem.solution[0]) <= 1e-7
