@@ -3,10 +3,30 @@
 Each function returns a `KnownProblem`: a ready `nestopt.Problem` with
 analytic derivatives, a suggested start ``x0`` and, where known, the
 ``solution``.
+
+- `quad`, `quad_reference`: n quadratic levels with closed-form responses.
+- `softplus_levels`: quadratics plus softplus terms (nonlinear responses).
+- `gkv_quadratic`: trilevel quadratic with a closed-form optimum.
+- `gkv_quartic`: scalar trilevel problem whose lowest level has two branches.
+- `stackelberg_market`: leader, follower and sub-follower quantity game.
+- `data_poisoning`: ridge hyperparameter learning against a poisoning attacker
+  on scikit-learn's diabetes data (trilevel, or bilevel without the attacker).
 """
 
 from ._base import KnownProblem
+from ._gkv import gkv_quadratic, gkv_quartic
+from ._market import stackelberg_market
+from ._poisoning import data_poisoning
 from ._quad import quad, quad_reference
 from ._softplus import softplus_levels
 
-__all__ = ["KnownProblem", "quad", "quad_reference", "softplus_levels"]
+__all__ = [
+    "KnownProblem",
+    "data_poisoning",
+    "gkv_quadratic",
+    "gkv_quartic",
+    "quad",
+    "quad_reference",
+    "softplus_levels",
+    "stackelberg_market",
+]

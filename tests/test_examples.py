@@ -1,0 +1,110 @@
+"""Smoke tests of the example scripts: each runs and prints the answer it promises."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import nestopt
+
+EXAMPLES = Path(__file__).parents[1] / "examples"
+
+
+def run_example(name: str, *args: str, cwd: Path, backend: str | None = None) -> str:
+    env = dict(os.environ)
+    # The scripts import the same nestopt as these tests (installed or checkout).
+    package_root = str(Path(nestopt.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    # The examples' matrices are small (at most 411 x 411): a threaded BLAS only
+    # oversubscribes a busy CI machine (10x slower on 2 loaded cores) without speeding them up.
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env["MPLBACKEND"] = "Agg"
+    if backend is None:
+        env.pop("NESTOPT_BACKEND", None)
+    else:
+        env["NESTOPT_BACKEND"] = backend
+    completed = subprocess.run(
+        [sys.executable, "-W", "error", str(EXAMPLES / name), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr
+    return completed.stdout
+
+
+def number_after(text: str, label: str) -> float:
+    match = re.search(re.escape(label) + r"\s*(\S+)", text)
+    assert match, f"{label!r} not in the output:\n{text}"
+    return float(match.group(1).rstrip(",)"))
+
+
+def test_every_example_has_a_smoke_test():
+    tested = {
+        "quickstart_bilevel.py",
+        "trilevel_known_optimum.py",
+        "stackelberg_market.py",
+        "data_poisoning.py",
+        "backend_switching.py",
+    }
+    assert {path.name for path in EXAMPLES.glob("*.py")} == tested
+
+
+def test_quickstart_bilevel(backend_name, tmp_path):
+    out = run_example("quickstart_bilevel.py", cwd=tmp_path, backend=backend_name)
+    assert number_after(out, "error vs (x - t)/2:") <= 1e-12
+    assert number_after(out, "distance to the closed form x* = t:") <= 1e-8
+
+
+def test_trilevel_known_optimum(backend_name, tmp_path):
+    out = run_example("trilevel_known_optimum.py", cwd=tmp_path, backend=backend_name)
+    assert f"on {backend_name}: converged" in out
+    assert number_after(out, "max distance to the known optimum:") <= 1e-8
+    found = number_after(out, "top-level objective")
+    known = number_after(out, "(known")
+    assert found == pytest.approx(known, rel=1e-10)
+
+
+def test_stackelberg_market(tmp_path):
+    out = run_example("stackelberg_market.py", "--products", "4", cwd=tmp_path)
+    assert "converged" in out
+    assert number_after(out, "max distance to the closed-form equilibrium:") <= 1e-8
+    rows = [line.split() for line in out.splitlines() if re.match(r"\s+\d+\s+\d", line)]
+    assert len(rows) == 4
+
+
+def test_backend_switching(tmp_path):
+    out = run_example("backend_switching.py", cwd=tmp_path)
+    assert number_after(out, "numpy: x* =") == pytest.approx(-6 / 11, abs=1e-8)
+    assert "array_api_strict: max difference from numpy" in out
+    assert out.strip().endswith("all backends agree with numpy and the known optimum: True")
+
+
+def test_data_poisoning(tmp_path):
+    out = run_example("data_poisoning.py", "--seeds", "2", "--out", "plot.png", cwd=tmp_path)
+    assert (tmp_path / "plot.png").stat().st_size > 1000
+    rows = re.findall(
+        r"^\s*([\d.]+)\s+([\d.]+) ±\s+([\d.]+)\s+([\d.]+) ±\s+([\d.]+)"
+        r"\s+([-+][\d.]+) ±\s+([\d.]+)\s+(\d)/2 splits$",
+        out,
+        flags=re.MULTILINE,
+    )
+    assert [float(r[0]) for r in rows] == [0.0, 0.1, 0.2, 0.5, 1.0], out
+    bilevel = [float(r[1]) for r in rows]
+    trilevel = [float(r[3]) for r in rows]
+    # Standardized target: a useful model explains part of its unit variance, and
+    # noise of unit size on the features hurts both models.
+    assert all(0.2 < mse < 1.0 for mse in bilevel[:1] + trilevel[:1])
+    assert bilevel[-1] > bilevel[0] and trilevel[-1] > trilevel[0]
+    for row, bi, tri in zip(rows, bilevel, trilevel):
+        assert float(row[5]) == pytest.approx(tri - bi, abs=2e-4)  # rounding of the printed means
+    verdict = "more" if trilevel[-1] < bilevel[-1] else "not more"
+    assert f"the trilevel model is {verdict} stable" in out
