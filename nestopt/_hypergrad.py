@@ -150,19 +150,29 @@ def best_response(
     xs : sequence of n arrays
         ``x_1`` (where to differentiate) and starting points for levels 2..n.
     method : {'implicit', 'itd'}
-        ``'implicit'``: Newton solves and implicit differentiation (DESIGN
-        section 2). ``'itd'``: the iterative-differentiation baseline of Sato
-        et al., ``steps`` unrolled gradient steps of size ``step_size`` per
-        lower level from ``xs``.
+        ``'implicit'``: Newton solves and implicit differentiation (see the
+        Mathematics page of the docs). ``'itd'``: the iterative-differentiation
+        baseline of Sato et al., ``steps`` unrolled gradient steps of size
+        ``step_size`` per lower level from ``xs``.
     curvature : {'exact', 'first_order'}
         Whether the response-curvature terms ``S_k`` are included
         (``'implicit'`` only).
+    steps : int or sequence of int, optional
+        ``method='itd'`` only (required there): unrolled steps per lower
+        level, one for all or one per level 2..n.
+    step_size : float or sequence of float, optional
+        ``method='itd'`` only: step of each lower level (default ``1/L`` with
+        ``L`` the largest eigenvalue of the level's own Hessian block at the
+        start).
     linear_solver : {'cholesky', 'lu', 'lstsq'}
         How each level's own Hessian block is factored.
     level_options : dict or sequence of dict, optional
         ``tol`` (gradient infinity norm), ``maxiter`` and ``ridge`` of the
         lower levels' Newton solves: one dict for all, one per level 2..n,
-        or a dict keyed by level number or name.
+        or a dict keyed by level number or name. ``ridge`` adds ``ridge * I``
+        to the level's own Hessian block in the Newton steps *and* in the
+        Jacobian solve, so it biases the hypergradient: use it to regularize
+        a level that is not strongly convex, knowingly.
     backend, device : optional
         Per-call backend choice (highest precedence).
     check_finite : bool
@@ -209,7 +219,8 @@ def hypergradient(problem: Problem, xs: Sequence[Any], **options: Any) -> Any:
 
     The lower levels are first solved to tolerance starting from
     ``xs[1:]``. Takes the options of `best_response`; returns an array of
-    shape ``(d_1,)`` on the backend in force.
+    shape ``(d_1,)`` on the backend of the run (inferred from ``xs`` when no
+    backend was chosen anywhere).
 
     Notes
     -----

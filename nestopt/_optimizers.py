@@ -133,7 +133,11 @@ class LBFGS:
                     self._remember(xp, point, new)
                     return new
             t *= 0.5
-        self._pairs.clear()
+        if self._pairs:
+            # The curvature pairs gave a poor direction (e.g. bent by a projection):
+            # forget them and search along the projected gradient once more.
+            self._pairs.clear()
+            return self(xp, point, evaluate, project)
         raise trials.fail()
 
     def _free(self, xp: Any, point: Point) -> Any:

@@ -86,12 +86,20 @@ def prepare_points(
 
 
 def _working_dtype(xp: Any, arrays: list[Any]) -> Any:
-    """The dtype of the arrays given if it is real floating, else float64."""
+    """The target library's dtype matching the first real floating array, else float64.
+
+    Each array's dtype is read with its own namespace and mapped by width:
+    a NumPy float32 start selects float32 on torch or array_api_strict too.
+    """
     for arr in arrays:
         try:
-            if xp.isdtype(arr.dtype, "real floating"):
-                return arr.dtype
-        except (TypeError, ValueError):
+            own = compat.array_namespace(arr)
+            if own.isdtype(arr.dtype, "real floating"):
+                bits = own.finfo(arr.dtype).bits
+                return {16: getattr(xp, "float16", xp.float32), 32: xp.float32}.get(
+                    bits, xp.float64
+                )
+        except (TypeError, ValueError, AttributeError):
             continue
     return xp.float64
 

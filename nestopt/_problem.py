@@ -113,7 +113,7 @@ class Problem:
     def describe(self, k: int) -> str:
         """``'level 2 ("attacker")'``: how messages name level ``k`` (1-based)."""
         name = self.levels[k - 1].name
-        return f"level {k}" + (f" ({name!r})" if name else "")
+        return f"level {k}" + (f" ({name!r})" if name and name != f"level {k}" else "")
 
     def block(self, k: int) -> slice:
         """Slice of level ``k`` (1-based) in the flat vector of all variables."""

@@ -56,8 +56,8 @@ def _size(shape: tuple[int, ...]) -> int:
 class BestResponse(Result):
     """The lower levels solved at a point, with every derivative computed there.
 
-    Fields
-    ------
+    Attributes
+    ----------
     hypergrad : array (d_1,)
         Gradient of the top-level value function ``F_1`` at ``xs[0]``.
     xs : tuple of arrays
@@ -77,6 +77,8 @@ class BestResponse(Result):
         How the derivatives were computed.
     exactness : str
         What ``curvature`` computed on this problem, in words.
+    backend : str
+        Name of the array namespace the run used.
     """
 
 

@@ -64,14 +64,17 @@ def solve(
     curvature : {'exact', 'first_order'}
         Response-curvature terms in the implicit hypergradient.
     optimizer : {'lbfgs', 'gd', 'adam'}, optional
-        Level-1 method. Default: ``'lbfgs'`` when level 1 has a ``value``,
-        otherwise ``'gd'`` with a fixed step.
+        Level-1 method. ``None`` picks ``'lbfgs'`` when level 1 has a
+        ``value`` and no ``project`` is given, otherwise ``'gd'`` (with a
+        backtracking line search when there is a ``value``, a fixed step
+        otherwise).
     options : dict, optional
         ``maxiter`` (500), ``gtol`` (1e-6, on the infinity norm of the
         projected hypergradient ``P(x - g) - x``), ``xtol`` (1e-12, on the
         relative step), ``warm_start`` (True: lower levels start from the
-        previous outer iterate), ``predict`` (True: ... moved by the
-        best-response Jacobians, ``x_j + G dx``), ``step`` (gd), ``lr``,
+        previous outer iterate), ``predict`` (True: lower levels start from
+        the first-order prediction ``x_>1 + R_1 dx`` of their response),
+        ``step`` (gd), ``lr``,
         ``beta1``, ``beta2`` (adam), ``memory`` (lbfgs), ``steps`` and
         ``step_size`` (itd).
     level_options : dict or sequence of dict, optional
@@ -93,7 +96,8 @@ def solve(
     SolveResult
         ``x``, ``xs``, ``fun``, ``hypergrad``, ``grad_norm``, ``success``,
         ``status`` (a `Status`), ``message``, ``failed_level``, ``nit``,
-        ``level_nit``, ``level_solves``, ``nfev``, ``time``, ``history``.
+        ``level_nit``, ``level_solves``, ``nfev``, ``time``, ``history``,
+        ``method``, ``curvature``, ``optimizer``, ``backend``.
         A run that does not converge warns with `ConvergenceWarning`.
     """
     started = time.perf_counter()
@@ -113,7 +117,7 @@ def solve(
     xp = session.xp
     has_value = problem.levels[0].value is not None
     if optimizer is None:
-        optimizer = "lbfgs" if has_value else "gd"
+        optimizer = "lbfgs" if has_value and project is None else "gd"
     check_choice("optimizer", optimizer, OPTIMIZERS)
     lower, upper, projector = _projection(xp, session.xs[0], bounds, project)
     evaluator = _Evaluator(session, method, opts, has_value)
@@ -201,6 +205,7 @@ def solve(
         method=method,
         curvature=curvature if method == "implicit" else "first_order",
         optimizer=optimizer,
+        backend=getattr(xp, "__name__", str(xp)),
     )
     if status.success:
         logger.info("nestopt.solve: %s after %d iterations", message, nit)
