@@ -1,0 +1,87 @@
+"""The bare linear algebra of one hypergradient of ``quad(n, d)``, without nestopt.
+
+At an already solved point nestopt's Newton loop stops at iteration 0 and
+its work (``nestopt/_respond.py``) is, level by level from ``n`` down to 2:
+one gradient, the reduced gradient, the reduced rows ``c_k^T Q_k P_k``, one
+Cholesky factor of the own block, one solve for the best-response Jacobian
+``G_k`` and the composition of ``R``; then level 1's gradient and
+``P_1^T grad f_1``. `hypergradient` below forms exactly these products
+(the Hessians of ``quad`` are constant, so evaluating them costs nothing in
+either version) and nothing else: no checks, no result object.
+
+The factor/solve pair is a small kernel table, so the same code runs on
+NumPy + SciPy (``cho_factor``/``cho_solve``) and on CuPy (cuSOLVER
+``potrf`` through ``cupy.linalg.cholesky``, then two cuBLAS triangular
+solves through ``cupyx.scipy.linalg.solve_triangular``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["Kernels", "kernels", "hypergradient"]
+
+
+class Kernels:
+    """``concat``, ``factor`` and ``solve`` of one array library."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        if name == "numpy":
+            import numpy as np
+            import scipy.linalg as sl
+
+            self.concat = np.concatenate
+            self.factor = lambda a: sl.cho_factor(a, lower=True, check_finite=False)
+            self.solve = lambda f, b: sl.cho_solve(f, b, check_finite=False)
+        elif name == "cupy":
+            import cupy
+            from cupyx.scipy.linalg import solve_triangular
+
+            def solve(low: Any, b: Any) -> Any:
+                y = solve_triangular(low, b, lower=True, check_finite=False)
+                return solve_triangular(low, y, lower=True, trans="T", check_finite=False)
+
+            self.concat = cupy.concatenate
+            self.factor = cupy.linalg.cholesky
+            self.solve = solve
+        else:
+            raise ValueError(f"no bare kernels for {name!r}; known: numpy, cupy")
+
+
+_KERNELS: dict[str, Kernels] = {}
+
+
+def kernels(name: str) -> Kernels:
+    if name not in _KERNELS:
+        _KERNELS[name] = Kernels(name)
+    return _KERNELS[name]
+
+
+def hypergradient(
+    Qs: Sequence[Any], cs: Sequence[Any], sizes: Sequence[int], x: Any, ops: Kernels
+) -> Any:
+    """``P_1^T grad f_1`` at the solved point ``x`` (flat), with the products nestopt forms."""
+    n = len(sizes)
+    prefix = [0]
+    for size in sizes:
+        prefix.append(prefix[-1] + size)
+    R = None
+    for k in range(n, 1, -1):
+        lo, hi = prefix[k - 1], prefix[k]  # block of level k; lo = s_{k-1}, hi = s_k
+        Q = Qs[k - 1]
+        g = Q @ x + cs[k - 1]
+        if R is None:
+            row = Q[lo:hi, :]
+        else:
+            Rk = R[:, lo:hi].T
+            _ = g[lo:hi] + Rk @ g[hi:]  # reduced gradient: level k's stationarity test
+            row = Q[lo:hi, :] + Rk @ Q[hi:, :]
+            row = row[:, :hi] + row[:, hi:] @ R
+        factor = ops.factor(row[:, lo:])
+        G = -ops.solve(factor, row[:, :lo])
+        R = G if R is None else ops.concat([G, R[:, :lo] + R[:, lo:hi] @ G], axis=0)
+    g = Qs[0] @ x + cs[0]
+    d1 = sizes[0]
+    return g[:d1] + R.T @ g[d1:]
