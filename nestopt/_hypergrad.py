@@ -54,7 +54,7 @@ class Session:
     def respond(self, xs: tuple[Any, ...]) -> Node:
         return self.solver.respond(1, xs)
 
-    def result(self, node: Node) -> BestResponse:
+    def result(self, node: Node, *, with_fun: bool = True) -> BestResponse:
         problem, xp = self.problem, self.xp
         hypergrad = self.solver.hypergradient(node)
         jacobians = {}
@@ -68,7 +68,7 @@ class Session:
             for k in range(2, problem.n + 1)
         }
         fun = None
-        if problem.levels[0].value is not None:
+        if with_fun and problem.levels[0].value is not None:
             fun = float(self.oracles.value(1, node.xs))
         return BestResponse(
             hypergrad=hypergrad,
@@ -141,6 +141,7 @@ def best_response(
     device: Any = None,
     check_finite: bool = True,
     fd_step: float | None = None,
+    _with_fun: bool = True,
 ) -> BestResponse:
     """Solve the lower levels at ``xs`` and return every derivative there.
 
@@ -211,7 +212,7 @@ def best_response(
         check_finite=check_finite,
         fd_step=fd_step,
     )
-    return session.result(session.respond(session.xs))
+    return session.result(session.respond(session.xs), with_fun=_with_fun)
 
 
 def hypergradient(problem: Problem, xs: Sequence[Any], **options: Any) -> Any:
@@ -247,4 +248,4 @@ def hypergradient(problem: Problem, xs: Sequence[Any], **options: Any) -> Any:
     >>> nestopt.hypergradient(problem, [np.array([2.0]), np.array([0.0])])
     array([3.])
     """
-    return best_response(problem, xs, **options).hypergrad
+    return best_response(problem, xs, _with_fun=False, **options).hypergrad

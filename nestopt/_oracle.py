@@ -7,6 +7,7 @@ into one flat layout: gradients ``(D,)``, Hessians ``(D, D)``.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,10 @@ from ._problem import Problem
 __all__ = ["Oracles"]
 
 _CALLABLES = ("value", "grad", "hess", "hess_dir")
+
+# Levels whose Hessian symmetry was checked, per problem: once is enough, and the
+# check would otherwise repeat on every call (each call builds new Oracles).
+_SYMMETRY_CHECKED: weakref.WeakKeyDictionary[Problem, set[int]] = weakref.WeakKeyDictionary()
 
 
 class Oracles:
@@ -36,7 +41,10 @@ class Oracles:
         self.device = device
         self.check_finite = check_finite
         self.counts = {name: [0] * problem.n for name in _CALLABLES}
-        self._symmetry_checked = [False] * problem.n
+        try:
+            self._symmetry_checked = _SYMMETRY_CHECKED.setdefault(problem, set())
+        except TypeError:  # a stand-in layout (check_derivatives) is not weak-referable
+            self._symmetry_checked = set()
 
     # -- public calls -------------------------------------------------------
 
@@ -73,9 +81,9 @@ class Oracles:
         self.counts["hess"][k - 1] += 1
         out = self.problem.levels[k - 1].hess(*xs)
         full = self._matrix_layout(out, k, "hess")
-        self._check_finite(full, k, "hess")
-        if not self._symmetry_checked[k - 1]:
-            self._symmetry_checked[k - 1] = True
+        self._check_finite_matrix(full, k, "hess")
+        if k not in self._symmetry_checked:
+            self._symmetry_checked.add(k)
             self._warn_if_asymmetric(full, k)
         return full
 
@@ -86,7 +94,7 @@ class Oracles:
         self.counts["hess_dir"][k - 1] += 1
         out = self.problem.levels[k - 1].hess_dir(*xs, v)
         full = self._matrix_layout(out, k, "hess_dir")
-        self._check_finite(full, k, "hess_dir")
+        self._check_finite_matrix(full, k, "hess_dir")
         return full
 
     # -- checks -------------------------------------------------------------
@@ -134,6 +142,20 @@ class Oracles:
                 level=k,
             )
         return out
+
+    def _check_finite_matrix(self, out: Any, k: int, what: str) -> None:
+        """NaN or Inf anywhere in ``out`` shows in ``out @ probe`` (no zero in the probe).
+
+        One matrix-vector product instead of a ``D x D`` boolean temporary and
+        its reduction: a third of the per-call cost of checking a Hessian.
+        """
+        if self.check_finite:
+            self._check_finite(out @ self._probe(out.shape[1]), k, what)
+
+    def _probe(self, dim: int) -> Any:
+        xp = self.xp
+        index = xp.arange(dim, dtype=self.dtype, device=self.device)
+        return 1.5 + xp.cos(2.0 + 1.3 * index)  # in [0.5, 2.5]: never zero
 
     def _check_finite(self, out: Any, k: int, what: str) -> None:
         if self.check_finite and not bool(self.xp.all(self.xp.isfinite(out))):
@@ -227,7 +249,7 @@ class Oracles:
         dim = full.shape[0]
         index = xp.arange(dim, dtype=full.dtype, device=self.device)
         u = xp.sin(1.0 + 0.7 * index)
-        v = xp.cos(2.0 + 1.3 * index)
+        v = self._probe(dim)
         hv = full @ v
         hu = full @ u
         gap, scale = _floats(

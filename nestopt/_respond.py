@@ -304,17 +304,27 @@ class LowerSolver:
         w = xp.ones((X.shape[1],), dtype=X.dtype, device=_device(X))
         xw = X @ w
         bw = B @ w
-        # ||A X w + B w|| against ||A|| ||X|| ||w|| + ||B|| ||w||: the bound of a
-        # backward-stable solve, which cancellation inside B w cannot make small.
-        residual, norm_a, norm_x, norm_b, norm_w = host_floats(
+        axw = A @ xw
+        # Relative to ||A X w|| + ||B w||: cheap, and enough whenever it passes.
+        residual, norm_ax, norm_b = host_floats(
             xp,
-            xp.linalg.vector_norm(A @ xw + bw),
+            xp.linalg.vector_norm(axw + bw),
+            xp.linalg.vector_norm(axw),
+            xp.linalg.vector_norm(bw),
+        )
+        tol = self.settings.residual_tol
+        if residual <= tol * (norm_ax + norm_b):
+            return
+        # Cancellation inside A X w + B w can make that scale tiny; the bound of a
+        # backward-stable solve, ||A|| ||X|| ||w|| + ||B|| ||w||, cannot cancel.
+        norm_a, norm_x, norm_bm, norm_w = host_floats(
+            xp,
             xp.linalg.matrix_norm(A),
             xp.linalg.matrix_norm(X),
             xp.linalg.matrix_norm(B),
             xp.linalg.vector_norm(w),
         )
-        scale = (norm_a * norm_x + norm_b) * norm_w
+        scale = (norm_a * norm_x + norm_bm) * norm_w
         if not residual <= self.settings.residual_tol * max(scale, 1e-300):
             raise LinearSolveError(
                 f"{self.problem.describe(j)}: the linear solve for its best-response "
