@@ -31,6 +31,7 @@ class Session:
         device: Any = None,
         check_finite: bool = True,
         fd_step: float | None = None,
+        predict: bool = True,
     ) -> None:
         if not isinstance(problem, Problem):
             raise TypeError(f"problem must be a nestopt.Problem, got {type(problem).__name__}")
@@ -46,6 +47,7 @@ class Session:
             linear_solver=linear_solver,
             level_options=level_options,
             fd_step=fd_step,
+            predict=predict,
         )
         self.exactness = describe_exactness(problem, curvature)
         self.oracles = Oracles(problem, self.xp, self.dtype, self.device, check_finite=check_finite)

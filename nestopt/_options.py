@@ -119,6 +119,7 @@ def make_settings(
     level_options: Any = None,
     residual_tol: float | None = None,
     fd_step: float | None = None,
+    predict: bool = True,
 ) -> Settings:
     """Check and combine the options of a lower-level solve."""
     check_choice("curvature", curvature, CURVATURES)
@@ -152,6 +153,7 @@ def make_settings(
         levels=tuple(levels),
         residual_tol=float(residual_tol),
         fd_step=fd_step,
+        predict=bool(predict),
     )
 
 

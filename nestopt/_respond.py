@@ -52,6 +52,7 @@ class Settings:
     levels: tuple[LevelSettings, ...]
     residual_tol: float
     fd_step: float | None = None
+    predict: bool = True
 
 
 @dataclass
@@ -341,11 +342,16 @@ class LowerSolver:
     def _line_search(
         self, j: int, node: Node, step: Any, grad_j: Any, gnorm: float, has_value: bool
     ) -> tuple[Node, Any]:
-        """Backtrack along ``step``; lower levels start from their predicted response."""
+        """Backtrack along ``step``; lower levels start from their predicted response.
+
+        With ``predict=False`` they start where they were (a plain warm start),
+        which can put a level with several minima on a stationary point that
+        is not one: the first-order prediction keeps it on its branch.
+        """
         xp = self.xp
         xs = node.xs
         predicted_below = None
-        if node.R is not None:
+        if node.R is not None and self.settings.predict:
             predicted_below = node.R[:, self.problem.block(j)] @ step
         slope = float(xp.sum(grad_j * step))
         if not math.isfinite(slope):

@@ -72,8 +72,10 @@ def solve(
         ``maxiter`` (500), ``gtol`` (1e-6, on the infinity norm of the
         projected hypergradient ``P(x - g) - x``), ``xtol`` (1e-12, on the
         relative step), ``warm_start`` (True: lower levels start from the
-        previous outer iterate), ``predict`` (True: lower levels start from
-        the first-order prediction ``x_>1 + R_1 dx`` of their response),
+        previous outer iterate), ``predict`` (True: when a level moves by
+        ``dx``, the levels below start from the first-order prediction of
+        their response, ``x_>k + R_k dx``, in the outer loop and inside the
+        lower levels' Newton solves; False: they start where they were),
         ``step`` (gd), ``lr``,
         ``beta1``, ``beta2`` (adam), ``memory`` (lbfgs), ``steps`` and
         ``step_size`` (itd).
@@ -113,6 +115,7 @@ def solve(
         level_options=level_options,
         backend=backend,
         device=device,
+        predict=bool(opts["predict"]),
     )
     xp = session.xp
     has_value = problem.levels[0].value is not None

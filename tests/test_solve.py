@@ -239,3 +239,46 @@ def test_result_repr_and_plot():
     ax = nestopt.plot.convergence(result)
     assert len(ax.lines[0].get_xdata()) == result.nit + 1
     plt.close("all")
+
+
+# -- the quartic of Giovannelli, Kent & Vicente: two branches, one maximum between ---------
+
+
+@pytest.mark.parametrize("curvature", ["exact", "first_order"])
+def test_quartic_both_curvature_modes_end_at_the_optimum(curvature):
+    from nestopt.problems import gkv_quartic
+
+    problem = gkv_quartic(backend="numpy")
+    result = nestopt.solve(problem, problem.x0, curvature=curvature)
+    assert result.success
+    # On the branch z = x + y the lowest response is affine in (x, y), so the
+    # response-curvature term vanishes and first_order ends where exact does.
+    assert abs(float(result.x[0]) + 6 / 11) <= 1e-6
+    z = float(result.xs[2][0])
+    assert abs(z - float(result.xs[0][0] + result.xs[1][0])) <= 1e-9
+
+
+def test_quartic_lower_start_on_the_maximum_is_reported_not_accepted():
+    from nestopt.problems import gkv_quartic
+
+    problem = gkv_quartic(backend="numpy")
+    x, y = -0.4, -0.2
+    # z = (x + y) / 2 is the maximum between the minimizers z = 0 and z = x + y:
+    # the gradient vanishes there, and a plain warm start that lands on it must
+    # not be taken for a solution.
+    with pytest.raises(nestopt.NotPositiveDefiniteError, match="smallest eigenvalue") as info:
+        nestopt.best_response(problem, [np.array([x]), np.array([y]), np.array([(x + y) / 2])])
+    assert info.value.level == 3
+
+
+def test_predicted_starts_save_newton_steps():
+    problem = quad(3, 20, seed=12, backend="numpy")
+    predicted = nestopt.solve(problem, problem.x0, options={"gtol": 1e-8})
+    plain = nestopt.solve(problem, problem.x0, options={"gtol": 1e-8, "predict": False})
+    assert predicted.success and plain.success
+    # gtol 1e-8 over lambda_min(F_1'') ~ 0.1 bounds the distance between the two.
+    assert relative_error(predicted.x, plain.x) <= 1e-6
+    # Responses are affine: the prediction is exact, so after the first solve the
+    # lower levels need no Newton step; plain warm starts need one per evaluation.
+    assert predicted.level_nit[2] == 1
+    assert plain.level_nit[2] > 5 * predicted.level_nit[2]
