@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
 
+from array_api_compat import array_namespace, device
+
 from ._hypergrad import best_response
 from ._options import prepare_points
 from ._oracle import Oracles
@@ -83,9 +85,9 @@ def check_derivatives(
         dim=sum(sizes),
         describe=lambda k: f"the level ({level.name})" if level.name else "the level",
     )
-    xp, device, points = prepare_points(layout, xs, backend)  # type: ignore[arg-type]
+    xp, dev, points = prepare_points(layout, xs, backend)  # type: ignore[arg-type]
     dtype = points[0].dtype
-    oracles = Oracles(layout, xp, dtype, device)  # type: ignore[arg-type]
+    oracles = Oracles(layout, xp, dtype, dev)  # type: ignore[arg-type]
     x = xp.concat(points)
     dim = layout.dim
     offsets = [0]
@@ -98,7 +100,7 @@ def check_derivatives(
     import numpy as np
 
     direction = np.random.default_rng(seed).standard_normal(dim)
-    u = xp.asarray(direction / np.linalg.norm(direction), dtype=dtype, device=device)
+    u = xp.asarray(direction / np.linalg.norm(direction), dtype=dtype, device=dev)
     eps = float(xp.finfo(dtype).eps)
     step = h if h is not None else eps**0.2 * max(1.0, float(xp.max(xp.abs(x))))
 
@@ -159,15 +161,15 @@ def check_hypergradient(
         raise ValueError("check_hypergradient needs level 1's value callable")
     level_options = options.pop("level_options", None) or {"tol": tol}
     base = best_response(problem, xs, level_options=level_options, **options)
-    xp = _namespace(base.hypergrad)
+    xp = array_namespace(base.hypergrad)
     x1 = base.xs[0]
     eps = float(xp.finfo(x1.dtype).eps)
     step = h if h is not None else eps**0.2 * max(1.0, float(xp.max(xp.abs(x1))))
     d1 = problem.sizes[0]
     fd = []
     for i in range(d1):
-        e = xp.zeros((d1,), dtype=x1.dtype, device=_device(x1))
-        e = xp.where(xp.arange(d1, device=_device(x1)) == i, xp.ones_like(e), e)
+        e = xp.zeros((d1,), dtype=x1.dtype, device=device(x1))
+        e = xp.where(xp.arange(d1, device=device(x1)) == i, xp.ones_like(e), e)
 
         def value(t: float, e: Any = e) -> float:
             start = [x1 + t * e] + [
@@ -176,7 +178,7 @@ def check_hypergradient(
             return best_response(problem, start, level_options=level_options, **options).fun
 
         fd.append(_five_point(value, step))
-    reference = xp.asarray(fd, dtype=x1.dtype, device=_device(x1))
+    reference = xp.asarray(fd, dtype=x1.dtype, device=device(x1))
     err = _relative(xp, base.hypergrad, reference)
     return Result(
         hypergrad=base.hypergrad,
@@ -186,15 +188,3 @@ def check_hypergradient(
         step=step,
         ok=bool(err <= math.sqrt(eps)),
     )
-
-
-def _namespace(x: Any) -> Any:
-    import array_api_compat
-
-    return array_api_compat.array_namespace(x)
-
-
-def _device(x: Any) -> Any:
-    import array_api_compat
-
-    return array_api_compat.device(x)

@@ -8,7 +8,7 @@ from typing import Any
 from ._options import check_choice, make_settings, prepare_points
 from ._oracle import Oracles
 from ._problem import Problem
-from ._respond import LowerSolver, Node, Settings
+from ._respond import LowerSolver, Node, Settings, split_sensitivity
 from ._result import BestResponse
 
 __all__ = ["hypergradient", "best_response", "METHODS", "Session"]
@@ -64,11 +64,7 @@ class Session:
         while solution is not None:
             jacobians[solution.j] = solution.G
             solution = solution.below.child
-        d1 = problem.sizes[0]
-        sensitivity = {
-            k: node.R[problem.block(k).start - d1 : problem.block(k).stop - d1, :]
-            for k in range(2, problem.n + 1)
-        }
+        sensitivity = split_sensitivity(problem, node.R)
         fun = None
         if with_fun and problem.levels[0].value is not None:
             fun = float(self.oracles.value(1, node.xs))

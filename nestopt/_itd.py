@@ -19,9 +19,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from array_api_compat import device
+
 from ._options import prepare_points
 from ._oracle import Oracles
 from ._problem import Problem
+from ._respond import split_sensitivity
 from ._result import BestResponse
 
 __all__ = ["itd_best_response"]
@@ -55,7 +58,6 @@ class _Unroller:
         self.xp = oracles.xp
         self.steps = steps
         self.alphas = alphas
-        self.prefix = tuple(o + d for o, d in zip(problem.offsets, problem.sizes))
         self.iterations = [0] * problem.n
 
     def step_size(self, k: int, xs: tuple[Any, ...]) -> float:
@@ -77,10 +79,10 @@ class _Unroller:
         n = problem.n
         block = problem.block(k)
         s_prev = problem.offsets[k - 1]
-        s_k = self.prefix[k - 1]
+        s_k = self.problem.ends[k - 1]
         alpha = self.step_size(k, xs)
         x_k = xs[k - 1]
-        Z = xp.zeros((problem.sizes[k - 1], s_prev), dtype=x_k.dtype, device=_device(x_k))
+        Z = xp.zeros((problem.sizes[k - 1], s_prev), dtype=x_k.dtype, device=device(x_k))
         for _ in range(self.steps[k - 1]):
             current = (*xs[: k - 1], x_k, *xs[k:])
             below, J = self.unroll(k + 1, current) if k < n else (current, None)
@@ -134,10 +136,7 @@ def itd_best_response(
     g_full = oracles.grad(1, below)
     d1 = problem.sizes[0]
     hypergrad = g_full[:d1] + xp.matrix_transpose(J) @ g_full[d1:]
-    sensitivity = {
-        k: J[problem.block(k).start - d1 : problem.block(k).stop - d1, :]
-        for k in range(2, problem.n + 1)
-    }
+    sensitivity = split_sensitivity(problem, J)
     fun = float(oracles.value(1, below)) if problem.levels[0].value is not None else None
     return BestResponse(
         hypergrad=hypergrad,
@@ -157,9 +156,3 @@ def itd_best_response(
         ),
         backend=getattr(xp, "__name__", str(xp)),
     )
-
-
-def _device(x: Any) -> Any:
-    import array_api_compat
-
-    return array_api_compat.device(x)

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from array_api_compat import device
+
 from ._errors import NestoptError
 
 __all__ = ["OPTIMIZERS", "Point", "make_optimizer", "LineSearchFailed"]
@@ -141,7 +143,7 @@ class LBFGS:
         raise trials.fail()
 
     def _free(self, xp: Any, point: Point) -> Any:
-        free = xp.ones(point.x.shape, dtype=xp.bool, device=_device(point.x))
+        free = xp.ones(point.x.shape, dtype=xp.bool, device=device(point.x))
         if self.lower is not None:
             free = free & ~((point.x <= self.lower) & (point.grad > 0))
         if self.upper is not None:
@@ -211,9 +213,3 @@ def make_optimizer(name: str, options: dict[str, Any], lower: Any, upper: Any) -
             beta2=float(options.get("beta2", 0.999)),
         )
     return LBFGS(memory=int(options.get("memory", 10)), lower=lower, upper=upper)
-
-
-def _device(x: Any) -> Any:
-    import array_api_compat
-
-    return array_api_compat.device(x)

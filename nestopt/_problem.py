@@ -85,6 +85,8 @@ class Problem:
         ``(d_1, ..., d_n)``.
     offsets : tuple of int
         Start of each level's block in the flat vector of all variables.
+    ends : tuple of int
+        End of each level's block: ``s_k = d_1 + ... + d_k``.
     dim : int
         ``D = d_1 + ... + d_n``.
     """
@@ -108,6 +110,7 @@ class Problem:
         for size in self.sizes[:-1]:
             offsets.append(offsets[-1] + size)
         self.offsets = tuple(offsets)
+        self.ends = tuple(o + d for o, d in zip(self.offsets, self.sizes))
         self.dim = sum(self.sizes)
 
     def describe(self, k: int) -> str:

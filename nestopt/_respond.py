@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from array_api_compat import device
+
 from ._errors import (
     ConvergenceError,
     LinearSolveError,
@@ -29,9 +31,18 @@ from ._linalg import Factorization, _NotFactorizable, factorize, host_floats
 from ._oracle import Oracles
 from ._problem import Problem
 
-__all__ = ["LevelSettings", "Settings", "LowerSolver", "CURVATURES"]
+__all__ = ["LevelSettings", "Settings", "LowerSolver", "CURVATURES", "split_sensitivity"]
 
 CURVATURES = ("exact", "first_order")
+
+
+def split_sensitivity(problem: Problem, R: Any) -> dict[int, Any]:
+    """``{k: dx_k/dx_1}`` for ``k = 2..n`` from the stacked ``R_1`` (rows of levels 2..n)."""
+    d1 = problem.sizes[0]
+    return {
+        k: R[problem.block(k).start - d1 : problem.block(k).stop - d1, :]
+        for k in range(2, problem.n + 1)
+    }
 
 
 @dataclass(frozen=True)
@@ -95,7 +106,6 @@ class LowerSolver:
         self.settings = settings
         self.xp = oracles.xp
         self.counters = Counters([0] * problem.n, [0] * problem.n)
-        self._prefix = tuple(o + d for o, d in zip(problem.offsets, problem.sizes))
 
     # -- recursion ------------------------------------------------------------
 
@@ -109,8 +119,8 @@ class LowerSolver:
         if below.R is None:
             R = G
         else:
-            s_k = self._prefix[k - 1]
-            s_j = self._prefix[k]
+            s_k = self.problem.ends[k - 1]
+            s_j = self.problem.ends[k]
             R = self.xp.concat([G, below.R[:, :s_k] + below.R[:, s_k:s_j] @ G], axis=0)
         return Node(k, below.xs, R, solution)
 
@@ -137,7 +147,7 @@ class LowerSolver:
             start = problem.offsets[j - 1]
             A = row[:, start:]
             if opts.ridge:
-                A = A + opts.ridge * xp.eye(A.shape[0], dtype=A.dtype, device=_device(A))
+                A = A + opts.ridge * xp.eye(A.shape[0], dtype=A.dtype, device=device(A))
             gnorm = float(xp.max(xp.abs(grad_j)))
             if gnorm <= opts.tol:
                 factor = self._factor_at_solution(j, A)
@@ -175,7 +185,7 @@ class LowerSolver:
         block = self.problem.block(j)
         if R is None:
             return g_full[block]
-        s_j = self._prefix[j - 1]
+        s_j = self.problem.ends[j - 1]
         return g_full[block] + self.xp.matrix_transpose(R[:, block]) @ g_full[s_j:]
 
     def _reduced_row(self, j: int, M: Any, R: Any | None) -> Any:
@@ -183,7 +193,7 @@ class LowerSolver:
         block = self.problem.block(j)
         if R is None:
             return M[block, :]
-        s_j = self._prefix[j - 1]
+        s_j = self.problem.ends[j - 1]
         row = M[block, :] + self.xp.matrix_transpose(R[:, block]) @ M[s_j:, :]
         return row[:, :s_j] + row[:, s_j:] @ R
 
@@ -201,8 +211,8 @@ class LowerSolver:
         rhs = self._reduced_grad(i, g_full, below.R)
         nu = self._solve(child.factor, rhs, i)
         xp = self.xp
-        s_j = self._prefix[j - 1]
-        parts = [xp.zeros((s_j,), dtype=nu.dtype, device=_device(nu)), nu]
+        s_j = self.problem.ends[j - 1]
+        parts = [xp.zeros((s_j,), dtype=nu.dtype, device=device(nu)), nu]
         if below.R is not None:
             parts.append(below.R[:, self.problem.block(i)] @ nu)
         v = xp.concat(parts)
@@ -215,7 +225,7 @@ class LowerSolver:
         xp = self.xp
         vmax = float(xp.max(xp.abs(v)))
         if vmax == 0.0:
-            return xp.zeros((v.shape[0], v.shape[0]), dtype=v.dtype, device=_device(v))
+            return xp.zeros((v.shape[0], v.shape[0]), dtype=v.dtype, device=device(v))
         x = xp.concat(xs)
         eps = float(xp.finfo(v.dtype).eps)
         rel = self.settings.fd_step or eps ** (1.0 / 3.0)
@@ -287,7 +297,7 @@ class LowerSolver:
             return factorize(A, method=method, xp=xp), False
         except _NotFactorizable:
             pass
-        eye = xp.eye(A.shape[0], dtype=A.dtype, device=_device(A))
+        eye = xp.eye(A.shape[0], dtype=A.dtype, device=device(A))
         scale = max(float(xp.max(xp.abs(xp.linalg.diagonal(A)))), 1.0)
         shift = 1e-3 * scale
         for _ in range(40):
@@ -302,7 +312,7 @@ class LowerSolver:
         if X.shape[1] == 0:
             return
         xp = self.xp
-        w = xp.ones((X.shape[1],), dtype=X.dtype, device=_device(X))
+        w = xp.ones((X.shape[1],), dtype=X.dtype, device=device(X))
         xw = X @ w
         bw = B @ w
         axw = A @ xw
@@ -395,7 +405,7 @@ class LowerSolver:
         out = list(xs)
         out[j - 1] = xs[j - 1] + dx
         if dbelow is not None:
-            s_j = self._prefix[j - 1]
+            s_j = self.problem.ends[j - 1]
             for k in range(j + 1, self.problem.n + 1):
                 block = self.problem.block(k)
                 out[k - 1] = xs[k - 1] + dbelow[block.start - s_j : block.stop - s_j]
@@ -407,9 +417,3 @@ class LowerSolver:
         out = list(self._moved(1, node.xs, dx, node.R @ dx))
         out[0] = x1
         return tuple(out)
-
-
-def _device(x: Any) -> Any:
-    import array_api_compat
-
-    return array_api_compat.device(x)

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from array_api_compat import device as array_device
+
 from ._errors import ConvergenceWarning, NestoptError, NestoptWarning, Status, warn_user
 from ._hypergrad import METHODS, Session
 from ._optimizers import OPTIMIZERS, LineSearchFailed, Point, make_optimizer
@@ -314,10 +316,8 @@ def _projection(
 
 
 def _bounds_arrays(xp: Any, x1: Any, bounds: Any) -> tuple[Any, Any]:
-    import array_api_compat
-
     d = x1.shape[0]
-    device = array_api_compat.device(x1)
+    device = array_device(x1)
     inf = float("inf")
     if (
         isinstance(bounds, Sequence)
