@@ -20,6 +20,7 @@ from ._backend import (
     to_numpy,
 )
 from ._check import check_derivatives, check_hypergradient
+from ._constraints import Bounds, LinearConstraint, NonlinearConstraint
 from ._errors import (
     ConvergenceError,
     ConvergenceWarning,
@@ -47,13 +48,16 @@ _logging.getLogger("nestopt").addHandler(_logging.NullHandler())
 __all__ = [
     "Backend",
     "BestResponse",
+    "Bounds",
     "ConvergenceError",
     "ConvergenceWarning",
     "Level",
+    "LinearConstraint",
     "LinearSolveError",
     "NestoptError",
     "NestoptWarning",
     "NonFiniteError",
+    "NonlinearConstraint",
     "NotPositiveDefiniteError",
     "OracleError",
     "OracleTypeError",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -9,22 +10,25 @@ from typing import Any
 __all__ = ["Level", "Problem"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Level:
     """One level of a multilevel problem: an objective of all variables.
 
     Level ``k`` chooses its own variable ``x_k`` (``size`` entries); its
-    objective ``f_k`` depends on every level's variable.
+    objective ``f_k`` depends on every level's variable. All arguments are
+    keywords.
 
     Parameters
     ----------
     grad : callable
         ``grad(x1, ..., xn)``: the gradient of ``f_k`` with respect to all
         variables, as one array of length ``D = d_1 + ... + d_n`` or a tuple
-        of ``n`` per-level arrays.
-    hess : callable
-        ``hess(x1, ..., xn)``: the Hessian of ``f_k``, a ``(D, D)`` array or
-        an ``n x n`` nested sequence of blocks (``None`` for a zero block).
+        of ``n`` per-level arrays (``None`` for a zero block).
+    hess : callable, optional
+        ``hess(x1, ..., xn)``: the Hessian of ``f_k``, a ``(D, D)`` array, an
+        ``n x n`` nested sequence of blocks (``None`` for a zero block), or a
+        sparse matrix of the backend (``scipy.sparse`` on NumPy). Required
+        unless ``hvp`` is given.
     size : int
         ``d_k``, the length of this level's variable.
     value : callable, optional
@@ -35,6 +39,26 @@ class Level:
         the layout of ``hess``; ``v`` is a flat length-``D`` array. Used by
         ``curvature='exact'``; without it a central difference of ``hess``
         serves.
+    hvp : callable, optional
+        ``hvp(x1, ..., xn, v)``: ``hess f_k @ v`` for a flat length-``D``
+        ``v``, returned as a length-``D`` array. Makes the level usable
+        without forming its Hessian (matrix-free: Krylov solves).
+    hvp_dir : callable, optional
+        ``hvp_dir(x1, ..., xn, v, u)``: ``d/dt hess f_k(x + t u) @ v`` at
+        ``t = 0``; the matrix-free third-order term (a central difference of
+        ``hvp`` serves without it).
+    hess_rows : callable, optional
+        ``hess_rows(x1, ..., xn, start)``: rows ``start:D`` of the Hessian,
+        shape ``(D - start, D)``. nestopt needs only the rows of a level's
+        own variable and those below it; supplying this saves forming the
+        rest.
+    bounds : Bounds, optional
+        A box on ``x_k`` (`nestopt.Bounds` or ``scipy.optimize.Bounds``).
+    constraints : sequence, optional
+        `nestopt.LinearConstraint` and `nestopt.NonlinearConstraint` objects
+        (or SciPy's) that restrict level ``k``'s choice of ``x_k``; they are
+        functions of all variables, the levels below entering as their
+        responses.
     name : str, optional
         Shown in messages and reports.
     quadratic : bool, default False
@@ -42,30 +66,57 @@ class Level:
         derivatives). Lets ``curvature='exact'`` skip the third-order term
         for this level and makes exact mode available for ``n >= 4`` levels
         when levels 4..n are quadratic.
+
+    Notes
+    -----
+    nestopt copies nothing it does not need, but never keeps a reference to
+    an array a callable returned across a second call of that callable
+    without copying it: a callable may reuse one output buffer.
     """
 
     grad: Callable[..., Any]
-    hess: Callable[..., Any]
+    hess: Callable[..., Any] | None = None
     size: int
     value: Callable[..., Any] | None = None
     hess_dir: Callable[..., Any] | None = None
+    hvp: Callable[..., Any] | None = None
+    hvp_dir: Callable[..., Any] | None = None
+    hess_rows: Callable[..., Any] | None = None
+    bounds: Any = None
+    constraints: Sequence[Any] = ()
     name: str | None = None
     quadratic: bool = False
 
     def __post_init__(self) -> None:
-        for field in ("grad", "hess"):
-            if not callable(getattr(self, field)):
-                raise TypeError(
-                    f"Level.{field} must be callable, got {type(getattr(self, field)).__name__}"
-                )
-        for field in ("value", "hess_dir"):
+        if not callable(self.grad):
+            raise TypeError(f"Level.grad must be callable, got {type(self.grad).__name__}")
+        for field in ("hess", "value", "hess_dir", "hvp", "hvp_dir", "hess_rows"):
             item = getattr(self, field)
             if item is not None and not callable(item):
                 raise TypeError(
                     f"Level.{field} must be callable or None, got {type(item).__name__}"
                 )
-        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
-            raise ValueError(f"Level.size must be a positive int, got {self.size!r}")
+        if self.hess is None and self.hvp is None:
+            raise TypeError(
+                "Level needs hess (the Hessian) or hvp (Hessian-vector products); got neither"
+            )
+        size = self.size
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+            raise ValueError(f"Level.size must be a positive int, got {size!r}")
+        object.__setattr__(self, "size", int(size))
+        if self.name is not None and not isinstance(self.name, str):
+            raise TypeError(f"Level.name must be a string or None, got {self.name!r}")
+        constraints = self.constraints
+        if constraints is None:
+            constraints = ()
+        elif not isinstance(constraints, (list, tuple)):
+            constraints = (constraints,)
+        object.__setattr__(self, "constraints", tuple(constraints))
+
+    @property
+    def constrained(self) -> bool:
+        """Whether the level has bounds or constraints."""
+        return self.bounds is not None or bool(self.constraints)
 
 
 class Problem:
@@ -92,6 +143,11 @@ class Problem:
     """
 
     def __init__(self, levels: Sequence[Level]) -> None:
+        if isinstance(levels, Level) or not isinstance(levels, Sequence):
+            raise TypeError(
+                "Problem takes a list of Level objects, top level first: "
+                f"Problem([upper, lower]); got {type(levels).__name__}"
+            )
         levels = tuple(levels)
         if len(levels) < 2:
             raise ValueError(
