@@ -22,8 +22,12 @@ from ._backend import (
 from ._check import check_derivatives, check_hypergradient
 from ._constraints import Bounds, LinearConstraint, NonlinearConstraint
 from ._errors import (
+    ConstraintQualificationError,
     ConvergenceError,
     ConvergenceWarning,
+    DegeneracyWarning,
+    DegenerateError,
+    InfeasibleError,
     LinearSolveError,
     NestoptError,
     NestoptWarning,
@@ -32,10 +36,16 @@ from ._errors import (
     OracleError,
     OracleTypeError,
     PrecisionWarning,
+    SingularKKTError,
     Status,
+    SymmetryError,
     SymmetryWarning,
+    TimeLimitError,
 )
 from ._hypergrad import best_response, hypergradient
+from ._implicit import Implicit
+from ._itd import Unrolled
+from ._optimizers import LBFGS, Adam, GradientDescent
 from ._problem import Level, Problem
 from ._result import BestResponse, Result, SolveResult
 from ._solve import solve
@@ -46,11 +56,19 @@ __version__ = "0.1.0"
 _logging.getLogger("nestopt").addHandler(_logging.NullHandler())
 
 __all__ = [
+    "Adam",
     "Backend",
     "BestResponse",
     "Bounds",
+    "ConstraintQualificationError",
     "ConvergenceError",
     "ConvergenceWarning",
+    "DegeneracyWarning",
+    "DegenerateError",
+    "GradientDescent",
+    "Implicit",
+    "InfeasibleError",
+    "LBFGS",
     "Level",
     "LinearConstraint",
     "LinearSolveError",
@@ -64,9 +82,13 @@ __all__ = [
     "PrecisionWarning",
     "Problem",
     "Result",
+    "SingularKKTError",
     "SolveResult",
     "Status",
+    "SymmetryError",
     "SymmetryWarning",
+    "TimeLimitError",
+    "Unrolled",
     "backend",
     "best_response",
     "check_derivatives",

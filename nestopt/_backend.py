@@ -17,11 +17,14 @@ import contextlib
 import contextvars
 import importlib
 import os
-import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from ._registry import REGISTRY as _REGISTRY
+from ._registry import REGISTRY_LOCK as _REGISTRY_LOCK
+from ._registry import Spec, canonical_device, cpu_only
 
 __all__ = [
     "Backend",
@@ -38,111 +41,6 @@ _ENV_NAME = "NESTOPT_BACKEND"
 _ENV_DEVICE = "NESTOPT_DEVICE"
 
 
-@dataclass(frozen=True)
-class _Spec:
-    """How to load one backend and map device strings to its devices."""
-
-    loader: Callable[[], Any]
-    package: str
-    extra: str | None
-    device_resolver: Callable[[Any, str | None], Any]
-
-
-def _cpu_only(name: str) -> Callable[[Any, str | None], Any]:
-    def resolve(xp: Any, device: str | None) -> Any:
-        if device in (None, "cpu"):
-            return None
-        raise ValueError(
-            f"backend {name!r} is CPU-only and cannot use device {device!r}; "
-            f"use device 'cpu' (or none), or a GPU backend such as 'cupy' or 'torch'"
-        )
-
-    return resolve
-
-
-def _load_numpy() -> Any:
-    import array_api_compat.numpy as xp
-
-    return xp
-
-
-def _load_array_api_strict() -> Any:
-    import array_api_strict as xp
-
-    return xp
-
-
-def _resolve_strict_device(xp: Any, device: str | None) -> Any:
-    if device in (None, "cpu"):
-        return None
-    if device.startswith("cuda"):
-        raise ValueError(f"backend 'array_api_strict' is CPU-only and cannot use device {device!r}")
-    names = {"cpu_device": "CPU_DEVICE", "device1": "device1", "device2": "device2"}
-    if device not in names:
-        raise ValueError(
-            f"unknown array_api_strict device {device!r}; known: cpu, " + ", ".join(sorted(names))
-        )
-    return xp.Device(names[device])
-
-
-def _load_cupy() -> Any:
-    import cupy
-
-    try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # CUDARuntimeError has no stable import path
-        raise RuntimeError(
-            f"CuPy is installed but no usable CUDA GPU was found ({exc}); "
-            "run on a machine with an NVIDIA GPU and driver, or choose another backend"
-        ) from exc
-    if count == 0:
-        raise RuntimeError("CuPy is installed but reports no CUDA device")
-    import array_api_compat.cupy as xp
-
-    return xp
-
-
-def _resolve_cupy_device(xp: Any, device: str | None) -> Any:
-    import cupy
-
-    if device == "cpu":
-        raise ValueError("backend 'cupy' is GPU-only and cannot use device 'cpu'")
-    if device in (None, "cuda"):
-        return None
-    index = int(device.split(":")[1])
-    count = cupy.cuda.runtime.getDeviceCount()
-    if index >= count:
-        raise ValueError(f"device {device!r} does not exist: CuPy sees {count} GPU(s)")
-    return cupy.cuda.Device(index)
-
-
-def _load_torch() -> Any:
-    import array_api_compat.torch as xp
-
-    return xp
-
-
-def _resolve_torch_device(xp: Any, device: str | None) -> Any:
-    import torch
-
-    if device is None:
-        return None
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} was asked for but this torch build sees no CUDA GPU")
-    return torch.device(device)
-
-
-_REGISTRY: dict[str, _Spec] = {
-    "numpy": _Spec(_load_numpy, "numpy", None, _cpu_only("numpy")),
-    "array_api_strict": _Spec(
-        _load_array_api_strict, "array-api-strict", "test", _resolve_strict_device
-    ),
-    "cupy": _Spec(_load_cupy, "cupy-cuda12x", "cuda12", _resolve_cupy_device),
-    "torch": _Spec(_load_torch, "torch", "torch", _resolve_torch_device),
-}
-_REGISTRY_LOCK = threading.Lock()
-
-
 def register_backend(
     name: str,
     loader: Callable[[], Any] | str,
@@ -150,6 +48,7 @@ def register_backend(
     package: str | None = None,
     extra: str | None = None,
     device: Callable[[Any, str | None], Any] | None = None,
+    device_names: tuple[str, ...] = (),
 ) -> None:
     """Make another array-API library selectable by ``name``.
 
@@ -168,6 +67,9 @@ def register_backend(
     device : callable, optional
         ``device(xp, device_string)`` returning the library's device object
         (``None`` for its default). Without it the backend is CPU-only.
+    device_names : tuple of str, optional
+        Device strings the backend understands besides ``'cpu'``,
+        ``'cuda'`` and ``'cuda:N'`` (passed to ``device`` as given, lower-case).
     """
     key = _normalize_name(name)
     if isinstance(loader, str):
@@ -178,7 +80,7 @@ def register_backend(
 
     if not callable(loader):
         raise TypeError(f"loader must be callable or a module name, got {loader!r}")
-    spec = _Spec(loader, package or key, extra, device or _cpu_only(key))
+    spec = Spec(loader, package or key, extra, device or cpu_only(key), tuple(device_names))
     with _REGISTRY_LOCK:
         _REGISTRY[key] = spec
         _NAMESPACES.pop(key, None)
@@ -193,27 +95,6 @@ def _normalize_name(name: object) -> str:
     if not isinstance(name, str) or not name.strip():
         raise TypeError(f"a backend name must be a non-empty string, got {name!r}")
     return name.strip().lower().replace("-", "_")
-
-
-_DEVICE_PATTERN = re.compile(r"^(cpu|cuda|cuda:\d+|gpu:\d+|device1|device2|cpu_device)$")
-
-
-def _normalize_device(device: object, source: str) -> str | None:
-    if device is None:
-        return None
-    if not isinstance(device, str):
-        raise TypeError(f"a device must be a string such as 'cuda:0', got {device!r}")
-    text = device.strip().lower()
-    if not text:
-        return None
-    if not _DEVICE_PATTERN.match(text):
-        raise ValueError(
-            f"device {device!r} ({source}) is not understood; "
-            "use 'cpu', 'cuda', 'cuda:N' or 'gpu:N'"
-        )
-    if text.startswith("gpu:"):
-        text = "cuda:" + text[4:]
-    return text
 
 
 @dataclass(frozen=True)
@@ -253,6 +134,14 @@ class Backend:
 
 
 _NAMESPACES: dict[str, Any] = {}
+
+
+def _loaded_name(xp: Any) -> str | None:
+    """The registered name under which namespace ``xp`` was loaded, if any."""
+    for name, loaded in list(_NAMESPACES.items()):
+        if loaded is xp:
+            return name
+    return None
 
 
 def _namespace(name: str, source: str = "argument") -> Any:
@@ -305,7 +194,12 @@ _CONTEXT_SETTING: contextvars.ContextVar[tuple[str, str | None] | None] = contex
 def _validated(name: object, device: object, source: str) -> Backend:
     key = _normalize_name(name)
     _check_known(key, source, name)
-    return Backend(key, _normalize_device(device, _describe_source(source)), source)
+    where = (
+        f"from the environment variable {_ENV_DEVICE}"
+        if source == "environment"
+        else _describe_source(source)
+    )
+    return Backend(key, canonical_device(key, device, where), source)
 
 
 def _load_and_check(chosen: Backend) -> Backend:

@@ -18,20 +18,28 @@ __all__ = [
     "NestoptError",
     "OracleError",
     "OracleTypeError",
+    "SymmetryError",
     "NotPositiveDefiniteError",
     "LinearSolveError",
     "NonFiniteError",
     "ConvergenceError",
+    "InfeasibleError",
+    "ConstraintQualificationError",
+    "DegenerateError",
+    "SingularKKTError",
+    "TimeLimitError",
+    "FactorizationError",
     "NestoptWarning",
     "ConvergenceWarning",
     "SymmetryWarning",
     "PrecisionWarning",
+    "DegeneracyWarning",
     "warn_user",
 ]
 
 
 class Status(enum.IntEnum):
-    """How a run ended. ``status.message`` says it in words."""
+    """How a run ended. ``status.message`` says it in words; only SUCCESS is a success."""
 
     SUCCESS = 0
     SMALL_STEP = 1
@@ -42,6 +50,12 @@ class Status(enum.IntEnum):
     LINEAR_SOLVE_FAILED = 6
     NON_FINITE = 7
     LINE_SEARCH_FAILED = 8
+    MAX_TIME = 9
+    INFEASIBLE = 10
+    DEGENERATE = 11
+    CONSTRAINT_QUALIFICATION = 12
+    SINGULAR_KKT = 13
+    RAISED = 14
 
     @property
     def message(self) -> str:
@@ -49,21 +63,29 @@ class Status(enum.IntEnum):
 
     @property
     def success(self) -> bool:
-        return self in (Status.SUCCESS, Status.SMALL_STEP)
+        return self is Status.SUCCESS
 
 
 _STATUS_MESSAGES = {
-    Status.SUCCESS: "converged: the projected hypergradient norm is below gtol",
-    Status.SMALL_STEP: "converged: the step on level 1 is below xtol",
+    Status.SUCCESS: "converged: the projected hypergradient met gtol",
+    Status.SMALL_STEP: "stopped: the step on level 1 fell below xtol before gtol was met",
     Status.MAX_ITER: "stopped: maxiter reached before the tolerances were met",
     Status.CALLBACK: "stopped: the callback raised StopIteration",
     Status.LOWER_LEVEL_NOT_CONVERGED: "failed: a lower-level solve did not converge",
     Status.NOT_POSITIVE_DEFINITE: (
-        "failed: a lower level's Hessian block is not positive definite"
+        "failed: a level's Hessian block is not positive definite (not a strict minimum)"
     ),
     Status.LINEAR_SOLVE_FAILED: "failed: a linear solve left a residual above its tolerance",
     Status.NON_FINITE: "failed: a user callable returned NaN or Inf",
     Status.LINE_SEARCH_FAILED: "failed: the line search on level 1 found no decrease",
+    Status.MAX_TIME: "stopped: max_time reached before the tolerances were met",
+    Status.INFEASIBLE: "failed: a level's constraints could not be satisfied",
+    Status.DEGENERATE: "failed: a degenerate active set (a weakly active constraint)",
+    Status.CONSTRAINT_QUALIFICATION: (
+        "failed: the active constraint gradients of a level are linearly dependent"
+    ),
+    Status.SINGULAR_KKT: "failed: a level's KKT matrix is singular",
+    Status.RAISED: "failed: the run raised an exception",
 }
 
 
@@ -93,10 +115,15 @@ class OracleTypeError(NestoptError, TypeError):
     """A user callable returned the wrong type, dtype, backend or device."""
 
 
-class NotPositiveDefiniteError(NestoptError, ArithmeticError):
-    """A lower level's own Hessian block is not (numerically) positive definite.
+class SymmetryError(OracleError):
+    """A user Hessian is not symmetric beyond rounding (``symmetry='warn'`` downgrades it)."""
 
-    The level is then not strongly convex at the point: its best response is
+
+class NotPositiveDefiniteError(NestoptError, ArithmeticError):
+    """A level's own (reduced) Hessian block is not positive definite where it must be.
+
+    At a lower level's solution this means the point is not a strict local
+    minimum (a maximum, a saddle, or a flat direction): its best response is
     not locally unique and implicit differentiation does not apply.
     """
 
@@ -104,7 +131,7 @@ class NotPositiveDefiniteError(NestoptError, ArithmeticError):
 
 
 class LinearSolveError(NestoptError, ArithmeticError):
-    """A linear solve's relative residual exceeded its tolerance."""
+    """A linear solve failed or its relative residual exceeded its tolerance."""
 
     status = Status.LINEAR_SOLVE_FAILED
 
@@ -116,9 +143,47 @@ class NonFiniteError(NestoptError, FloatingPointError):
 
 
 class ConvergenceError(NestoptError, RuntimeError):
-    """A lower-level Newton solve stopped before reaching its tolerance."""
+    """A level's Newton (or interior-point) solve stopped before reaching its tolerance."""
 
     status = Status.LOWER_LEVEL_NOT_CONVERGED
+
+
+class InfeasibleError(NestoptError, ArithmeticError):
+    """A level's constraints could not be satisfied."""
+
+    status = Status.INFEASIBLE
+
+
+class ConstraintQualificationError(NestoptError, ArithmeticError):
+    """The gradients of a level's active constraints are linearly dependent (no LICQ)."""
+
+    status = Status.CONSTRAINT_QUALIFICATION
+
+
+class DegenerateError(NestoptError, ArithmeticError):
+    """A level's active set is degenerate where exact derivatives were required."""
+
+    status = Status.DEGENERATE
+
+
+class SingularKKTError(NestoptError, ArithmeticError):
+    """A level's KKT matrix on its active set is singular."""
+
+    status = Status.SINGULAR_KKT
+
+
+class TimeLimitError(NestoptError, RuntimeError):
+    """``max_time`` ran out inside a solve."""
+
+    status = Status.MAX_TIME
+
+
+class FactorizationError(ArithmeticError):
+    """Internal: a matrix could not be factored as asked.
+
+    Never escapes nestopt: the level solvers turn it into a `NestoptError`
+    that names the level and says what to try.
+    """
 
 
 class NestoptWarning(UserWarning):
@@ -130,11 +195,15 @@ class ConvergenceWarning(NestoptWarning):
 
 
 class SymmetryWarning(NestoptWarning):
-    """A user Hessian is not symmetric beyond rounding."""
+    """A user Hessian is not symmetric beyond rounding (with ``symmetry='warn'``)."""
 
 
 class PrecisionWarning(NestoptWarning):
-    """A tolerance is tighter than the working dtype can reach."""
+    """A tolerance is tighter than the working dtype can reach, or was not reached."""
+
+
+class DegeneracyWarning(NestoptWarning):
+    """A constraint is active with a (near-)zero multiplier: one-sided derivatives."""
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -152,3 +221,65 @@ def warn_user(message: str, category: type[Warning]) -> None:
         frame = frame.f_back
         level += 1
     warnings.warn(message, category, stacklevel=level)
+
+
+# -- messages shared by the level solvers: what was found, and what to try ------------
+
+
+def not_positive_definite(
+    level_text: str, j: int, smallest: float, largest: float, where: str
+) -> NotPositiveDefiniteError:
+    """The block of level ``j`` has eigenvalues ``smallest..largest``, not all positive."""
+    return NotPositiveDefiniteError(
+        f"{level_text}: the Hessian block of its own variable is not positive definite at "
+        f"{where} (smallest eigenvalue {smallest:.3e}, largest {largest:.3e}). The level is "
+        "not strongly convex there, so its best response is not locally unique. Try: ridge= "
+        "in level_options to damp it, a different starting point (the point may be a "
+        "maximum or a saddle), or check its hess callable",
+        level=j,
+    )
+
+
+def zero_curvature(level_text: str, j: int, point: str) -> NotPositiveDefiniteError:
+    """The block of level ``j`` is exactly zero: Newton has nothing to work with."""
+    return NotPositiveDefiniteError(
+        f"{level_text}: the Hessian block of its own variable is exactly zero at {point}, "
+        "so Newton's method has no curvature to take a step with (zero curvature: "
+        "smallest eigenvalue 0.000e+00). Start at a point where the level is strongly "
+        "convex, or add ridge= in level_options",
+        level=j,
+    )
+
+
+def numerically_singular(level_text: str, j: int, detail: str, dtype: object) -> LinearSolveError:
+    """Positive definite in exact arithmetic perhaps, but not resolvable in ``dtype``."""
+    return LinearSolveError(
+        f"{level_text}: the Hessian block of its own variable is numerically singular in "
+        f"{dtype} ({detail}): the best-response Jacobian would have no correct digits. Use "
+        "float64 if this is float32, rescale the level's variables, or add ridge= in "
+        "level_options (which biases the hypergradient)",
+        level=j,
+    )
+
+
+def singular_block(level_text: str, j: int, detail: str, linear_solver: str) -> LinearSolveError:
+    """A non-Cholesky factorization of the block of level ``j`` failed."""
+    return LinearSolveError(
+        f"{level_text}: the Hessian block of its own variable is {detail} for "
+        f"linear_solver={linear_solver!r}; the level is not strongly convex there. Try "
+        "ridge= in level_options, or linear_solver='lstsq' for a least-squares Jacobian",
+        level=j,
+    )
+
+
+def residual_too_large(
+    level_text: str, j: int, residual: float, tol: float, linear_solver: str
+) -> LinearSolveError:
+    """The Jacobian solve of level ``j`` left a residual above its tolerance."""
+    return LinearSolveError(
+        f"{level_text}: the linear solve for its best-response Jacobian left a relative "
+        f"residual {residual:.3e} (tolerance {tol:.1e}) with linear_solver={linear_solver!r}; "
+        "the block is singular or badly conditioned. Try ridge= in level_options, or "
+        "linear_solver='cholesky' if the level is strongly convex",
+        level=j,
+    )

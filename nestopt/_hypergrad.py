@@ -5,141 +5,49 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._options import check_choice, make_settings, prepare_points
-from ._oracle import Oracles
 from ._problem import Problem
-from ._respond import LowerSolver, Node, Settings, split_sensitivity
 from ._result import BestResponse
+from ._run import Run, start_run
 
-__all__ = ["hypergradient", "best_response", "METHODS", "Session"]
+__all__ = ["hypergradient", "best_response"]
 
-METHODS = ("implicit", "itd")
-
-
-class Session:
-    """One problem on one backend with one set of options (shared by solve)."""
-
-    def __init__(
-        self,
-        problem: Problem,
-        xs: Sequence[Any],
-        *,
-        curvature: str = "exact",
-        linear_solver: str = "cholesky",
-        level_options: Any = None,
-        backend: Any = None,
-        device: Any = None,
-        check_finite: bool = True,
-        fd_step: float | None = None,
-        predict: bool = True,
-    ) -> None:
-        if not isinstance(problem, Problem):
-            raise TypeError(f"problem must be a nestopt.Problem, got {type(problem).__name__}")
-        self.problem = problem
-        self.backend_arg, self.device_arg = backend, device
-        self.xp, self.device, self.xs = prepare_points(problem, xs, backend, device)
-        self.dtype = self.xs[0].dtype
-        self.settings: Settings = make_settings(
-            problem,
-            self.xp,
-            self.dtype,
-            curvature=curvature,
-            linear_solver=linear_solver,
-            level_options=level_options,
-            fd_step=fd_step,
-            predict=predict,
-        )
-        self.exactness = describe_exactness(problem, curvature)
-        self.oracles = Oracles(problem, self.xp, self.dtype, self.device, check_finite=check_finite)
-        self.solver = LowerSolver(problem, self.oracles, self.settings)
-
-    def respond(self, xs: tuple[Any, ...]) -> Node:
-        return self.solver.respond(1, xs)
-
-    def result(self, node: Node, *, with_fun: bool = True) -> BestResponse:
-        problem, xp = self.problem, self.xp
-        hypergrad = self.solver.hypergradient(node)
-        jacobians = {}
-        solution = node.child
-        while solution is not None:
-            jacobians[solution.j] = solution.G
-            solution = solution.below.child
-        sensitivity = split_sensitivity(problem, node.R)
-        fun = None
-        if with_fun and problem.levels[0].value is not None:
-            fun = float(self.oracles.value(1, node.xs))
-        return BestResponse(
-            hypergrad=hypergrad,
-            xs=node.xs,
-            fun=fun,
-            jacobians=jacobians,
-            sensitivity=sensitivity,
-            nit=tuple(self.solver.counters.newton),
-            nfev={name: tuple(c) for name, c in self.oracles.counts.items()},
-            method="implicit",
-            curvature=self.settings.curvature,
-            exactness=self.exactness,
-            backend=getattr(xp, "__name__", str(xp)),
-        )
-
-
-def describe_exactness(problem: Problem, curvature: str) -> str:
-    """What ``curvature`` computes on ``problem``, in words; raises where it cannot.
-
-    For ``curvature='exact'`` the term of level ``k`` needs the third
-    derivatives of ``f_{k+1}`` (``hess_dir`` or a central difference of its
-    ``hess``) and, beyond that, derivatives of order ``n - k + 2`` unless the
-    levels ``k+2..n`` are quadratic. nestopt computes the exact term when
-    levels ``4..n`` are declared quadratic, and refuses otherwise.
-    """
-    n = problem.n
-    if curvature == "first_order":
-        return (
-            "first order: the response-curvature terms S_k are dropped; exact when every "
-            "lower response is affine in the upper variables (e.g. quadratic lower levels)"
-        )
-    if n == 2:
-        return "exact: two levels have no response-curvature term"
-    not_quadratic = [k for k in range(4, n + 1) if not problem.levels[k - 1].quadratic]
-    if not_quadratic:
-        raise NotImplementedError(
-            f"curvature='exact' for {n} levels needs derivatives of order up to {n} of the "
-            "lower objectives, which Hessian oracles do not give, unless levels 4.."
-            f"{n} are quadratic; level(s) {', '.join(map(str, not_quadratic))} are not "
-            "declared quadratic (Level(..., quadratic=True)). Use curvature='first_order' "
-            "(exact when every lower response is affine)"
-        )
-    parts = []
-    for k in range(2, n):
-        below = problem.levels[k]
-        if below.quadratic:
-            source = f"zero (level {k + 1} is quadratic)"
-        elif below.hess_dir is not None:
-            source = f"from hess_dir of level {k + 1}"
-        else:
-            source = (
-                f"from a central difference of level {k + 1}'s hess "
-                "(truncation error O(h^2) with h = eps^(1/3) relative)"
-            )
-        parts.append(f"term of level {k} {source}")
-    return "exact: " + "; ".join(parts)
+_SHARED_PARAMETERS = """
+    method : {'implicit', 'itd'} or method object, default 'implicit'
+        How the derivatives are computed: `Implicit` (Newton solves and
+        implicit differentiation) or `Unrolled` (the ITD baseline of Sato et
+        al.). A string builds the object from the keywords below; with an
+        object, give those settings to the object instead.
+    curvature, linear_solver, fd_step, level_options, predict, newton_curvature
+        Settings of the implicit method: see `Implicit`.
+    steps, step_size
+        Settings of ``method='itd'``: see `Unrolled`.
+    symmetry : {'raise', 'warn'}, default 'raise'
+        What an asymmetric Hessian (beyond rounding) does; checked once per
+        level and run.
+    check_finite : bool, default True
+        Check every callable output for NaN and Inf.
+    backend, device : optional
+        Per-call backend choice (highest precedence).
+"""
 
 
 def best_response(
     problem: Problem,
     xs: Sequence[Any],
+    method: Any = "implicit",
     *,
-    method: str = "implicit",
-    curvature: str = "exact",
+    curvature: str | None = None,
+    linear_solver: str | None = None,
+    fd_step: float | None = None,
+    level_options: Any = None,
+    predict: bool | None = None,
+    newton_curvature: str | None = None,
     steps: Any = None,
     step_size: Any = None,
-    linear_solver: str = "cholesky",
-    level_options: Any = None,
+    symmetry: str = "raise",
+    check_finite: bool = True,
     backend: Any = None,
     device: Any = None,
-    check_finite: bool = True,
-    fd_step: float | None = None,
-    _with_fun: bool = True,
 ) -> BestResponse:
     """Solve the lower levels at ``xs`` and return every derivative there.
 
@@ -148,84 +56,55 @@ def best_response(
     problem : Problem
     xs : sequence of n arrays
         ``x_1`` (where to differentiate) and starting points for levels 2..n.
-    method : {'implicit', 'itd'}
-        ``'implicit'``: Newton solves and implicit differentiation (see the
-        Mathematics page of the docs). ``'itd'``: the iterative-differentiation
-        baseline of Sato et al., ``steps`` unrolled gradient steps of size
-        ``step_size`` per lower level from ``xs``.
-    curvature : {'exact', 'first_order'}
-        Whether the response-curvature terms ``S_k`` are included
-        (``'implicit'`` only).
-    steps : int or sequence of int, optional
-        ``method='itd'`` only (required there): unrolled steps per lower
-        level, one for all or one per level 2..n.
-    step_size : float or sequence of float, optional
-        ``method='itd'`` only: step of each lower level (default ``1/L`` with
-        ``L`` the largest eigenvalue of the level's own Hessian block at the
-        start).
-    linear_solver : {'cholesky', 'lu', 'lstsq'}
-        How each level's own Hessian block is factored.
-    level_options : dict or sequence of dict, optional
-        ``tol`` (gradient infinity norm), ``maxiter`` and ``ridge`` of the
-        lower levels' Newton solves: one dict for all, one per level 2..n,
-        or a dict keyed by level number or name. ``ridge`` adds ``ridge * I``
-        to the level's own Hessian block in the Newton steps *and* in the
-        Jacobian solve, so it biases the hypergradient: use it to regularize
-        a level that is not strongly convex, knowingly.
-    backend, device : optional
-        Per-call backend choice (highest precedence).
-    check_finite : bool
-        Check every callable output for NaN and Inf.
-    fd_step : float, optional
-        Relative step of the central difference used for the third-order
-        term when a level has no ``hess_dir`` (default ``eps**(1/3)``).
-
+    {shared}
     Returns
     -------
     BestResponse
+        The hypergradient, the solved levels, every best-response Jacobian
+        ``G_k`` and the sensitivities ``dx_k*/dx_1``, with work counters.
     """
-    check_choice("method", method, METHODS)
-    if method == "itd":
-        from ._itd import itd_best_response
-
-        return itd_best_response(
-            problem,
-            xs,
-            steps=steps,
-            step_size=step_size,
-            backend=backend,
-            device=device,
-            check_finite=check_finite,
-        )
-    if steps is not None or step_size is not None:
-        raise ValueError("steps and step_size apply to method='itd' only")
-    session = Session(
-        problem,
-        xs,
-        curvature=curvature,
-        linear_solver=linear_solver,
-        level_options=level_options,
-        backend=backend,
-        device=device,
-        check_finite=check_finite,
-        fd_step=fd_step,
-    )
-    return session.result(session.respond(session.xs), with_fun=_with_fun)
+    run = _start(problem, xs, method, locals())
+    state = run.engine.respond(run.xs)
+    return _result(run, state, with_fun=True, with_jacobians=True)
 
 
-def hypergradient(problem: Problem, xs: Sequence[Any], **options: Any) -> Any:
+def hypergradient(
+    problem: Problem,
+    xs: Sequence[Any],
+    method: Any = "implicit",
+    *,
+    curvature: str | None = None,
+    linear_solver: str | None = None,
+    fd_step: float | None = None,
+    level_options: Any = None,
+    predict: bool | None = None,
+    newton_curvature: str | None = None,
+    steps: Any = None,
+    step_size: Any = None,
+    symmetry: str = "raise",
+    check_finite: bool = True,
+    backend: Any = None,
+    device: Any = None,
+) -> Any:
     """Gradient of the top-level value function ``F_1`` at ``xs[0]``.
 
     The lower levels are first solved to tolerance starting from
-    ``xs[1:]``. Takes the options of `best_response`; returns an array of
-    shape ``(d_1,)`` on the backend of the run (inferred from ``xs`` when no
-    backend was chosen anywhere).
+    ``xs[1:]``; no best-response Jacobian is formed for the top levels (one
+    adjoint solve per level instead). Returns an array of shape ``(d_1,)`` on
+    the backend of the run (inferred from ``xs`` when no backend was chosen
+    anywhere).
 
+    Parameters
+    ----------
+    problem : Problem
+    xs : sequence of n arrays
+        ``x_1`` and starting points for levels 2..n.
+    {shared}
     Notes
     -----
     With ``P_n = I`` and for ``k = n, ..., 2``:
     ``H_k = P_k^T hess f_k P_k (+ S_k)``,
-    ``G_k = -H_k[k,k]^{-1} H_k[k,<k]``, ``P_{k-1} = P_k [I; G_k]``;
+    ``G_k = -H_k[k,k]^{{-1}} H_k[k,<k]``, ``P_{{k-1}} = P_k [I; G_k]``;
     the hypergradient is ``P_1^T grad f_1``.
 
     Examples
@@ -246,4 +125,59 @@ def hypergradient(problem: Problem, xs: Sequence[Any], **options: Any) -> Any:
     >>> nestopt.hypergradient(problem, [np.array([2.0]), np.array([0.0])])
     array([3.])
     """
-    return best_response(problem, xs, _with_fun=False, **options).hypergrad
+    run = _start(problem, xs, method, locals())
+    return run.engine.hypergradient(run.engine.respond(run.xs))
+
+
+best_response.__doc__ = best_response.__doc__.format(shared=_SHARED_PARAMETERS.strip())
+hypergradient.__doc__ = hypergradient.__doc__.format(shared=_SHARED_PARAMETERS.strip())
+
+_METHOD_KEYWORDS = (
+    "curvature",
+    "linear_solver",
+    "fd_step",
+    "level_options",
+    "predict",
+    "newton_curvature",
+    "steps",
+    "step_size",
+)
+
+
+def _start(problem: Problem, xs: Sequence[Any], method: Any, given: dict[str, Any]) -> Run:
+    return start_run(
+        problem,
+        xs,
+        method,
+        {name: given[name] for name in _METHOD_KEYWORDS},
+        backend=given["backend"],
+        device=given["device"],
+        check_finite=given["check_finite"],
+        symmetry=given["symmetry"],
+    )
+
+
+def _result(run: Run, state: Any, *, with_fun: bool, with_jacobians: bool) -> BestResponse:
+    engine = run.engine
+    hypergrad = engine.hypergradient(state)
+    fun = None
+    if with_fun and run.oracles.has(1, "value"):
+        fun = float(run.oracles.value(1, state.xs))
+    level_nit = engine.level_nit()
+    return BestResponse(
+        hypergrad=hypergrad,
+        xs=state.xs,
+        fun=fun,
+        jacobians=engine.jacobians(state) if with_jacobians else None,
+        sensitivity=engine.sensitivity(state) if with_jacobians else None,
+        nit=sum(level_nit),
+        level_nit=level_nit,
+        level_solves=tuple(engine.stats.solves),
+        factorizations=tuple(engine.stats.factorizations),
+        nfev=run.nfev(),
+        method=run.method.name,
+        curvature=engine.curvature,
+        exactness=engine.exactness,
+        notes=list(engine.stats.notes),
+        backend=run.backend,
+    )

@@ -1,158 +1,182 @@
-"""Iterative differentiation (ITD), the baseline of Sato, Tanaka & Takeda (2021).
+"""``nestopt.Unrolled``: iterative differentiation (ITD), the baseline of Sato, Tanaka & Takeda.
 
 Every lower level ``k`` is replaced by ``T_k`` gradient steps of size
-``alpha_k`` from a fixed start, nested (each step of level ``k`` reruns the
+``alpha_k`` from its start, nested (each step of level ``k`` reruns the
 unrolled levels below it), and the Jacobian of the last iterate with respect
 to the upper variables is propagated forward through the steps:
 
-    x_k <- x_k - alpha_k g_k,           g_k = c^T grad f_k
-    Z_k <- Z_k - alpha_k (H[k,<k] + H[k,k] Z_k),   H[k,:] = c^T hess f_k P
+    x_k <- x_k - alpha_k c^T grad f_k,
+    Z_k <- Z_k - alpha_k (H_k[k, <k] + H_k[k, k] Z_k),     H_k[k, :] = c^T hess f_k P
 
-with ``c``/``P`` built from the unrolled Jacobian of the levels below. Only
-Hessian oracles are used, so the derivatives of those Jacobians are dropped:
-ITD is first order in the sense of ``curvature='first_order'``, and the cost
-grows as the product of the ``T_k``.
+with ``c``, ``P`` built from the unrolled Jacobian of the levels below, by the
+same algebra as the implicit method (``_compose``). Only Hessian oracles are
+used, so the derivatives of those Jacobians are dropped: ITD is first order
+in the sense of ``curvature='first_order'``, and its cost grows as the
+product of the ``T_k``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from array_api_compat import device
 
-from ._options import prepare_points
-from ._oracle import Oracles
-from ._problem import Problem
-from ._respond import split_sensitivity
-from ._result import BestResponse
+from ._compose import own_rows, pull_back, reduced_grad, stack_response
+from ._implicit import split_sensitivity
+from ._nest import Stats
 
-__all__ = ["itd_best_response"]
+__all__ = ["Unrolled", "UnrolledEngine"]
 
 
-def _per_level(value: Any, problem: Problem, name: str, kind: type) -> list[Any]:
-    """One value per lower level (index k - 1 for level k; level 1 unused)."""
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        if len(value) != problem.n - 1:
+@dataclass(frozen=True)
+class Unrolled:
+    """Hypergradients by iterative differentiation (ITD) of unrolled gradient steps.
+
+    Parameters
+    ----------
+    steps : int or sequence of int
+        ``T``: unrolled steps per lower level, one for all or one per level
+        2..n (required).
+    step_size : float or sequence of float, optional
+        ``alpha`` of each lower level (default ``1/L`` with ``L`` the largest
+        eigenvalue of the level's own Hessian block at its first start).
+
+    Examples
+    --------
+    >>> import nestopt
+    >>> nestopt.Unrolled(steps=50)
+    Unrolled(steps=50, step_size=None)
+    """
+
+    steps: Any = None
+    step_size: Any = None
+
+    name = "itd"
+
+    def __post_init__(self) -> None:
+        if self.steps is None:
             raise ValueError(
-                f"{name} as a sequence needs one entry per lower level ({problem.n - 1}), "
-                f"got {len(value)}"
+                "method='itd' (nestopt.Unrolled) needs steps=T, the number of unrolled steps "
+                "per level"
             )
-        values = [None, *value]
-    else:
-        values = [None] + [value] * (problem.n - 1)
-    for k, item in enumerate(values[1:], start=2):
+        _per_level(self.steps, None, "steps", int)
+        if self.step_size is not None:
+            _per_level(self.step_size, None, "step_size", float)
+
+    def bind(self, problem: Any, oracles: Any, *, deadline: float | None = None) -> UnrolledEngine:
+        """The engine that unrolls with these settings on ``problem`` for one run."""
+        return UnrolledEngine(self, problem, oracles)
+
+
+def _per_level(value: Any, n: int | None, name: str, kind: type) -> list[Any]:
+    """One value per lower level (index ``k - 1`` for level ``k``; level 1 unused)."""
+    many = isinstance(value, Sequence) and not isinstance(value, str)
+    if many and n is not None and len(value) != n - 1:
+        raise ValueError(
+            f"{name} as a sequence needs one entry per lower level ({n - 1}), got {len(value)}"
+        )
+    items = list(value) if many else [value]
+    for item in items:
         if item is None:
             continue
         if kind is int and (isinstance(item, bool) or not isinstance(item, int) or item < 1):
-            raise ValueError(f"{name} of level {k} must be a positive int, got {item!r}")
-        if kind is float and not (isinstance(item, (int, float)) and item > 0):
-            raise ValueError(f"{name} of level {k} must be a positive number, got {item!r}")
-    return values
+            raise ValueError(f"{name} must be a positive int (per level), got {item!r}")
+        if kind is float and (
+            isinstance(item, bool) or not isinstance(item, (int, float)) or not item > 0
+        ):
+            raise ValueError(f"{name} must be a positive number (per level), got {item!r}")
+    if n is None:
+        return items
+    return [None, *items] if many else [None] + [value] * (n - 1)
 
 
-class _Unroller:
-    def __init__(self, problem: Problem, oracles: Oracles, steps: list[Any], alphas: list[Any]):
+@dataclass(eq=False)
+class UnrolledState:
+    """The unrolled levels at one ``x_1``: final iterates and ``J = d x_>1 / d x_1``."""
+
+    xs: tuple[Any, ...]
+    J: Any
+
+
+class UnrolledEngine:
+    """Unroll, differentiate and (plainly) warm start on one problem for one run."""
+
+    exactness_template = (
+        "ITD with steps {steps} and step sizes {sizes}: approximate; its error is set by "
+        "how far the unrolled iterates are from the solutions, and it drops the "
+        "response-curvature terms"
+    )
+    curvature = "first_order"
+
+    def __init__(self, method: Unrolled, problem: Any, oracles: Any) -> None:
+        self.method = method
         self.problem = problem
         self.oracles = oracles
         self.xp = oracles.xp
-        self.steps = steps
-        self.alphas = alphas
-        self.iterations = [0] * problem.n
+        self.steps = _per_level(method.steps, problem.n, "steps", int)
+        self.alphas = _per_level(method.step_size, problem.n, "step_size", float)
+        self.stats = Stats.zeros(problem.n)
 
-    def step_size(self, k: int, xs: tuple[Any, ...]) -> float:
-        """The given step, or ``1 / lambda_max`` of level k's own block at the start."""
+    @property
+    def exactness(self) -> str:
+        return self.exactness_template.format(
+            steps=tuple(self.steps[1:]),
+            sizes=tuple(None if a is None else float(a) for a in self.alphas[1:]),
+        )
+
+    def respond(self, xs: tuple[Any, ...]) -> UnrolledState:
+        below, J = self._unroll(2, tuple(xs))
+        return UnrolledState(below, J)
+
+    def hypergradient(self, state: UnrolledState) -> Any:
+        g = self.oracles.grad(1, state.xs)
+        return pull_back(self.xp, g, state.J, self.problem.sizes[0])
+
+    def predict(self, state: UnrolledState, x1: Any) -> tuple[Any, ...]:
+        """ITD has no response model: the lower levels start where they ended."""
+        return (x1, *state.xs[1:])
+
+    def jacobians(self, state: UnrolledState) -> None:
+        return None
+
+    def sensitivity(self, state: UnrolledState) -> dict[int, Any]:
+        return split_sensitivity(self.problem, state.J)
+
+    def level_nit(self) -> tuple[int, ...]:
+        return tuple(self.stats.newton)
+
+    def _step_size(self, k: int, xs: tuple[Any, ...]) -> float:
+        """The given step, or ``1 / lambda_max`` of level k's own block at its first start."""
         if self.alphas[k - 1] is None:
             xp = self.xp
             block = self.problem.block(k)
-            own = self.oracles.hess(k, xs)[block, block]
+            own = self.oracles.hess(k, xs, start=block.start)[: block.stop - block.start, block]
             self.alphas[k - 1] = 1.0 / float(xp.max(xp.linalg.eigvalsh(own)))
         return float(self.alphas[k - 1])
 
-    def unroll(self, k: int, xs: tuple[Any, ...]) -> tuple[tuple[Any, ...], Any]:
+    def _unroll(self, k: int, xs: tuple[Any, ...]) -> tuple[tuple[Any, ...], Any]:
         """Unroll levels ``k..n`` from ``xs`` for fixed ``x_<k``.
 
         Returns the final iterates and ``J = d(x_k, ..., x_n)/d x_<k`` of
         shape ``(D - s_{k-1}, s_{k-1})``.
         """
         xp, problem = self.xp, self.problem
-        n = problem.n
-        block = problem.block(k)
-        s_prev = problem.offsets[k - 1]
-        s_k = self.problem.ends[k - 1]
-        alpha = self.step_size(k, xs)
+        own = problem.block(k)
+        alpha = self._step_size(k, xs)
         x_k = xs[k - 1]
-        Z = xp.zeros((problem.sizes[k - 1], s_prev), dtype=x_k.dtype, device=device(x_k))
+        Z = xp.zeros((own.stop - own.start, own.start), dtype=x_k.dtype, device=device(x_k))
         for _ in range(self.steps[k - 1]):
             current = (*xs[: k - 1], x_k, *xs[k:])
-            below, J = self.unroll(k + 1, current) if k < n else (current, None)
-            g_full = self.oracles.grad(k, below)
-            M = self.oracles.hess(k, below)
-            if J is None:
-                g = g_full[block]
-                H = M[block, :]
-            else:
-                Jk = xp.matrix_transpose(J[:, block])
-                g = g_full[block] + Jk @ g_full[s_k:]
-                row = M[block, :] + Jk @ M[s_k:, :]
-                H = row[:, :s_k] + row[:, s_k:] @ J
-            Z = Z - alpha * (H[:, :s_prev] + H[:, s_prev:s_k] @ Z)
-            x_k = x_k - alpha * g
-            self.iterations[k - 1] += 1
+            below, J = self._unroll(k + 1, current) if k < problem.n else (current, None)
+            g = self.oracles.grad(k, below)
+            rows = own_rows(xp, self.oracles.hess(k, below, start=own.start), J, own)
+            Z = Z - alpha * (rows[:, : own.start] + rows[:, own] @ Z)
+            x_k = x_k - alpha * reduced_grad(xp, g, J, own)
+            self.stats.newton[k - 1] += 1
         current = (*xs[: k - 1], x_k, *xs[k:])
-        if k == n:
+        if k == problem.n:
             return current, Z
-        below, J = self.unroll(k + 1, current)
-        total = xp.concat([Z, J[:, :s_prev] + J[:, s_prev:s_k] @ Z], axis=0)
-        return below, total
-
-
-def itd_best_response(
-    problem: Problem,
-    xs: Sequence[Any],
-    *,
-    steps: Any,
-    step_size: Any = None,
-    backend: Any = None,
-    device: Any = None,
-    check_finite: bool = True,
-) -> BestResponse:
-    """The ITD hypergradient at ``xs`` (see `nestopt.best_response`, ``method='itd'``).
-
-    ``steps`` (``T``) is required: one int for every lower level or one per
-    level 2..n. ``step_size`` (``alpha``) defaults per level to ``1/L`` with
-    ``L`` the largest eigenvalue of the level's own Hessian block at the start.
-    """
-    if not isinstance(problem, Problem):
-        raise TypeError(f"problem must be a nestopt.Problem, got {type(problem).__name__}")
-    if steps is None:
-        raise ValueError("method='itd' needs steps=T, the number of unrolled steps per level")
-    steps_list = _per_level(steps, problem, "steps", int)
-    alphas = _per_level(step_size, problem, "step_size", float)
-    xp, dev, start = prepare_points(problem, xs, backend, device)
-    oracles = Oracles(problem, xp, start[0].dtype, dev, check_finite=check_finite)
-    unroller = _Unroller(problem, oracles, steps_list, alphas)
-    below, J = unroller.unroll(2, start)
-    g_full = oracles.grad(1, below)
-    d1 = problem.sizes[0]
-    hypergrad = g_full[:d1] + xp.matrix_transpose(J) @ g_full[d1:]
-    sensitivity = split_sensitivity(problem, J)
-    fun = float(oracles.value(1, below)) if problem.levels[0].value is not None else None
-    return BestResponse(
-        hypergrad=hypergrad,
-        xs=below,
-        fun=fun,
-        jacobians=None,
-        sensitivity=sensitivity,
-        nit=tuple(unroller.iterations),
-        nfev={name: tuple(c) for name, c in oracles.counts.items()},
-        method="itd",
-        curvature="first_order",
-        exactness=(
-            f"ITD with steps {tuple(steps_list[1:])} and step sizes "
-            f"{tuple(float(a) for a in unroller.alphas[1:])}: approximate; its error is set "
-            "by how far the unrolled iterates are from the solutions, and it drops the "
-            "response-curvature terms"
-        ),
-        backend=getattr(xp, "__name__", str(xp)),
-    )
+        below, J = self._unroll(k + 1, current)
+        return below, stack_response(xp, Z, J, own)

@@ -3,7 +3,9 @@
 The array API standard has ``linalg.cholesky`` but no triangular solve, so
 each backend family gets a native branch (SciPy for NumPy when it is
 installed, cuSOLVER/cuBLAS through CuPy, torch's own kernels) and everything
-else the portable blocked substitution below, written in the standard alone.
+else the portable blocked substitution of ``_substitution``. Failures raise
+the internal `FactorizationError`, which the level solvers turn into errors
+that name the level.
 """
 
 from __future__ import annotations
@@ -14,21 +16,30 @@ from typing import Any
 
 import array_api_compat as compat
 
-__all__ = ["Factorization", "factorize", "host_floats", "LINEAR_SOLVERS"]
+from ._errors import FactorizationError
+from ._points import host_floats
+from ._substitution import backward_substitution, forward_substitution
 
-LINEAR_SOLVERS = ("cholesky", "lu", "lstsq")
-_BLOCK = 64
+__all__ = [
+    "Factorization",
+    "factorize",
+    "factorize_shifted",
+    "residual_is_small",
+    "smallest_eigenvalues",
+    "LINEAR_SOLVERS",
+    "DENSE_SOLVERS",
+]
 
-
-class _NotFactorizable(ArithmeticError):
-    """Internal: the matrix could not be factored as asked."""
+DENSE_SOLVERS = ("cholesky", "lu", "lstsq")
+LINEAR_SOLVERS = (*DENSE_SOLVERS, "cg", "minres")
 
 
 @dataclass(frozen=True)
 class Factorization:
     """A factored square matrix ``a``; ``solve(b)`` returns ``a^{-1} b``.
 
-    ``kind`` says which kernel is used, so users and tests can see the choice.
+    ``kind`` says which kernel is used, so users and tests can see the choice;
+    ``shift`` is the diagonal shift added before factoring (0 for none).
     """
 
     method: str
@@ -36,6 +47,7 @@ class Factorization:
     a: Any
     factor: Any
     xp: Any
+    shift: float = 0.0
 
     def solve(self, b: Any) -> Any:
         xp = self.xp
@@ -48,31 +60,94 @@ class Factorization:
 def factorize(a: Any, *, method: str = "cholesky", xp: Any = None) -> Factorization:
     """Factor the square matrix ``a`` once.
 
-    Raises ``_NotFactorizable`` (internal) when ``method='cholesky'`` and
-    ``a`` is not numerically positive definite; callers turn that into a
-    user-facing error that names the level.
+    Raises `FactorizationError` when ``method='cholesky'`` and ``a`` is not
+    numerically positive definite, or ``method='lu'`` and ``a`` is singular.
     """
-    if method not in LINEAR_SOLVERS:
+    if method not in DENSE_SOLVERS:
         raise ValueError(
-            f"unknown linear solver {method!r}; choose one of {', '.join(LINEAR_SOLVERS)}"
+            f"unknown linear solver {method!r}; choose one of {', '.join(DENSE_SOLVERS)}"
         )
     xp = compat.array_namespace(a) if xp is None else xp
     family = _family(xp)
     if method == "cholesky":
         return _cholesky(a, xp, family)
     if method == "lu":
-        if family == "numpy" and _scipy_linalg() is not None:
-            sl = _scipy_linalg()
+        if family == "numpy" and scipy_linalg() is not None:
+            sl = scipy_linalg()
             with warnings.catch_warnings():
                 warnings.simplefilter("error", sl.LinAlgWarning)
                 try:
                     lu = sl.lu_factor(a, check_finite=False)
                 except (sl.LinAlgWarning, ValueError) as exc:
-                    raise _NotFactorizable(f"singular ({exc})") from None
+                    raise FactorizationError(f"singular ({exc})") from None
             return Factorization(method, "scipy_lu", a, lu, xp)
         return Factorization(method, "dense_solve", a, None, xp)
     # Least squares through the pseudo-inverse: computed once, applied many times.
     return Factorization(method, "pinv", a, xp.linalg.pinv(a), xp)
+
+
+def factorize_shifted(a: Any, *, xp: Any) -> Factorization:
+    """Cholesky of ``a + shift I`` with the smallest shift (0, then growing) that works.
+
+    Away from a solution a level's block may be indefinite; the shifted
+    Newton step is still a descent direction. The shift starts at 1e-3 of
+    the largest diagonal entry, so it is invariant to scaling the objective.
+    Raises `FactorizationError` when the block is zero or no shift works.
+    """
+    try:
+        return factorize(a, method="cholesky", xp=xp)
+    except FactorizationError:
+        pass
+    scale = float(xp.max(xp.abs(a))) if a.shape[0] else 0.0
+    if not scale > 0.0:
+        raise FactorizationError("zero curvature: the block is exactly zero")
+    eye = xp.eye(a.shape[0], dtype=a.dtype, device=compat.device(a))
+    shift = 1e-3 * scale
+    for _ in range(40):
+        try:
+            fact = factorize(a + shift * eye, method="cholesky", xp=xp)
+        except FactorizationError:
+            shift *= 10.0
+            continue
+        return Factorization(fact.method, fact.kind, a, fact.factor, xp, shift)
+    raise FactorizationError("no diagonal shift made the block positive definite")
+
+
+def smallest_eigenvalues(a: Any, *, xp: Any) -> tuple[float, float]:
+    """``(smallest, largest)`` eigenvalue of the symmetric ``a`` (for messages and checks)."""
+    eigenvalues = xp.linalg.eigvalsh(a)
+    smallest, largest = host_floats(xp, xp.min(eigenvalues), xp.max(eigenvalues))
+    return smallest, largest
+
+
+def residual_is_small(
+    a: Any, xw: Any, bw: Any, tol: float, *, xp: Any, b_full: Any, w: Any
+) -> tuple[bool, float]:
+    """Is ``a (X w) = -B w`` solved to ``tol``? A probe along one vector ``w``.
+
+    ``xw = X w`` and ``bw = B w`` are ``(d, 1)``. The residual is judged
+    relative to ``||a xw|| + ||bw||``, and where those cancel, to the bound of a
+    backward-stable solve, ``||a|| ||xw|| + ||B|| ||w||``. Returns whether it
+    passes and the relative residual.
+    """
+    axw = a @ xw
+    residual, norm_ax, norm_b = host_floats(
+        xp,
+        xp.linalg.vector_norm(axw + bw),
+        xp.linalg.vector_norm(axw),
+        xp.linalg.vector_norm(bw),
+    )
+    if residual <= tol * (norm_ax + norm_b):
+        return True, residual / max(norm_ax + norm_b, 1e-300)
+    norm_a, norm_xw, norm_bm, norm_w = host_floats(
+        xp,
+        xp.linalg.matrix_norm(a),
+        xp.linalg.vector_norm(xw),
+        xp.linalg.matrix_norm(b_full),
+        xp.linalg.vector_norm(w),
+    )
+    scale = max(norm_a * norm_xw + norm_bm * norm_w, 1e-300)
+    return residual <= tol * scale, residual / scale
 
 
 def _family(xp: Any) -> str:
@@ -88,7 +163,7 @@ def _family(xp: Any) -> str:
 _SCIPY: list[Any] = []
 
 
-def _scipy_linalg() -> Any:
+def scipy_linalg() -> Any:
     """scipy.linalg if installed (imported on first use, never at import)."""
     if not _SCIPY:
         try:
@@ -100,12 +175,12 @@ def _scipy_linalg() -> Any:
 
 
 def _cholesky(a: Any, xp: Any, family: str) -> Factorization:
-    if family == "numpy" and _scipy_linalg() is not None:
-        sl = _scipy_linalg()
+    if family == "numpy" and scipy_linalg() is not None:
+        sl = scipy_linalg()
         try:
             c, lower = sl.cho_factor(a, lower=True, check_finite=False)
         except Exception as exc:  # scipy raises numpy's LinAlgError
-            raise _NotFactorizable(str(exc)) from exc
+            raise FactorizationError(str(exc)) from None
         fact = Factorization("cholesky", "scipy_cholesky", a, (c, lower), xp)
         diag = xp.linalg.diagonal(c)
     elif family == "torch":
@@ -113,14 +188,14 @@ def _cholesky(a: Any, xp: Any, family: str) -> Factorization:
 
         low, info = torch.linalg.cholesky_ex(a)
         if int(info) != 0:
-            raise _NotFactorizable(f"torch cholesky failed at minor {int(info)}")
+            raise FactorizationError(f"torch cholesky failed at minor {int(info)}")
         fact = Factorization("cholesky", "torch_cholesky", a, low, xp)
         diag = torch.diagonal(low)
     else:
         try:
             low = xp.linalg.cholesky(a)
         except Exception as exc:  # each library has its own LinAlgError
-            raise _NotFactorizable(str(exc)) from exc
+            raise FactorizationError(str(exc)) from None
         kind = "cupy_cholesky" if family == "cupy" else "blocked_substitution"
         fact = Factorization("cholesky", kind, a, low, xp)
         diag = xp.linalg.diagonal(low)
@@ -128,34 +203,27 @@ def _cholesky(a: Any, xp: Any, family: str) -> Factorization:
     return fact
 
 
-def host_floats(xp: Any, *scalars: Any) -> list[float]:
-    """Several 0-d device arrays as Python floats, in one device-to-host copy."""
-    stacked = xp.stack([xp.reshape(s, ()) for s in scalars])
-    if compat.is_cupy_array(stacked):
-        return [float(v) for v in stacked.get()]
-    if compat.is_torch_array(stacked):
-        return [float(v) for v in stacked.cpu().tolist()]
-    return [float(stacked[i]) for i in range(len(scalars))]
-
-
 def _check_cholesky_diagonal(diag: Any, xp: Any) -> None:
     """Reject NaN pivots (CuPy signals failure so) and numerical singularity."""
+    if diag.shape[0] == 0:
+        return
     smallest, largest = host_floats(xp, xp.min(diag), xp.max(diag))
     eps = float(xp.finfo(diag.dtype).eps)
     if not (smallest > 0.0) or not (largest < float("inf")):
-        raise _NotFactorizable("non-positive or non-finite pivot")
+        raise FactorizationError("non-positive or non-finite pivot")
     if (largest / smallest) ** 2 * eps > 1.0:
-        raise _NotFactorizable(
-            f"numerically singular (condition estimate {(largest / smallest) ** 2:.2e})"
+        raise FactorizationError(
+            f"numerically singular in {diag.dtype} (condition estimate "
+            f"{(largest / smallest) ** 2:.2e}, above 1/eps = {1 / eps:.1e})"
         )
 
 
 def _solve_scipy_cholesky(f: Factorization, b: Any) -> Any:
-    return _scipy_linalg().cho_solve(f.factor, b, check_finite=False)
+    return scipy_linalg().cho_solve(f.factor, b, check_finite=False)
 
 
 def _solve_scipy_lu(f: Factorization, b: Any) -> Any:
-    return _scipy_linalg().lu_solve(f.factor, b, check_finite=False)
+    return scipy_linalg().lu_solve(f.factor, b, check_finite=False)
 
 
 def _solve_torch_cholesky(f: Factorization, b: Any) -> Any:
@@ -180,8 +248,8 @@ def _solve_dense(f: Factorization, b: Any) -> Any:
     try:
         return f.xp.linalg.solve(f.a, b)
     except Exception as exc:  # numpy, torch and others each have a LinAlgError
-        if "LinAlgError" in type(exc).__name__:
-            raise _NotFactorizable(f"singular ({exc})") from None
+        if "LinAlgError" in type(exc).__name__ or "singular" in str(exc).lower():
+            raise FactorizationError(f"singular ({exc})") from None
         raise
 
 
@@ -198,38 +266,3 @@ _SOLVERS = {
     "dense_solve": _solve_dense,
     "pinv": _solve_pinv,
 }
-
-
-def forward_substitution(low: Any, b: Any, *, xp: Any) -> Any:
-    """Solve ``low @ y = b`` for lower-triangular ``low`` using the standard only.
-
-    Works block by block: each diagonal block (at most 64 wide) is solved with
-    ``linalg.solve`` and the rest is matrix products, so the cost is that of
-    a triangular solve, ``O(n^2 k)``, up to small dense solves.
-    """
-    n = low.shape[0]
-    pieces: list[Any] = []
-    for start in range(0, n, _BLOCK):
-        stop = min(start + _BLOCK, n)
-        rhs = b[start:stop, :]
-        if pieces:
-            done = xp.concat(pieces, axis=0)
-            rhs = rhs - low[start:stop, :start] @ done
-        pieces.append(xp.linalg.solve(low[start:stop, start:stop], rhs))
-    return xp.concat(pieces, axis=0)
-
-
-def backward_substitution(up: Any, b: Any, *, xp: Any) -> Any:
-    """Solve ``up @ x = b`` for upper-triangular ``up`` using the standard only."""
-    n = up.shape[0]
-    pieces: list[Any] = []
-    stop = n
-    while stop > 0:
-        start = max(stop - _BLOCK, 0)
-        rhs = b[start:stop, :]
-        if pieces:
-            done = xp.concat(pieces[::-1], axis=0)
-            rhs = rhs - up[start:stop, stop:] @ done
-        pieces.append(xp.linalg.solve(up[start:stop, start:stop], rhs))
-        stop = start
-    return xp.concat(pieces[::-1], axis=0)

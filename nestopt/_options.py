@@ -1,163 +1,119 @@
-"""Turn user arguments into checked settings: starting points and options."""
+"""Checked settings: numbers, choices, and per-level options of the lower-level solves."""
 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-import array_api_compat as compat
-
-from ._backend import get_backend
 from ._errors import PrecisionWarning, warn_user
 from ._linalg import LINEAR_SOLVERS
-from ._problem import Problem
-from ._respond import CURVATURES, LevelSettings, Settings
 
-__all__ = ["prepare_points", "make_settings", "LEVEL_OPTION_NAMES", "check_choice"]
+__all__ = [
+    "LevelSettings",
+    "LEVEL_OPTION_NAMES",
+    "check_choice",
+    "check_number",
+    "check_count",
+    "level_settings",
+    "default_tol",
+]
 
-LEVEL_OPTION_NAMES = ("tol", "maxiter", "ridge")
+LEVEL_OPTION_NAMES = ("tol", "maxiter", "ridge", "linear_solver")
+
+
+@dataclass(frozen=True)
+class LevelSettings:
+    """How one level is solved.
+
+    ``tol`` is relative: Newton stops when its step is at most ``tol`` times
+    the level's own length scale (the largest of its variable at the start,
+    now, and its first Newton step), which scaling the objective leaves
+    unchanged; ``tol=0`` solves to rounding.
+    """
+
+    tol: float
+    maxiter: int = 50
+    ridge: float = 0.0
+    linear_solver: str = "cholesky"
 
 
 def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
     """``value`` if it is one of ``choices``, else a ValueError listing them."""
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         raise ValueError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
-    return value  # type: ignore[return-value]
+    return value
 
 
-def prepare_points(
-    problem: Problem, xs: Sequence[Any], backend: Any = None, device: Any = None
-) -> tuple[Any, Any, tuple[Any, ...]]:
-    """Copy the starting points onto the backend: ``(xp, device, xs)``.
-
-    The points are always copied, so nothing the user passed is ever
-    modified or aliased by a result. Arrays of a non-NumPy library passed
-    while no backend was chosen anywhere select that library (nothing to
-    copy across devices then); otherwise the backend in force applies.
-    """
-    if isinstance(xs, (str, bytes)) or not isinstance(xs, Sequence):
-        raise TypeError(
-            f"xs must be a sequence of {problem.n} per-level arrays, got {type(xs).__name__}"
-        )
-    if len(xs) != problem.n:
-        raise ValueError(
-            f"xs has {len(xs)} entries but the problem has {problem.n} levels; pass one "
-            f"starting array per level, of sizes {problem.sizes}"
-        )
-    chosen = get_backend(backend, device)
-    arrays = [x for x in xs if compat.is_array_api_obj(x) and not isinstance(x, (int, float))]
-    inferred = None
-    if chosen.source == "default" and arrays and len(arrays) == len(xs):
-        try:
-            inferred = compat.array_namespace(*arrays)
-        except TypeError:
-            inferred = None
-        if inferred is not None and compat.is_numpy_namespace(inferred):
-            inferred = None
-    if inferred is not None:
-        xp = inferred
-        target = compat.device(arrays[0])
-    else:
-        xp = chosen.xp
-        target = chosen.native_device
-    dtype = _working_dtype(xp, arrays)
-    out = []
-    for k, (x, size) in enumerate(zip(xs, problem.sizes), start=1):
-        kwargs = {"dtype": dtype, "copy": True}
-        if target is not None:
-            kwargs["device"] = target
-        try:
-            arr = xp.asarray(x, **kwargs)
-        except (TypeError, ValueError, RuntimeError) as exc:
-            raise TypeError(
-                f"the starting point of {problem.describe(k)} could not be made an array "
-                f"of {getattr(xp, '__name__', xp)}: {exc}"
-            ) from exc
-        if arr.ndim == 0 and size == 1:
-            arr = xp.reshape(arr, (1,))
-        if tuple(arr.shape) != (size,):
-            raise ValueError(
-                f"the starting point of {problem.describe(k)} has shape {tuple(arr.shape)}; "
-                f"expected ({size},)"
-            )
-        out.append(arr)
-    return xp, compat.device(out[0]), tuple(out)
-
-
-def _working_dtype(xp: Any, arrays: list[Any]) -> Any:
-    """The target library's dtype matching the first real floating array, else float64.
-
-    Each array's dtype is read with its own namespace and mapped by width:
-    a NumPy float32 start selects float32 on torch or array_api_strict too.
-    """
-    for arr in arrays:
-        try:
-            own = compat.array_namespace(arr)
-            if own.isdtype(arr.dtype, "real floating"):
-                bits = own.finfo(arr.dtype).bits
-                return {16: getattr(xp, "float16", xp.float32), 32: xp.float32}.get(
-                    bits, xp.float64
-                )
-        except (TypeError, ValueError, AttributeError):
-            continue
-    return xp.float64
-
-
-def default_tol(xp: Any, dtype: Any) -> float:
-    """Default lower-level tolerance on the gradient: ``0.01 * sqrt(eps)``."""
-    return 0.01 * math.sqrt(float(xp.finfo(dtype).eps))
-
-
-def make_settings(
-    problem: Problem,
-    xp: Any,
-    dtype: Any,
+def check_number(
+    name: str,
+    value: object,
     *,
-    curvature: str = "exact",
-    linear_solver: str = "cholesky",
-    level_options: Any = None,
-    residual_tol: float | None = None,
-    fd_step: float | None = None,
-    predict: bool = True,
-) -> Settings:
-    """Check and combine the options of a lower-level solve."""
-    check_choice("curvature", curvature, CURVATURES)
-    check_choice("linear_solver", linear_solver, LINEAR_SOLVERS)
-    eps = float(xp.finfo(dtype).eps)
+    minimum: float = 0.0,
+    strict: bool = False,
+    allow_inf: bool = False,
+    where: str = "",
+) -> float:
+    """A real number ``>= minimum`` (``>`` when ``strict``), refusing NaN, strings and bools."""
+    suffix = f" for {where}" if where else ""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number{suffix}, got {value!r}")
+    number = float(value)
+    if math.isnan(number) or (math.isinf(number) and not allow_inf):
+        raise ValueError(f"{name} must be finite{suffix}, got {value!r}")
+    if number < minimum or (strict and number == minimum):
+        if minimum == 0.0:
+            relation = "positive" if strict else "non-negative"
+        else:
+            relation = f"{'>' if strict else '>='} {minimum:g}"
+        raise ValueError(f"{name} must be {relation}{suffix}, got {value!r}")
+    return number
+
+
+def check_count(name: str, value: object, *, minimum: int = 0, where: str = "") -> int:
+    """An int ``>= minimum`` (NumPy integers accepted), refusing bools and floats."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        kind = "a non-negative int" if minimum == 0 else f"an int >= {minimum}"
+        suffix = f" for {where}" if where else ""
+        raise ValueError(f"{name} must be {kind}{suffix}, got {value!r}")
+    return int(value)
+
+
+def default_tol(eps: float) -> float:
+    """Default relative Newton-step tolerance of the lower levels: ``0.01 * sqrt(eps)``."""
+    return 0.01 * math.sqrt(eps)
+
+
+def level_settings(
+    problem: Any, eps: float, dtype: Any, level_options: Any, linear_solver: str
+) -> tuple[LevelSettings, ...]:
+    """One `LevelSettings` per level (index ``k - 1``), level 1 included for uniformity."""
     per_level = _per_level_options(problem, level_options)
-    levels = []
+    out = []
     for k in range(1, problem.n + 1):
         given = per_level.get(k, {})
-        tol = float(given.get("tol", default_tol(xp, dtype)))
-        if not tol > 0:
-            raise ValueError(f"tol of {problem.describe(k)} must be positive, got {tol!r}")
-        if tol < 10 * eps:
+        where = problem.describe(k)
+        tol = check_number("tol", given.get("tol", default_tol(eps)), where=where)
+        if 0.0 < tol < 10 * eps and k >= 2:
             warn_user(
                 f"tol={tol:.1e} for {problem.describe(k)} is below what {dtype} can reach "
-                f"(eps = {eps:.1e}); the solve will likely stop as not converged",
+                f"(eps = {eps:.1e}); the solve will stop at rounding and report the "
+                "precision reached, or fail. Use tol=0 to ask for 'as accurate as rounding "
+                "allows'",
                 PrecisionWarning,
             )
-        maxiter = given.get("maxiter", 50)
-        if isinstance(maxiter, bool) or not isinstance(maxiter, int) or maxiter < 0:
-            raise ValueError(f"maxiter must be a non-negative int, got {maxiter!r}")
-        ridge = float(given.get("ridge", 0.0))
-        if not ridge >= 0:
-            raise ValueError(f"ridge must be non-negative, got {ridge!r}")
-        levels.append(LevelSettings(tol=tol, maxiter=maxiter, ridge=ridge))
-    if residual_tol is None:
-        residual_tol = math.sqrt(eps)
-    return Settings(
-        curvature=curvature,
-        linear_solver=linear_solver,
-        levels=tuple(levels),
-        residual_tol=float(residual_tol),
-        fd_step=fd_step,
-        predict=bool(predict),
-    )
+        maxiter = check_count("maxiter", given.get("maxiter", 50), where=where)
+        ridge = check_number("ridge", given.get("ridge", 0.0), where=where)
+        solver = check_choice(
+            f"linear_solver of {where}", given.get("linear_solver", linear_solver), LINEAR_SOLVERS
+        )
+        out.append(LevelSettings(tol=tol, maxiter=maxiter, ridge=ridge, linear_solver=solver))
+    return tuple(out)
 
 
-def _per_level_options(problem: Problem, level_options: Any) -> dict[int, dict[str, Any]]:
+def _per_level_options(problem: Any, level_options: Any) -> dict[int, dict[str, Any]]:
     """Accept one dict for all lower levels, a list for levels 2..n, or a map by level."""
     if level_options is None:
         return {}
@@ -175,13 +131,13 @@ def _per_level_options(problem: Problem, level_options: Any) -> dict[int, dict[s
         out = {}
         for key, value in level_options.items():
             k = names.get(key, key)
-            if isinstance(k, bool) or not isinstance(k, int) or k not in lower:
+            if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k not in lower:
                 raise ValueError(
                     f"level_options has key {key!r}, which is neither an option "
                     f"({', '.join(LEVEL_OPTION_NAMES)}) nor a lower level (2..{problem.n} "
                     f"or a level name: {', '.join(map(repr, names)) or 'none named'})"
                 )
-            out[k] = _checked_options(value, k, problem)
+            out[int(k)] = _checked_options(value, int(k), problem)
         return out
     if isinstance(level_options, Sequence) and not isinstance(level_options, str):
         if len(level_options) != problem.n - 1:
@@ -193,7 +149,7 @@ def _per_level_options(problem: Problem, level_options: Any) -> dict[int, dict[s
     raise TypeError(f"level_options must be a dict or a sequence of dicts, got {level_options!r}")
 
 
-def _checked_options(options: Any, k: int | None, problem: Problem) -> dict[str, Any]:
+def _checked_options(options: Any, k: int | None, problem: Any) -> dict[str, Any]:
     where = "every lower level" if k is None else problem.describe(k)
     if options is None:
         return {}

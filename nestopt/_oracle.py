@@ -2,272 +2,273 @@
 
 Every array a user callable returns is checked for type, backend, device,
 dtype, shape/layout and finiteness before the core touches it, and turned
-into one flat layout: gradients ``(D,)``, Hessians ``(D, D)``.
+into one flat layout: gradients ``(D,)``, Hessian rows ``(D - start, D)``.
+One `Oracles` serves one run (a `best_response`, a `solve`, a check), so the
+once-per-run checks (symmetry, call signatures) hold per run.
 """
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import array_api_compat as compat
+from ._errors import (
+    NonFiniteError,
+    OracleError,
+    SymmetryError,
+    SymmetryWarning,
+    warn_user,
+)
+from ._layout import Target, Where, check_array, matrix_layout, vector_layout
+from ._points import host_floats
 
-from ._errors import NonFiniteError, OracleError, OracleTypeError, SymmetryWarning, warn_user
-from ._linalg import host_floats as _floats
-from ._problem import Problem
+__all__ = ["Oracles", "SYMMETRY_POLICIES"]
 
-__all__ = ["Oracles"]
-
-_CALLABLES = ("value", "grad", "hess", "hess_dir")
-
-# Levels whose Hessian symmetry was checked, per problem: once is enough, and the
-# check would otherwise repeat on every call (each call builds new Oracles).
-_SYMMETRY_CHECKED: weakref.WeakKeyDictionary[Problem, set[int]] = weakref.WeakKeyDictionary()
+SYMMETRY_POLICIES = ("raise", "warn")
+_CALLABLES = ("value", "grad", "hess", "hess_dir", "hvp", "hvp_dir")
 
 
 class Oracles:
     """The user's callables for one run, on one backend, device and dtype.
 
-    Counts every call per level (``counts['grad'][k - 1]`` and so on).
+    Parameters
+    ----------
+    levels : sequence of Level
+        The levels, top first (``levels[k - 1]`` is level ``k``).
+    sizes : tuple of int
+        Every level's size; ``D = sum(sizes)``.
+    level_texts : sequence of str
+        How messages name each level (``'level 2 ("attacker")'``).
+    target : Target
+        Namespace, device and dtype every output must have.
+    check_finite : bool
+        Check outputs for NaN and Inf.
+    symmetry : {'raise', 'warn'}
+        What an asymmetric Hessian (beyond rounding) does; checked on the
+        first Hessian of each level in the run.
+
+    Notes
+    -----
+    Arrays are returned as the callable gave them where they are used at
+    once; ``keep=True`` copies, for results held across another call of the
+    same callable (a callable may reuse one output buffer).
     """
 
     def __init__(
-        self, problem: Problem, xp: Any, dtype: Any, device: Any, *, check_finite: bool = True
+        self,
+        levels: Sequence[Any],
+        sizes: tuple[int, ...],
+        level_texts: Sequence[str],
+        target: Target,
+        *,
+        check_finite: bool = True,
+        symmetry: str = "raise",
     ) -> None:
-        self.problem = problem
-        self.xp = xp
-        self.dtype = dtype
-        self.device = device
+        self.levels = tuple(levels)
+        self.sizes = tuple(sizes)
+        self.dim = sum(sizes)
+        self.level_texts = tuple(level_texts)
+        self.target = target
+        self.xp = target.xp
         self.check_finite = check_finite
-        self.counts = {name: [0] * problem.n for name in _CALLABLES}
-        try:
-            self._symmetry_checked = _SYMMETRY_CHECKED.setdefault(problem, set())
-        except TypeError:  # a stand-in layout (check_derivatives) is not weak-referable
-            self._symmetry_checked = set()
+        self.symmetry = symmetry
+        self.counts = {name: [0] * len(self.levels) for name in _CALLABLES}
+        self._symmetry_checked: set[int] = set()
+        self._signature_checked: set[tuple[int, str]] = set()
 
-    # -- public calls -------------------------------------------------------
+    @classmethod
+    def for_problem(cls, problem: Any, target: Target, **options: Any) -> Oracles:
+        texts = [problem.describe(k) for k in range(1, problem.n + 1)]
+        return cls(problem.levels, problem.sizes, texts, target, **options)
+
+    # -- calls --------------------------------------------------------------
+
+    def has(self, k: int, name: str) -> bool:
+        return getattr(self.levels[k - 1], name) is not None
 
     def value(self, k: int, xs: Sequence[Any]) -> Any:
-        fun = self.problem.levels[k - 1].value
-        if fun is None:
+        where = self._where(k, "value")
+        if self.levels[k - 1].value is None:
             raise ValueError(
-                f"{self.problem.describe(k)} has no value callable, which this "
-                "computation needs; pass Level(..., value=...)"
+                f"{self.level_texts[k - 1]} has no value callable, which this computation "
+                "needs; pass Level(..., value=...)"
             )
-        self.counts["value"][k - 1] += 1
-        out = fun(*xs)
+        out = self._call(k, "value", xs)
         if isinstance(out, (int, float)) and not isinstance(out, bool):
-            out = self.xp.asarray(out, dtype=self.dtype, device=self.device)
-        out = self._check_array(out, k, "value")
-        if out.ndim != 0 and out.shape != (1,):
+            out = self.xp.asarray(out, dtype=self.target.dtype, device=self.target.device)
+        out = check_array(out, self.target, where)
+        if out.ndim != 0 and tuple(out.shape) != (1,):
             raise OracleError(
-                f"{self._where(k, 'value')} returned shape {tuple(out.shape)}; "
-                "expected a scalar (shape ())",
+                f"{where} returned shape {tuple(out.shape)}; expected a scalar (shape ())",
                 level=k,
             )
         out = self.xp.reshape(out, ())
-        self._check_finite(out, k, "value")
+        self._check_finite(out, where, xs)
         return out
 
     def grad(self, k: int, xs: Sequence[Any]) -> Any:
-        self.counts["grad"][k - 1] += 1
-        out = self.problem.levels[k - 1].grad(*xs)
-        flat = self._vector_layout(out, k, "grad")
-        self._check_finite(flat, k, "grad")
+        """``grad f_k`` as a fresh ``(D,)`` array (always copied: it is cheap)."""
+        out = self._call(k, "grad", xs)
+        flat = vector_layout(out, self.sizes, self.target, self._where(k, "grad"))
+        if flat is out:
+            flat = self.xp.asarray(flat, copy=True)
+        self._check_finite(flat, self._where(k, "grad"), xs)
         return flat
 
-    def hess(self, k: int, xs: Sequence[Any]) -> Any:
-        self.counts["hess"][k - 1] += 1
-        out = self.problem.levels[k - 1].hess(*xs)
-        full = self._matrix_layout(out, k, "hess")
-        self._check_finite_matrix(full, k, "hess")
-        if k not in self._symmetry_checked:
-            self._symmetry_checked.add(k)
-            self._warn_if_asymmetric(full, k)
-        return full
+    def hess(self, k: int, xs: Sequence[Any], *, start: int = 0, keep: bool = False) -> Any:
+        """Rows ``start:D`` of ``hess f_k`` (through ``hess_rows`` when the level has it)."""
+        level = self.levels[k - 1]
+        if level.hess_rows is not None and start > 0:
+            where = self._where(k, "hess_rows")
+            out = self._call(k, "hess_rows", [*xs, start], count="hess")
+            rows = matrix_layout(out, self.sizes, self.target, where, rows=self.dim - start)
+        else:
+            where = self._where(k, "hess")
+            out = self._call(k, "hess", xs)
+            full = matrix_layout(out, self.sizes, self.target, where)
+            # The whole output is checked (a NaN anywhere means a broken callable),
+            # finiteness first: NaN would pass any symmetry test.
+            self._check_finite_matrix(full, where, xs)
+            self._check_symmetry(full, k, where, start=0)
+            rows = full[start:, :] if start else full
+            if keep and rows is out:
+                rows = self.xp.asarray(rows, copy=True)
+            return rows
+        self._check_finite_matrix(rows, where, xs)
+        self._check_symmetry(rows, k, where, start=start)
+        return rows
 
-    def has_hess_dir(self, k: int) -> bool:
-        return self.problem.levels[k - 1].hess_dir is not None
+    def hess_dir(self, k: int, xs: Sequence[Any], v: Any, *, start: int = 0) -> Any:
+        """Rows ``start:D`` of ``d/dt hess f_k(x + t v)`` at ``t = 0``."""
+        where = self._where(k, "hess_dir")
+        out = self._call(k, "hess_dir", [*xs, v])
+        full = matrix_layout(out, self.sizes, self.target, where)
+        self._check_finite_matrix(full, where, xs)
+        return full[start:, :] if start else full
 
-    def hess_dir(self, k: int, xs: Sequence[Any], v: Any) -> Any:
-        self.counts["hess_dir"][k - 1] += 1
-        out = self.problem.levels[k - 1].hess_dir(*xs, v)
-        full = self._matrix_layout(out, k, "hess_dir")
-        self._check_finite_matrix(full, k, "hess_dir")
-        return full
+    def hvp(self, k: int, xs: Sequence[Any], v: Any) -> Any:
+        """``hess f_k @ v`` for a flat ``v``: from ``hvp``, or from the dense ``hess``."""
+        if self.levels[k - 1].hvp is None:
+            return self.hess(k, xs) @ v
+        where = self._where(k, "hvp")
+        out = self._call(k, "hvp", [*xs, v])
+        flat = vector_layout(out, self.sizes, self.target, where)
+        self._check_finite(flat, where, xs)
+        return flat
+
+    def hvp_dir(self, k: int, xs: Sequence[Any], v: Any, u: Any) -> Any:
+        """``d/dt hess f_k(x + t u) @ v`` at ``t = 0``."""
+        where = self._where(k, "hvp_dir")
+        out = self._call(k, "hvp_dir", [*xs, v, u])
+        flat = vector_layout(out, self.sizes, self.target, where)
+        self._check_finite(flat, where, xs)
+        return flat
 
     # -- checks -------------------------------------------------------------
 
-    def _where(self, k: int, what: str) -> str:
-        if "'" in what:  # "grad' block 2": the callable, then which block of its output
-            name, part = what.split("'", 1)
-            return f"{self.problem.describe(k)}, callable {name!r}{part}"
-        return f"{self.problem.describe(k)}, callable {what!r}"
+    def _where(self, k: int, name: str) -> Where:
+        return Where(k, self.level_texts[k - 1], name)
 
-    def _check_array(self, out: Any, k: int, what: str, part: str = "") -> Any:
-        """Type, backend, device and dtype of one returned array (``part``: which block)."""
-        xp = self.xp
-        what = f"{what}'{part}" if part else what
-        if not compat.is_array_api_obj(out) or isinstance(out, (list, tuple)):
-            raise OracleTypeError(
-                f"{self._where(k, what)} returned {type(out).__name__}; expected an "
-                f"array of the active backend ({_namespace_name(xp)})",
-                level=k,
-            )
+    def _call(self, k: int, name: str, args: Sequence[Any], *, count: str | None = None) -> Any:
+        fun: Callable[..., Any] = getattr(self.levels[k - 1], name)
+        self.counts[count or name][k - 1] += 1
+        if (k, name) not in self._signature_checked:
+            self._signature_checked.add((k, name))
+            self._check_signature(fun, k, name, len(args))
+        return fun(*args)
+
+    def _check_signature(self, fun: Callable[..., Any], k: int, name: str, count: int) -> None:
+        """A callable that cannot take ``count`` positional arrays fails here, clearly."""
         try:
-            got = compat.array_namespace(out)
-        except TypeError:
-            got = None
-        if got is not xp:
-            raise OracleTypeError(
-                f"{self._where(k, what)} returned an array of {_namespace_name(got)}; "
-                f"the problem is being solved on {_namespace_name(xp)}. Write the "
-                "callable with the namespace of its inputs "
-                "(xp = array_api_compat.array_namespace(x1)) or switch backends",
+            signature = inspect.signature(fun)
+        except (TypeError, ValueError):
+            return
+        try:
+            signature.bind(*([None] * count))
+        except TypeError as exc:
+            extra = {"hess_dir": ", v", "hvp": ", v", "hvp_dir": ", v, u", "hess_rows": ", start"}
+            raise OracleError(
+                f"{self._where(k, name)} cannot be called with {count} arrays ({exc}); it "
+                f"must take one array per level, x1, ..., x{len(self.sizes)}"
+                f"{extra.get(name, '')}. (In check_derivatives, xs holds every level's "
+                "variable.)",
                 level=k,
-            )
-        if compat.device(out) != self.device:
-            raise OracleTypeError(
-                f"{self._where(k, what)} returned an array on device "
-                f"{compat.device(out)!r}; the inputs live on {self.device!r}. Create "
-                "arrays with device=array_api_compat.device(x1); nestopt never copies "
-                "across devices behind your back",
-                level=k,
-            )
-        if out.dtype != self.dtype:
-            raise OracleTypeError(
-                f"{self._where(k, what)} returned dtype {out.dtype}; expected "
-                f"{self.dtype} (the dtype of the starting point)",
-                level=k,
-            )
-        return out
+            ) from None
 
-    def _check_finite_matrix(self, out: Any, k: int, what: str) -> None:
+    def _check_finite_matrix(self, out: Any, where: Where, xs: Sequence[Any]) -> None:
         """NaN or Inf anywhere in ``out`` shows in ``out @ probe`` (no zero in the probe).
 
-        One matrix-vector product instead of a ``D x D`` boolean temporary and
-        its reduction: a third of the per-call cost of checking a Hessian.
+        One matrix-vector product instead of a boolean temporary of the
+        matrix's size and its reduction.
         """
         if self.check_finite:
-            self._check_finite(out @ self._probe(out.shape[1]), k, what)
+            self._check_finite(out @ self._probe(out.shape[1]), where, xs)
 
     def _probe(self, dim: int) -> Any:
         xp = self.xp
-        index = xp.arange(dim, dtype=self.dtype, device=self.device)
+        index = xp.arange(dim, dtype=self.target.dtype, device=self.target.device)
         return 1.5 + xp.cos(2.0 + 1.3 * index)  # in [0.5, 2.5]: never zero
 
-    def _check_finite(self, out: Any, k: int, what: str) -> None:
+    def _check_finite(self, out: Any, where: Where, xs: Sequence[Any]) -> None:
         if self.check_finite and not bool(self.xp.all(self.xp.isfinite(out))):
             raise NonFiniteError(
-                f"{self._where(k, what)} returned NaN or Inf; check the callable at "
-                "this point, or start closer to the solution",
-                level=k,
+                f"{where} returned NaN or Inf at {abbreviate(xs, len(self.sizes))}; check "
+                "the callable at this point, or start closer to the solution",
+                level=where.level,
             )
 
-    def _vector_layout(self, out: Any, k: int, what: str) -> Any:
-        problem, xp = self.problem, self.xp
-        expected = (
-            f"expected an array of shape ({problem.dim},) or a tuple of {problem.n} "
-            f"arrays of shapes {tuple((d,) for d in problem.sizes)}"
-        )
-        if isinstance(out, (list, tuple)):
-            if len(out) != problem.n:
-                raise OracleError(
-                    f"{self._where(k, what)} returned a sequence of length {len(out)}; " + expected,
-                    level=k,
-                )
-            parts = []
-            for j, (part, size) in enumerate(zip(out, problem.sizes), start=1):
-                part = self._check_array(part, k, what, f" block {j}")
-                if tuple(part.shape) != (size,):
-                    raise OracleError(
-                        f"{self._where(k, what)}: block {j} has shape "
-                        f"{tuple(part.shape)}; " + expected,
-                        level=k,
-                    )
-                parts.append(part)
-            return xp.concat(parts)
-        out = self._check_array(out, k, what)
-        if tuple(out.shape) != (problem.dim,):
-            raise OracleError(
-                f"{self._where(k, what)} returned shape {tuple(out.shape)}; " + expected,
-                level=k,
-            )
-        return out
+    def _check_symmetry(self, rows: Any, k: int, where: Where, *, start: int) -> None:
+        """``u^T H v = v^T H u`` on the square part of ``rows``, once per level and run.
 
-    def _matrix_layout(self, out: Any, k: int, what: str) -> Any:
-        problem, xp = self.problem, self.xp
-        dim, n = problem.dim, problem.n
-        expected = (
-            f"expected a ({dim}, {dim}) array or a {n} x {n} nested sequence of blocks "
-            f"(block (i, j) of shape (d_i, d_j) with d = {problem.sizes}, None for zero)"
-        )
-        if isinstance(out, (list, tuple)):
-            if len(out) != n or any(
-                not isinstance(row, (list, tuple)) or len(row) != n for row in out
-            ):
-                raise OracleError(
-                    f"{self._where(k, what)} returned a nested sequence that is not "
-                    f"{n} x {n}; " + expected,
-                    level=k,
-                )
-            rows = []
-            for i, row in enumerate(out):
-                blocks = []
-                for j, block in enumerate(row):
-                    shape = (problem.sizes[i], problem.sizes[j])
-                    if block is None:
-                        blocks.append(xp.zeros(shape, dtype=self.dtype, device=self.device))
-                        continue
-                    block = self._check_array(block, k, what, f" block ({i + 1}, {j + 1})")
-                    if tuple(block.shape) != shape:
-                        raise OracleError(
-                            f"{self._where(k, what)}: block ({i + 1}, {j + 1}) has shape "
-                            f"{tuple(block.shape)}, expected {shape}",
-                            level=k,
-                        )
-                    blocks.append(block)
-                rows.append(xp.concat(blocks, axis=1))
-            return xp.concat(rows, axis=0)
-        out = self._check_array(out, k, what)
-        if tuple(out.shape) != (dim, dim):
-            raise OracleError(
-                f"{self._where(k, what)} returned shape {tuple(out.shape)}; " + expected,
-                level=k,
-            )
-        return out
-
-    def _warn_if_asymmetric(self, full: Any, k: int) -> None:
-        """Warn when ``u^T H v != v^T H u`` for fixed pseudo-random probes.
-
-        Two matrix-vector products instead of forming ``H - H^T`` (three
-        ``D x D`` temporaries on every call); for a nonsymmetric ``H`` the two
-        sides differ except on a set of probes of measure zero.
+        Two matrix-vector products instead of forming ``H - H^T``; for a
+        nonsymmetric ``H`` the two sides differ except on a set of probes of
+        measure zero.
         """
+        if k in self._symmetry_checked:
+            return
+        self._symmetry_checked.add(k)
         xp = self.xp
-        dim = full.shape[0]
-        index = xp.arange(dim, dtype=full.dtype, device=self.device)
+        square = rows[:, start:]
+        dim = square.shape[0]
+        if dim == 0:
+            return
+        index = xp.arange(dim, dtype=square.dtype, device=self.target.device)
         u = xp.sin(1.0 + 0.7 * index)
         v = self._probe(dim)
-        hv = full @ v
-        hu = full @ u
-        gap, scale = _floats(
+        hv = square @ v
+        hu = square @ u
+        gap, scale = host_floats(
             xp, xp.abs(u @ hv - v @ hu), xp.linalg.vector_norm(hv) + xp.linalg.vector_norm(hu)
         )
         scale *= float(dim) ** 0.5
-        tol = 1e3 * float(xp.finfo(self.dtype).eps) * max(scale, 1e-300)
-        if gap > tol:
-            warn_user(
-                f"{self.problem.describe(k)}: hess is not symmetric (|u^T H v - v^T H u| = "
-                f"{gap:.3e} for probe vectors, tolerance {tol:.1e}); nestopt uses its rows "
-                "as given, so check the callable",
-                SymmetryWarning,
-            )
+        tol = 1e3 * float(xp.finfo(square.dtype).eps) * max(scale, 1e-300)
+        if not gap > tol:
+            return
+        message = (
+            f"{self.level_texts[k - 1]}: hess is not symmetric (|u^T H v - v^T H u| = "
+            f"{gap:.3e} for probe vectors, tolerance {tol:.1e}); a Hessian is symmetric, so "
+            "the callable is wrong: check it with nestopt.check_derivatives"
+        )
+        if self.symmetry == "warn":
+            warn_user(message + "; nestopt uses its rows as given", SymmetryWarning)
+            return
+        raise SymmetryError(
+            message + ". To use the rows as given anyway, pass symmetry='warn'", level=k
+        )
 
 
-def _namespace_name(xp: Any) -> str:
-    if xp is None:
-        return "an unknown library"
-    name = getattr(xp, "__name__", repr(xp))
-    return name.replace("array_api_compat.", "")
+def abbreviate(xs: Sequence[Any], n: int) -> str:
+    """``(x1=[0.1, 0.2, ...], x2=[...])``: a point for messages, a few entries per level."""
+    from ._backend import to_numpy
+
+    parts = []
+    for k, x in enumerate(list(xs)[:n], start=1):
+        try:
+            values = to_numpy(x).reshape(-1)
+        except Exception:  # a message must never fail
+            parts.append(f"x{k}=?")
+            continue
+        shown = ", ".join(f"{float(v):.4g}" for v in values[:3])
+        parts.append(f"x{k}=[{shown}{', ...' if values.size > 3 else ''}]")
+    return "(" + ", ".join(parts) + ")"

@@ -62,25 +62,38 @@ class BestResponse(Result):
         Gradient of the top-level value function ``F_1`` at ``xs[0]``.
     xs : tuple of arrays
         ``x_1`` as given and the solved levels ``2..n``.
-    jacobians : dict {k: array (d_k, s_{k-1})}
+    jacobians : dict {k: array (d_k, s_{k-1})} or None
         Best-response Jacobians ``G_k = dx_k*/dx_<k`` for ``k = 2..n``
         (``None`` for ``method='itd'``).
     sensitivity : dict {k: array (d_k, d_1)}
         Total derivative ``dx_k*/dx_1`` of each lower level's solution.
     fun : float or None
         ``f_1`` at the solution, when level 1 has a ``value``.
-    nit : tuple of int
-        Newton iterations taken per level (0 for level 1).
+    nit : int
+        Lower-level iterations in all (Newton steps, or unrolled steps).
+    level_nit : tuple of int
+        The same per level (0 for level 1).
+    level_solves : tuple of int
+        Solves started per level.
+    factorizations : tuple of int
+        Factorizations per level (reused factors are not counted).
     nfev : dict
         Calls of each user callable per level.
     method, curvature : str
         How the derivatives were computed.
     exactness : str
         What ``curvature`` computed on this problem, in words.
+    notes : list of str
+        Precision notes (a level that stopped at rounding above its tol).
     backend : str
-        Name of the array namespace the run used.
+        The backend's name, as `get_backend` spells it.
     """
 
 
 class SolveResult(Result):
-    """The outcome of `nestopt.solve`; see the solving guide for every field."""
+    """The outcome of `nestopt.solve`; see the solving guide for every field.
+
+    ``success`` is true only for ``status == Status.SUCCESS``: the projected
+    hypergradient met ``gtol``. A small step, ``maxiter``, ``max_time`` and a
+    callback are stops, not successes.
+    """

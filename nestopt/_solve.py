@@ -2,55 +2,70 @@
 
 from __future__ import annotations
 
-import logging
+import math
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from array_api_compat import device as array_device
-
-from ._errors import ConvergenceWarning, NestoptError, NestoptWarning, Status, warn_user
-from ._hypergrad import METHODS, Session
-from ._optimizers import OPTIMIZERS, LineSearchFailed, Point, make_optimizer
-from ._options import check_choice
+from ._bounds import as_bounds, box_arrays
+from ._errors import ConvergenceWarning, NestoptError, Status, TimeLimitError, warn_user
+from ._optimizers import LineSearchFailed, Point, make_optimizer
+from ._options import check_count, check_number
 from ._problem import Problem
+from ._report import Reporter, solve_result
 from ._result import SolveResult
+from ._run import Run, start_run
 
 __all__ = ["solve", "SOLVE_OPTIONS"]
 
-logger = logging.getLogger("nestopt")
-
-SOLVE_OPTIONS = {
+SOLVE_OPTIONS: dict[str, Any] = {
     "maxiter": 500,
     "gtol": 1e-6,
+    "gtol_abs": 0.0,
     "xtol": 1e-12,
     "warm_start": True,
-    "predict": True,
-    "step": 1.0,
-    "lr": 1e-2,
-    "beta1": 0.9,
-    "beta2": 0.999,
-    "memory": 10,
+    "max_time": None,
+    "step": None,
+    "lr": None,
+    "beta1": None,
+    "beta2": None,
+    "memory": None,
     "steps": None,
     "step_size": None,
+    "predict": None,
+}
+_OPTIMIZER_OPTIONS = {
+    "step": "gd",
+    "lr": "adam",
+    "beta1": "adam",
+    "beta2": "adam",
+    "memory": "lbfgs",
 }
 
 
 def solve(
     problem: Problem,
     x0: Sequence[Any],
+    method: Any = "implicit",
     *,
-    method: str = "implicit",
-    curvature: str = "exact",
-    optimizer: str | None = None,
-    options: dict[str, Any] | None = None,
+    curvature: str | None = None,
+    linear_solver: str | None = None,
+    fd_step: float | None = None,
     level_options: Any = None,
+    predict: bool | None = None,
+    newton_curvature: str | None = None,
+    steps: Any = None,
+    step_size: Any = None,
+    optimizer: Any = None,
+    options: dict[str, Any] | None = None,
     bounds: Any = None,
     project: Callable[[Any], Any] | None = None,
     callback: Callable[[SolveResult], Any] | None = None,
     verbose: int = 0,
     progress: bool = False,
-    linear_solver: str = "cholesky",
+    symmetry: str = "raise",
+    check_finite: bool = True,
     backend: Any = None,
     device: Any = None,
 ) -> SolveResult:
@@ -61,30 +76,30 @@ def solve(
     problem : Problem
     x0 : sequence of n arrays
         Start of every level (lower levels: start of their first solve).
-    method : {'implicit', 'itd'}
-        How the hypergradient is computed (see `best_response`).
-    curvature : {'exact', 'first_order'}
-        Response-curvature terms in the implicit hypergradient.
-    optimizer : {'lbfgs', 'gd', 'adam'}, optional
-        Level-1 method. ``None`` picks ``'lbfgs'`` when level 1 has a
-        ``value`` and no ``project`` is given, otherwise ``'gd'`` (with a
-        backtracking line search when there is a ``value``, a fixed step
+    method, curvature, linear_solver, fd_step, level_options, predict, newton_curvature, \
+steps, step_size, symmetry, check_finite, backend, device
+        How the hypergradient is computed, as in `best_response`.
+    optimizer : {'lbfgs', 'gd', 'adam'} or optimizer object, optional
+        Level-1 method (`LBFGS`, `GradientDescent`, `Adam`). ``None`` picks
+        ``'lbfgs'`` when level 1 has a ``value`` and no ``project`` is given,
+        otherwise ``'gd'`` (backtracking with a ``value``, a fixed step
         otherwise).
     options : dict, optional
-        ``maxiter`` (500), ``gtol`` (1e-6, on the infinity norm of the
-        projected hypergradient ``P(x - g) - x``), ``xtol`` (1e-12, on the
-        relative step), ``warm_start`` (True: lower levels start from the
-        previous outer iterate), ``predict`` (True: when a level moves by
-        ``dx``, the levels below start from the first-order prediction of
-        their response, ``x_>k + R_k dx``, in the outer loop and inside the
-        lower levels' Newton solves; False: they start where they were),
-        ``step`` (gd), ``lr``,
-        ``beta1``, ``beta2`` (adam), ``memory`` (lbfgs), ``steps`` and
-        ``step_size`` (itd).
-    level_options : dict or sequence of dict, optional
-        ``tol``, ``maxiter``, ``ridge`` of the lower levels' Newton solves.
-    bounds : (lower, upper) or sequence of (lo, hi) pairs, optional
-        A box on level 1; ``None`` entries mean unbounded.
+        ``maxiter`` (500); ``gtol`` (1e-6): success when the infinity norm of
+        the projected hypergradient ``P(x - g) - x`` falls to ``gtol`` times
+        its value at the start, a test that scaling ``F_1`` leaves unchanged;
+        ``gtol_abs`` (0): or below this absolute value; ``xtol`` (1e-12): a
+        step below ``xtol`` times the size of ``x_1`` stops the run (status
+        SMALL_STEP, not a success); ``max_time`` (seconds, none): stops with
+        status MAX_TIME; ``warm_start`` (True: the lower levels start from
+        the last accepted point, moved by the method's prediction);
+        shorthands for the optimizer string forms: ``step`` (gd), ``lr``,
+        ``beta1``, ``beta2`` (adam), ``memory`` (lbfgs); and ``steps``,
+        ``step_size``, ``predict`` (the method keywords).
+    bounds : Bounds or (lower, upper), optional
+        A box on level 1 (`Bounds`, scipy's ``Bounds``, a ``(lower,
+        upper)`` pair, or per-coordinate pairs where that cannot be
+        mistaken). The same as level 1's own ``Level(bounds=...)``.
     project : callable, optional
         ``project(x1)``: Euclidean projection onto a convex set ``S_1``.
     callback : callable, optional
@@ -101,299 +116,245 @@ def solve(
         ``x``, ``xs``, ``fun``, ``hypergrad``, ``grad_norm``, ``success``,
         ``status`` (a `Status`), ``message``, ``failed_level``, ``nit``,
         ``level_nit``, ``level_solves``, ``nfev``, ``time``, ``history``,
-        ``method``, ``curvature``, ``optimizer``, ``backend``.
-        A run that does not converge warns with `ConvergenceWarning`.
+        ``method``, ``curvature``, ``exactness``, ``optimizer``, ``backend``,
+        ``notes``. A run that does not converge warns with
+        `ConvergenceWarning`; only ``Status.SUCCESS`` is a success.
     """
     started = time.perf_counter()
-    check_choice("method", method, METHODS)
     opts = _outer_options(options)
-    if bounds is not None and project is not None:
-        raise ValueError("pass either bounds or project, not both")
-    session = Session(
+    keywords = {
+        "curvature": curvature,
+        "linear_solver": linear_solver,
+        "fd_step": fd_step,
+        "level_options": level_options,
+        "predict": predict,
+        "newton_curvature": newton_curvature,
+        "steps": steps,
+        "step_size": step_size,
+    }
+    for name in ("steps", "step_size", "predict"):
+        if opts[name] is not None:
+            if keywords[name] is not None:
+                raise ValueError(f"{name} given both as a keyword and in options; give it once")
+            keywords[name] = opts[name]
+    deadline = None if opts["max_time"] is None else started + opts["max_time"]
+    run = start_run(
         problem,
         x0,
-        curvature=curvature,
-        linear_solver=linear_solver,
-        level_options=level_options,
+        method,
+        keywords,
         backend=backend,
         device=device,
-        predict=bool(opts["predict"]),
+        check_finite=check_finite,
+        symmetry=symmetry,
+        deadline=deadline,
     )
-    xp = session.xp
-    has_value = problem.levels[0].value is not None
-    if optimizer is None:
-        optimizer = "lbfgs" if has_value and project is None else "gd"
-    check_choice("optimizer", optimizer, OPTIMIZERS)
-    lower, upper, projector = _projection(xp, session.xs[0], bounds, project)
-    evaluator = _Evaluator(session, method, opts, has_value)
-    stepper = make_optimizer(optimizer, opts, lower, upper)
-    history: dict[str, list[Any]] = {
-        "fun": [],
-        "grad_norm": [],
-        "step": [],
-        "inner_nit": [],
-        "time": [],
-    }
-    bar = _progress_bar(progress, opts["maxiter"])
-
-    status, failure, failed_level = Status.MAX_ITER, None, None
-    point = None
-    nit = 0
+    if bounds is not None and project is not None:
+        raise ValueError("pass either bounds or project, not both")
+    top_bounds = problem.levels[0].bounds
+    if top_bounds is not None and bounds is not None:
+        raise ValueError(
+            "level 1 has bounds (Level(bounds=...)) and solve got bounds= too; give them once"
+        )
+    box = _box(run, bounds if bounds is not None else top_bounds)
+    if project is not None and not callable(project):
+        raise TypeError(f"project must be callable, got {type(project).__name__}")
+    projector = project or _box_projector(run.xp, box)
+    has_value = run.oracles.has(1, "value")
+    stepper = make_optimizer(optimizer, opts, has_value, project is not None)
+    _check_optimizer_options(opts, stepper)
+    loop = _Loop(run, stepper, projector, box, opts, started, deadline)
+    reporter = Reporter(verbose, progress, opts["maxiter"])
     try:
-        point = evaluator(projector(session.xs[0]))
-        pg = _projected_norm(xp, point, projector)
-        _record(history, point, pg, 0.0, evaluator, started)
-        while True:
-            if pg <= opts["gtol"]:
-                status = Status.SUCCESS
-                break
-            if nit >= opts["maxiter"]:
-                status = Status.MAX_ITER
-                break
-            try:
-                new = stepper(xp, point, evaluator, projector)
-            except LineSearchFailed:
-                status = Status.LINE_SEARCH_FAILED
-                break
-            nit += 1
-            step = float(xp.max(xp.abs(new.x - point.x)))
-            scale = 1.0 + float(xp.max(xp.abs(point.x)))
-            point = new
-            pg = _projected_norm(xp, point, projector)
-            _record(history, point, pg, step, evaluator, started)
-            _report(verbose, bar, nit, point, pg, step)
-            if callback is not None:
-                try:
-                    callback(_intermediate(point, pg, nit, evaluator))
-                except StopIteration:
-                    status = Status.CALLBACK
-                    break
-            if pg <= opts["gtol"]:
-                status = Status.SUCCESS
-                break
-            if step <= opts["xtol"] * scale:
-                status = Status.SMALL_STEP
-                break
-    except NestoptError as exc:
-        if exc.status is None:
-            raise
-        status, failure, failed_level = exc.status, str(exc), exc.level
+        loop.execute(callback, reporter)
     finally:
-        if bar is not None:
-            bar.close()
-
-    message = status.message + (f": {failure}" if failure else "")
-    if point is None:
-        x_final = session.xs
-        fun = hypergrad = None
-        pg = float("nan")
-    else:
-        x_final = point.extra.xs
-        fun = point.fun
-        hypergrad = point.grad
-    result = SolveResult(
-        x=x_final[0],
-        xs=x_final,
-        fun=fun,
-        hypergrad=hypergrad,
-        grad_norm=pg,
-        success=status.success,
-        status=status,
-        message=message,
-        failed_level=failed_level,
-        nit=nit,
-        level_nit=evaluator.level_nit(),
-        level_solves=tuple(session.solver.counters.solves),
-        nfev=evaluator.nfev(),
-        time={"total": time.perf_counter() - started, "lower": evaluator.seconds},
-        history=history,
-        method=method,
-        curvature=curvature if method == "implicit" else "first_order",
-        optimizer=optimizer,
-        backend=getattr(xp, "__name__", str(xp)),
-    )
-    if status.success:
-        logger.info("nestopt.solve: %s after %d iterations", message, nit)
-    else:
-        logger.warning("nestopt.solve: %s after %d iterations", message, nit)
-        if status is not Status.CALLBACK:
-            warn_user(f"nestopt.solve did not converge: {message}", ConvergenceWarning)
-    return result
+        reporter.close()
+    return solve_result(run, loop, stepper, started)
 
 
 def _outer_options(options: dict[str, Any] | None) -> dict[str, Any]:
     merged = dict(SOLVE_OPTIONS)
     if options:
-        unknown = sorted(set(options) - set(SOLVE_OPTIONS))
+        unknown = sorted(map(str, set(options) - set(SOLVE_OPTIONS)))
         if unknown:
             raise ValueError(
                 f"unknown option(s) {', '.join(map(repr, unknown))}; known: "
                 + ", ".join(SOLVE_OPTIONS)
             )
         merged.update(options)
+    merged["maxiter"] = check_count("maxiter", merged["maxiter"])
+    merged["gtol"] = check_number("gtol", merged["gtol"])
+    merged["gtol_abs"] = check_number("gtol_abs", merged["gtol_abs"])
+    merged["xtol"] = check_number("xtol", merged["xtol"])
+    if merged["max_time"] is not None:
+        merged["max_time"] = check_number("max_time", merged["max_time"], strict=True)
+    if not isinstance(merged["warm_start"], bool):
+        raise TypeError(f"warm_start must be True or False, got {merged['warm_start']!r}")
     return merged
 
 
-class _Evaluator:
-    """``x1 -> Point``: solve the lower levels (warm, predicted) and differentiate."""
+def _check_optimizer_options(opts: dict[str, Any], stepper: Any) -> None:
+    for name, owner in _OPTIMIZER_OPTIONS.items():
+        if opts[name] is not None and stepper.name != owner:
+            raise ValueError(
+                f"option {name!r} applies to optimizer={owner!r}, not {stepper.name!r}"
+            )
 
-    def __init__(self, session: Session, method: str, opts: dict[str, Any], has_value: bool):
-        self.session = session
-        self.method = method
+
+def _box(run: Run, bounds: Any) -> tuple[Any, Any] | None:
+    given = as_bounds(bounds, run.problem.sizes[0], run.problem.describe(1))
+    if given is None:
+        return None
+    return box_arrays(run.xp, run.xs[0], given, run.problem.describe(1))
+
+
+def _box_projector(xp: Any, box: tuple[Any, Any] | None) -> Callable[[Any], Any]:
+    if box is None:
+        return lambda x: x
+    lower, upper = box
+    return lambda x: xp.minimum(xp.maximum(x, lower), upper)
+
+
+class _Loop:
+    """The outer iteration: evaluate, step, record; ends with a status."""
+
+    def __init__(self, run: Run, stepper: Any, projector: Any, box: Any, opts: dict, started: float,
+                 deadline: float | None) -> None:  # fmt: skip
+        self.run = run
+        self.xp = run.xp
+        self.stepper = stepper
+        self.projector = projector
+        self.box = box
         self.opts = opts
-        self.has_value = has_value
-        self.last: Any = None
-        self.seconds = 0.0
-        self.itd_nit = [0] * session.problem.n
-        self.itd_nfev: dict[str, list[int]] = {}
+        self.started = started
+        self.deadline = deadline
+        self.accepted: Point | None = None
+        self.point: Point | None = None
+        self.status = Status.MAX_ITER
+        self.failure: str | None = None
+        self.failed_level: int | None = None
+        self.nit = 0
+        self.pg = math.nan
+        self.lower_seconds = 0.0
+        self.history: dict[str, list[Any]] = {
+            "fun": [], "grad_norm": [], "step": [], "inner_nit": [], "time": []
+        }  # fmt: skip
+        self._work: list[int] = []
+        self._warned_work = False
 
-    def __call__(self, x1: Any) -> Point:
+    def evaluate(self, x1: Any) -> Point:
+        """``x1 -> Point``: lower levels from the last accepted point, then differentiate."""
+        engine = self.run.engine
         tic = time.perf_counter()
         try:
-            start = self._start(x1)
-            if self.method == "itd":
-                from ._itd import itd_best_response
-
-                result = itd_best_response(
-                    self.session.problem,
-                    start,
-                    steps=self.opts["steps"],
-                    step_size=self.opts["step_size"],
-                    backend=self.session.backend_arg,
-                    device=self.session.device_arg,
-                )
-                self._count_itd(result)
-                fun, grad, state = result.fun, result.hypergrad, result
+            if self.accepted is None or not self.opts["warm_start"]:
+                start = (x1, *self.run.xs[1:])
             else:
-                node = self.session.respond(start)
-                grad = self.session.solver.hypergradient(node)
-                fun = float(self.session.oracles.value(1, node.xs)) if self.has_value else None
-                state = node
+                start = engine.predict(self.accepted.state, x1)
+            state = engine.respond(start)
+            grad = engine.hypergradient(state)
+            fun = (
+                float(self.run.oracles.value(1, state.xs))
+                if self.run.oracles.has(1, "value")
+                else None
+            )
         finally:
-            self.seconds += time.perf_counter() - tic
-        self.last = state
+            self.lower_seconds += time.perf_counter() - tic
         return Point(x1, fun, grad, state)
 
-    def _start(self, x1: Any) -> tuple[Any, ...]:
-        session = self.session
-        if self.last is None or not self.opts["warm_start"]:
-            return (x1, *session.xs[1:])
-        if self.method == "implicit" and self.opts["predict"]:
-            return session.solver.predict(self.last, x1)
-        return (x1, *self.last.xs[1:])
+    def execute(self, callback: Any, reporter: Reporter) -> None:
+        try:
+            self._iterate(callback, reporter)
+        except NestoptError as exc:
+            if exc.status is None:
+                raise
+            self.status, self.failure, self.failed_level = exc.status, str(exc), exc.level
 
-    def _count_itd(self, result: Any) -> None:
-        for k, count in enumerate(result.nit):
-            self.itd_nit[k] += count
-        for name, counts in result.nfev.items():
-            total = self.itd_nfev.setdefault(name, [0] * len(counts))
-            for k, count in enumerate(counts):
-                total[k] += count
+    def _iterate(self, callback: Any, reporter: Reporter) -> None:
+        xp, opts = self.xp, self.opts
+        self.point = self.evaluate(self.projector(self.run.xs[0]))
+        self.accepted = self.point
+        self.pg = self._projected_norm(self.point)
+        target = max(opts["gtol"] * self.pg, opts["gtol_abs"])
+        scale = float(xp.max(xp.abs(self.point.x))) if self.point.x.shape[0] else 0.0
+        self._record(0.0)
+        state = self.stepper.init(self.point)
+        while True:
+            if self.pg <= target:
+                self.status = Status.SUCCESS
+                return
+            if self.nit >= opts["maxiter"]:
+                self.status = Status.MAX_ITER
+                return
+            if self.deadline is not None and time.perf_counter() > self.deadline:
+                raise TimeLimitError("max_time ran out")
+            try:
+                new, state = self.stepper.update(
+                    xp, state, self.point, self.evaluate, self.projector, self.box
+                )
+            except LineSearchFailed:
+                self.status = Status.LINE_SEARCH_FAILED
+                return
+            self.nit += 1
+            step = float(xp.max(xp.abs(new.x - self.point.x)))
+            if self.nit == 1:
+                scale = max(scale, step)
+            scale = max(scale, float(xp.max(xp.abs(new.x))))
+            self.point = self.accepted = new
+            self.pg = self._projected_norm(new)
+            self._record(step)
+            reporter.iteration(self.nit, new, self.pg, step)
+            self._watch_work()
+            if callback is not None:
+                try:
+                    callback(self.intermediate())
+                except StopIteration:
+                    self.status = Status.CALLBACK
+                    return
+            if self.pg <= target:
+                self.status = Status.SUCCESS
+                return
+            if step <= opts["xtol"] * scale:
+                self.status = Status.SMALL_STEP
+                return
 
-    def level_nit(self) -> tuple[int, ...]:
-        if self.method == "itd":
-            return tuple(self.itd_nit)
-        return tuple(self.session.solver.counters.newton)
+    def _projected_norm(self, point: Point) -> float:
+        xp = self.xp
+        return float(xp.max(xp.abs(self.projector(point.x - point.grad) - point.x)))
 
-    def nfev(self) -> dict[str, tuple[int, ...]]:
-        counts = self.itd_nfev if self.method == "itd" else self.session.oracles.counts
-        return {name: tuple(c) for name, c in counts.items()}
+    def _record(self, step: float) -> None:
+        history = self.history
+        history["fun"].append(self.point.fun)
+        history["grad_norm"].append(self.pg)
+        history["step"].append(step)
+        history["inner_nit"].append(self.run.engine.level_nit())
+        history["time"].append(time.perf_counter() - self.started)
 
+    def _watch_work(self) -> None:
+        """Warn once when one outer iteration costs far more inner steps than usual."""
+        inner = self.history["inner_nit"]
+        work = sum(inner[-1]) - sum(inner[-2])
+        if len(self._work) >= 3 and not self._warned_work:
+            typical = statistics.median(self._work)
+            if work > 100 and work > 20 * max(typical, 1):
+                self._warned_work = True
+                warn_user(
+                    f"nestopt.solve: iteration {self.nit} took {work} lower-level iterations "
+                    f"against a median of {typical:g} before: the lower levels may be "
+                    "drifting (an unbounded or badly scaled level?). Consider max_time= in "
+                    "options, bounds on level 1, or checking the lower levels' scaling",
+                    ConvergenceWarning,
+                )
+        self._work.append(work)
 
-def _projection(
-    xp: Any, x1: Any, bounds: Any, project: Callable[[Any], Any] | None
-) -> tuple[Any, Any, Callable[[Any], Any]]:
-    if project is not None:
-        if not callable(project):
-            raise TypeError(f"project must be callable, got {type(project).__name__}")
-        return None, None, project
-    if bounds is None:
-        return None, None, lambda x: x
-    lower, upper = _bounds_arrays(xp, x1, bounds)
-    if bool(xp.any(lower > upper)):
-        raise ValueError("bounds: some lower bound exceeds its upper bound")
-    return lower, upper, lambda x: xp.minimum(xp.maximum(x, lower), upper)
-
-
-def _bounds_arrays(xp: Any, x1: Any, bounds: Any) -> tuple[Any, Any]:
-    d = x1.shape[0]
-    device = array_device(x1)
-    inf = float("inf")
-    if (
-        isinstance(bounds, Sequence)
-        and len(bounds) == d
-        and all(isinstance(b, Sequence) and len(b) == 2 for b in bounds)
-        and not (d == 2 and not isinstance(bounds[0], Sequence))
-    ):
-        lows = [(-inf if lo is None else float(lo)) for lo, _ in bounds]
-        highs = [(inf if hi is None else float(hi)) for _, hi in bounds]
-        return (
-            xp.asarray(lows, dtype=x1.dtype, device=device),
-            xp.asarray(highs, dtype=x1.dtype, device=device),
+    def intermediate(self) -> SolveResult:
+        point = self.point
+        return SolveResult(
+            x=point.x,
+            xs=point.state.xs,
+            fun=point.fun,
+            hypergrad=point.grad,
+            grad_norm=self.pg,
+            nit=self.nit,
+            level_nit=self.run.engine.level_nit(),
         )
-    if not (isinstance(bounds, Sequence) and len(bounds) == 2):
-        raise ValueError(f"bounds must be (lower, upper) or {d} (lo, hi) pairs, got {bounds!r}")
-    out = []
-    for side, fill in zip(bounds, (-inf, inf)):
-        if side is None:
-            side = fill
-        arr = xp.asarray(side, dtype=x1.dtype, device=device)
-        out.append(xp.broadcast_to(arr, (d,)) if arr.ndim == 0 else arr)
-        if tuple(out[-1].shape) != (d,):
-            raise ValueError(
-                f"bounds of level 1 must have shape ({d},), got {tuple(out[-1].shape)}"
-            )
-    return out[0], out[1]
-
-
-def _projected_norm(xp: Any, point: Point, projector: Callable[[Any], Any]) -> float:
-    return float(xp.max(xp.abs(projector(point.x - point.grad) - point.x)))
-
-
-def _record(
-    history: dict[str, list[Any]],
-    point: Point,
-    pg: float,
-    step: float,
-    evaluator: _Evaluator,
-    started: float,
-) -> None:
-    history["fun"].append(point.fun)
-    history["grad_norm"].append(pg)
-    history["step"].append(step)
-    history["inner_nit"].append(evaluator.level_nit())
-    history["time"].append(time.perf_counter() - started)
-
-
-def _intermediate(point: Point, pg: float, nit: int, evaluator: _Evaluator) -> SolveResult:
-    return SolveResult(
-        x=point.x,
-        xs=point.extra.xs,
-        fun=point.fun,
-        hypergrad=point.grad,
-        grad_norm=pg,
-        nit=nit,
-        level_nit=evaluator.level_nit(),
-    )
-
-
-def _report(verbose: int, bar: Any, nit: int, point: Point, pg: float, step: float) -> None:
-    fun = "-" if point.fun is None else f"{point.fun: .6e}"
-    line = f"iter {nit:5d}  F1 {fun}  |proj grad| {pg:.3e}  step {step:.3e}"
-    logger.debug(line)
-    if verbose:
-        print(line)
-    if bar is not None:
-        bar.update(1)
-        bar.set_postfix_str(f"|g| {pg:.2e}")
-
-
-def _progress_bar(progress: bool, total: int) -> Any:
-    if not progress:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        warn_user("progress=True needs tqdm: pip install tqdm", NestoptWarning)
-        return None
-    return tqdm(total=total, desc="nestopt.solve", unit="it")

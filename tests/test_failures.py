@@ -452,16 +452,23 @@ def test_float32_end_to_end_matches_the_float64_closed_form(backend_name, sizes,
         assert relative_error(result.hypergrad, expected) <= 1e-3
 
 
-def test_float32_tolerance_below_reach_warns_then_does_not_converge():
+def test_float32_tolerance_below_reach_warns_and_reports_the_precision_reached():
+    # tol=1e-12 is below float32's eps: nestopt says so up front, Newton stops where
+    # its step stops shrinking (rounding), and the result carries a note with the
+    # precision reached instead of a silent success or a pointless maxiter failure.
     problem = quad(3, (3, 2, 2), seed=1, dtype=np.float32)
     with pytest.warns(PrecisionWarning) as record:
-        with pytest.raises(ConvergenceError):
-            nestopt.hypergradient(problem, problem.x0, level_options={"tol": 1e-12})
+        result = nestopt.best_response(problem, problem.x0, level_options={"tol": 1e-12})
     messages = [str(w.message) for w in record]
     assert all(issubclass(w.category, PrecisionWarning) for w in record)
     for k in (2, 3):
         assert any(f"level {k}" in m and "float32" in m and "1.0e-12" in m for m in messages)
     assert not any("level 1" in m for m in messages), "level 1 has no inner solve"
+    assert result.notes and all("stopped at rounding" in note for note in result.notes)
+    reference = quad_reference(problem.data["Q"], problem.data["c"], problem.sizes)
+    expected = reference["responses"](np.zeros(3))
+    for k in (2, 3):
+        assert relative_error(result.xs[k - 1], expected[k - 1]) <= 1e-4
     # A tolerance within float32's reach warns about nothing.
     nestopt.hypergradient(problem, problem.x0, level_options={"tol": 1e-5})
 
@@ -469,31 +476,47 @@ def test_float32_tolerance_below_reach_warns_then_does_not_converge():
 # --- asymmetric Hessians ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("k", [2, 3])
-def test_asymmetric_hessian_warns_once_naming_the_level(xp, k):
+def _skewed_problem(k, calls):
+    """quad(3) with level k's Hessian bumped off symmetry at entry (0, 4), undeclared quadratic."""
     problem = quad(3, (2, 3, 1), seed=2)
     level = problem.levels[k - 1]
 
-    def skewed(*xs):
-        H = level.hess(*xs)
-        bump = np.zeros((6, 6))
-        bump[0, 4] = 1e-3
-        return H + _like(bump, xs[0])
-
-    calls = [0]
-
     def counted(*xs):
         calls[0] += 1
-        return skewed(*xs)
+        bump = np.zeros((6, 6))
+        bump[0, 4] = 1e-3
+        return level.hess(*xs) + _like(bump, xs[0])
 
     levels = list(problem.levels)
-    levels[k - 1] = dataclasses.replace(level, hess=counted, name=f"L{k}")
-    with pytest.warns(SymmetryWarning) as record:
-        nestopt.hypergradient(nestopt.Problem(levels), problem.x0, curvature="first_order")
-    assert len(record) == 1, [str(w.message) for w in record]
-    assert f"level {k} ('L{k}')" in str(record[0].message)
-    assert "not symmetric" in str(record[0].message)
-    assert calls[0] >= 2, "called once only: 'warns once' would say nothing"
+    levels[k - 1] = dataclasses.replace(level, hess=counted, name=f"L{k}", quadratic=False)
+    return nestopt.Problem(levels), problem.x0
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_asymmetric_hessian_is_an_error_naming_the_level(xp, k):
+    problem, x0 = _skewed_problem(k, [0])
+    with pytest.raises(nestopt.SymmetryError) as info:
+        nestopt.hypergradient(problem, x0, curvature="first_order")
+    assert isinstance(info.value, nestopt.OracleError)
+    assert info.value.level == k
+    assert f"level {k} ('L{k}')" in str(info.value)
+    assert "not symmetric" in str(info.value) and "symmetry='warn'" in str(info.value)
+    with pytest.raises(nestopt.SymmetryError):
+        nestopt.solve(problem, x0, curvature="first_order")
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_asymmetric_hessian_warns_once_per_run_when_asked(xp, k):
+    calls = [0]
+    problem, x0 = _skewed_problem(k, calls)
+    for run in range(2):  # once per run: the second run warns again
+        calls[0] = 0
+        with pytest.warns(SymmetryWarning) as record:
+            nestopt.hypergradient(problem, x0, curvature="first_order", symmetry="warn")
+        assert len(record) == 1, [str(w.message) for w in record]
+        assert f"level {k} ('L{k}')" in str(record[0].message)
+        assert "not symmetric" in str(record[0].message)
+        assert calls[0] >= 2, "called once only: 'warns once' would say nothing"
 
 
 def test_hessian_symmetric_up_to_rounding_does_not_warn(xp):
@@ -543,7 +566,7 @@ def _symmetry_from_hypergradient():
         return H
 
     skewed = nestopt.Problem([problem.levels[0], dataclasses.replace(level, hess=hess)])
-    nestopt.hypergradient(skewed, problem.x0)
+    nestopt.hypergradient(skewed, problem.x0, symmetry="warn")
 
 
 def _convergence_from_solve():

@@ -137,11 +137,6 @@ VECTOR = {
         OracleError,
         "block 1",
     ),
-    "none_block": Corruption(
-        lambda g, c: tuple(_replace([c.arr(b) for b in blocks(g)], 2, None)),
-        OracleTypeError,
-        "NoneType",
-    ),
     "list_block": Corruption(
         lambda g, c: tuple(_replace([c.arr(b) for b in blocks(g)], 1, blocks(g)[1].tolist())),
         OracleTypeError,

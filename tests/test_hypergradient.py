@@ -15,7 +15,6 @@ import pytest
 from helpers import assert_array_on, relative_error
 
 import nestopt
-from nestopt import _respond
 from nestopt.problems import quad, quad_reference, softplus_levels
 
 UNEVEN = {2: (3, 2), 3: (2, 4, 1), 4: (3, 1, 2, 4), 5: (2, 3, 1, 2, 3)}
@@ -208,20 +207,13 @@ def test_exact_for_four_levels_with_quadratic_bottom_matches_value_function():
 # -- work done: one factorization per level, reused ---------------------------------
 
 
-def test_each_level_is_factored_once_at_a_solved_point(monkeypatch):
+def test_each_level_is_factored_once_at_a_solved_point():
     problem = softplus_levels(3, (3, 4, 2), seed=1, beta=3.0)
     solved = nestopt.best_response(problem, problem.x0).xs
-    calls = []
-    original = _respond.factorize
-
-    def counting(a, **kwargs):
-        calls.append(a.shape)
-        return original(a, **kwargs)
-
-    monkeypatch.setattr(_respond, "factorize", counting)
-    nestopt.hypergradient(problem, solved, curvature="exact")
-    # Level 3 (2x2) and level 2 (4x4): the adjoint for the exact term reuses level 3's factor.
-    assert sorted(calls) == [(2, 2), (4, 4)]
+    result = nestopt.best_response(problem, solved, curvature="exact")
+    # Level 3 (2x2) and level 2 (4x4) once each: the adjoint for the exact term
+    # and the Jacobians reuse level 3's factor, the convergence test the step's.
+    assert result.factorizations == (0, 1, 1)
 
 
 def test_predictor_saves_newton_steps_on_quadratics():
@@ -229,7 +221,7 @@ def test_predictor_saves_newton_steps_on_quadratics():
     result = nestopt.best_response(problem, problem.x0)
     # Level 3 needs one Newton step for the first level-2 iterate; after that the
     # first-order prediction of its response is exact, so no more steps.
-    assert result.nit == (0, 1, 1)
+    assert result.level_nit == (0, 1, 1)
 
 
 # -- inputs are never modified or aliased ------------------------------------------------
@@ -313,3 +305,27 @@ def test_level_options_by_number_name_and_list():
         assert relative_error(result.xs[2], problem.solution[2]) < 1.0  # ran, same problem
     with pytest.raises(ValueError, match="neither an option"):
         nestopt.best_response(problem, problem.x0, level_options={7: {}})
+
+
+def test_none_gradient_blocks_are_zero_blocks():
+    # Level 2's objective ignores x_1 (its rows and columns of Q_2 for x_1 are
+    # zero), so its gradient block 1 is identically zero: returning None there
+    # must give exactly what returning the zeros gives.
+    base = quad(2, (2, 3), seed=6)
+    Q, c = base.data["Q"][1].copy(), base.data["c"][1].copy()
+    Q[:2, :] = 0.0
+    Q[:, :2] = 0.0
+    c[:2] = 0.0
+    lower_flat = nestopt.Level(
+        grad=lambda x1, x2: Q @ np.concatenate([x1, x2]) + c,
+        hess=lambda x1, x2: Q,
+        size=3,
+    )
+    lower_none = dataclasses.replace(
+        lower_flat, grad=lambda x1, x2: (None, (Q @ np.concatenate([x1, x2]) + c)[2:])
+    )
+    xs = [np.array([0.3, -0.2]), np.zeros(3)]
+    flat = nestopt.best_response(nestopt.Problem([base.levels[0], lower_flat]), xs)
+    with_none = nestopt.best_response(nestopt.Problem([base.levels[0], lower_none]), xs)
+    np.testing.assert_array_equal(with_none.hypergrad, flat.hypergrad)
+    np.testing.assert_array_equal(with_none.xs[1], flat.xs[1])

@@ -83,7 +83,7 @@ def test_itd_result_fields():
     problem = quad(2, 3, seed=2)
     result = nestopt.best_response(problem, problem.x0, method="itd", steps=10)
     assert result.method == "itd" and result.jacobians is None
-    assert result.nit == (0, 10)
+    assert result.level_nit == (0, 10) and result.nit == 10
     assert result.sensitivity[2].shape == (3, 3)
     assert "ITD" in result.exactness
 

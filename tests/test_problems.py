@@ -410,7 +410,9 @@ def test_poisoning_default_penalty_keeps_the_attacker_strongly_convex(seed):
     result = nestopt.solve(problem, problem.x0)
     assert result.success, result.message
     lam, P, theta = (nestopt.to_numpy(x) for x in result.xs)
-    assert np.max(np.abs(attacker_reduced_gradient(problem, lam, P, theta))) <= 1e-8
+    # The attacker stops at a relative Newton step below tol = 1.5e-10 (|P| ~ 1); its
+    # reduced Hessian has eigenvalues up to ~1e2, so its gradient is below ~2e-8.
+    assert np.max(np.abs(attacker_reduced_gradient(problem, lam, P, theta))) <= 1e-7
 
     def reduced_gradient(P):
         d = problem.data

@@ -82,10 +82,53 @@ def test_box_with_optimum_on_the_boundary():
 
 def test_bounds_as_pairs_and_scalars():
     problem = quad(2, 2, seed=3, backend="numpy")
-    pairs = nestopt.solve(problem, problem.x0, bounds=[(-0.1, 0.1), (None, 0.05)])
-    assert np.all(pairs.x <= np.array([0.1, 0.05]) + 1e-15)
+    box = nestopt.Bounds([-0.1, -np.inf], [0.1, 0.05])
+    boxed = nestopt.solve(problem, problem.x0, bounds=box)
+    assert np.all(boxed.x <= np.array([0.1, 0.05]) + 1e-15)
     scalars = nestopt.solve(problem, problem.x0, bounds=(-0.1, 0.1))
     assert np.all(np.abs(scalars.x) <= 0.1 + 1e-15)
+    three = quad(2, 3, seed=3, backend="numpy")
+    pairs = nestopt.solve(three, three.x0, bounds=[(-0.1, 0.1), (None, 0.05), (0.0, None)])
+    same = nestopt.solve(
+        three, three.x0, bounds=nestopt.Bounds([-0.1, -np.inf, 0], [0.1, 0.05, np.inf])
+    )
+    np.testing.assert_array_equal(pairs.x, same.x)
+
+
+@pytest.mark.parametrize(
+    "bounds",
+    [
+        ([0.0, 2.0], [1.0, 3.0]),
+        (np.array([0.0, 2.0]), np.array([1.0, 3.0])),
+        [(-0.1, 0.1), (None, 0.05)],
+    ],
+    ids=["lists", "arrays", "pairs-with-none"],
+)
+def test_two_variable_pair_of_pairs_is_refused_as_ambiguous(bounds):
+    # For d_1 = 2, ([0, 2], [1, 3]) is lower/upper arrays or two (lo, hi) pairs; the
+    # two readings give different boxes, and once one of them was solved silently.
+    problem = quad(2, 2, seed=3, backend="numpy")
+    with pytest.raises(ValueError, match=r"reads two ways.*nestopt\.Bounds"):
+        nestopt.solve(problem, problem.x0, bounds=bounds)
+    result = nestopt.solve(problem, problem.x0, bounds=nestopt.Bounds([0.0, 2.0], [1.0, 3.0]))
+    assert np.all((result.x >= [0.0, 2.0]) & (result.x <= [1.0, 3.0]))
+
+
+def test_scipy_bounds_and_level_bounds_are_the_same_box():
+    from scipy.optimize import Bounds as ScipyBounds
+
+    problem = quad(2, 3, seed=2, backend="numpy")
+    upper = problem.solution[0] - 0.5
+    ours = nestopt.solve(problem, problem.x0, bounds=nestopt.Bounds(-np.inf, upper))
+    scipys = nestopt.solve(problem, problem.x0, bounds=ScipyBounds(-np.inf, upper))
+    top = dataclasses.replace(problem.levels[0], bounds=nestopt.Bounds(-np.inf, upper))
+    on_level = nestopt.solve(nestopt.Problem([top, problem.levels[1]]), problem.x0)
+    np.testing.assert_array_equal(ours.x, scipys.x)
+    np.testing.assert_array_equal(ours.x, on_level.x)
+    with pytest.raises(ValueError, match="give them once"):
+        nestopt.solve(nestopt.Problem([top, problem.levels[1]]), problem.x0, bounds=(0, 1))
+    with pytest.raises(ValueError, match="NaN"):
+        nestopt.solve(problem, problem.x0, bounds=nestopt.Bounds(np.nan, 1.0))
 
 
 def test_user_projection_onto_a_ball():

@@ -1,0 +1,200 @@
+"""One level's reduced gradient and reduced Hessian rows at a point, factored.
+
+``linearize`` forms ``c_j^T grad f_j`` and ``H_j[j, :] = c_j^T M_j P_j`` with
+``M_j = hess f_j`` (minus the curvature term ``T_{j+1}`` in exact mode) and
+factors the own block ``A = H_j[j, j]``. Work is reused exactly: a declared
+quadratic level's Hessian is asked for once per run, and rows, factor and
+system are kept while ``M_j`` and ``R_j`` are bit-for-bit what they were.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from array_api_compat import device
+
+from ._compose import own_rows, reduced_grad
+from ._curvature import term_is_zero, third_order_rows
+from ._errors import (
+    FactorizationError,
+    NestoptError,
+    not_positive_definite,
+    numerically_singular,
+    singular_block,
+    zero_curvature,
+)
+from ._linalg import Factorization, factorize, factorize_shifted, smallest_eigenvalues
+from ._nest import Nest, Response, same_arrays
+from ._oracle import abbreviate
+from ._systems import DenseSystem
+
+__all__ = ["Linearization", "linearize", "jacobian_system", "block_error"]
+
+
+@dataclass(eq=False)
+class Block:
+    """Reduced rows of one level at one point, with ``A = H_j[j, j]`` factored."""
+
+    M: Any
+    R: Any
+    rows: Any
+    A: Any
+    factor: Factorization
+    method: str
+    system: Any = None
+
+
+@dataclass(eq=False)
+class Linearization:
+    """Level ``j`` at one point: ``R_j``, its reduced gradient, and its factored `Block`."""
+
+    j: int
+    text: str
+    mode: str
+    R: Any
+    grad_own: Any
+    block: Block
+
+    @property
+    def A(self) -> Any:
+        return self.block.A
+
+    @property
+    def method(self) -> str:
+        return self.block.method
+
+    @property
+    def shifted(self) -> bool:
+        return self.block.factor.shift > 0.0
+
+    def solve_step(self) -> Any:
+        """``A^{-1} grad``: the (possibly shifted) Newton system."""
+        try:
+            return self.block.factor.solve(self.grad_own)
+        except FactorizationError as exc:
+            raise singular_block(self.text, self.j, str(exc), self.method) from None
+
+
+def linearize(nest: Nest, j: int, below: Response, g: Any, mode: str, *, for_step: bool) -> Any:
+    """Level ``j``'s `Linearization` at ``below.xs`` with curvature ``mode``.
+
+    ``for_step`` factors for a Newton step (Cholesky shifted until positive
+    definite); otherwise the factor is the Jacobian's, unshifted. The block
+    of the previous call is reused while ``M_j`` is the same array and
+    ``R_j`` is bit-for-bit the same.
+    """
+    xp, problem = nest.xp, nest.problem
+    own = problem.block(j)
+    opts = nest.config.levels[j - 1]
+    text = problem.describe(j)
+    R = below.R()
+    grad_own = reduced_grad(xp, g, R, own)
+    M = _hessian_rows(nest, j, below, g, mode)
+    key = (j, mode)
+    block = nest.level_cache.get(key)
+    reusable = (
+        block is not None
+        and block.M is M
+        and same_arrays(xp, block.R, R)
+        and (for_step or block.factor.shift == 0.0)
+    )
+    if reusable:
+        nest.stats.reused[j - 1] += 1
+    else:
+        rows = own_rows(xp, M, R, own)
+        A = rows[:, own]
+        if opts.ridge:
+            A = A + opts.ridge * xp.eye(A.shape[0], dtype=A.dtype, device=device(A))
+        factor = _factor(nest, j, A, for_step=for_step, point=below.xs)
+        block = Block(M, R, rows, A, factor, opts.linear_solver)
+        nest.level_cache[key] = block
+    return Linearization(j, text, mode, R, grad_own, block)
+
+
+def jacobian_system(nest: Nest, j: int, below: Response, g: Any, lin: Linearization) -> Any:
+    """The system of level ``j`` in the Jacobian's curvature mode, checked to be a minimum."""
+    config = nest.config
+    if lin.mode != config.curvature_mode(j):
+        lin = linearize(nest, j, below, g, config.curvature_mode(j), for_step=False)
+    block = lin.block
+    if block.system is None:
+        if block.method != "cholesky":
+            _check_minimum(nest, j, block.A)
+        cross = block.rows[:, : nest.problem.block(j).start]
+        block.system = DenseSystem(
+            nest.xp, block.factor, cross, nest.problem.describe(j), j, config.residual_tol
+        )
+    return block.system
+
+
+def block_error(nest: Nest, j: int, A: Any, where: str) -> NestoptError:
+    """Why the block ``A`` of level ``j`` cannot serve at ``where``, from its eigenvalues."""
+    smallest, largest = smallest_eigenvalues(A, xp=nest.xp)
+    text = nest.problem.describe(j)
+    if smallest > 0.0:
+        condition = largest / smallest
+        return numerically_singular(
+            text, j, f"condition number {condition:.2e} at {where}", A.dtype
+        )
+    return not_positive_definite(text, j, smallest, largest, where)
+
+
+def _hessian_rows(nest: Nest, j: int, below: Response, g: Any, mode: str) -> Any:
+    """Rows ``s_{j-1}:D`` of ``M_j = hess f_j`` (less ``T_{j+1}`` in exact mode)."""
+    problem, oracles = nest.problem, nest.oracles
+    start = problem.block(j).start
+    level = problem.levels[j - 1]
+    if level.quadratic:
+        # Declared constant: asked for once per run, kept (a copy) for reuse.
+        M = nest.level_cache.get(("hess", j))
+        if M is None:
+            M = oracles.hess(j, below.xs, start=start, keep=True)
+            nest.level_cache[("hess", j)] = M
+    else:
+        M = oracles.hess(j, below.xs, start=start)
+    if mode != "exact" or below.top is None or term_is_zero(problem, j):
+        return M
+    return M - _curvature_term(nest, j, below, g, start)
+
+
+def _curvature_term(nest: Nest, j: int, below: Response, g: Any, start: int) -> Any:
+    """``T_{j+1}(x, v)``: ``v = (0, c_{j+1} nu)``, ``nu`` level ``j+1``'s adjoint (DESIGN 3)."""
+    xp, problem = nest.xp, nest.problem
+    top = below.top
+    i = j + 1
+    own_i = problem.block(i)
+    R_i = top.below.R()
+    nu = top.system.adjoint(reduced_grad(xp, g, R_i, own_i))
+    parts = [xp.zeros((own_i.start,), dtype=nu.dtype, device=device(nu)), nu]
+    if R_i is not None:
+        parts.append(R_i[:, own_i] @ nu)
+    v = xp.concat(parts)
+    return third_order_rows(nest.oracles, i, below.xs, v, start=start, fd_step=nest.config.fd_step)
+
+
+def _factor(nest: Nest, j: int, A: Any, *, for_step: bool, point: Any) -> Factorization:
+    xp = nest.xp
+    method = nest.config.levels[j - 1].linear_solver
+    text = nest.problem.describe(j)
+    nest.stats.factorizations[j - 1] += 1
+    try:
+        if method == "cholesky" and for_step:
+            return factorize_shifted(A, xp=xp)
+        return factorize(A, method=method, xp=xp)
+    except FactorizationError as exc:
+        if "zero curvature" in str(exc):
+            raise zero_curvature(text, j, abbreviate(point, len(point))) from None
+        if method != "cholesky":
+            raise singular_block(text, j, str(exc), method) from None
+        raise block_error(nest, j, A, f"its solution ({exc})") from None
+
+
+def _check_minimum(nest: Nest, j: int, A: Any) -> None:
+    """With LU or least squares nothing proves a minimum: check the eigenvalues."""
+    smallest, largest = smallest_eigenvalues(A, xp=nest.xp)
+    eps = float(nest.xp.finfo(A.dtype).eps)
+    if smallest < -100.0 * eps * max(abs(largest), abs(smallest)):
+        raise not_positive_definite(
+            nest.problem.describe(j), j, smallest, largest, "its solution (not a minimum)"
+        )

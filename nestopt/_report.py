@@ -1,0 +1,85 @@
+"""What `solve` shows while it runs (lines, a progress bar, log records) and what it returns."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from ._errors import ConvergenceWarning, NestoptWarning, Status, warn_user
+from ._result import SolveResult
+
+__all__ = ["Reporter", "solve_result"]
+
+logger = logging.getLogger("nestopt")
+
+
+class Reporter:
+    """One line per iteration to the log (DEBUG), to stdout with ``verbose``, to a bar."""
+
+    def __init__(self, verbose: int, progress: bool, total: int) -> None:
+        self.verbose = verbose
+        self.bar = _progress_bar(progress, total)
+
+    def iteration(self, nit: int, point: Any, pg: float, step: float) -> None:
+        fun = "-" if point.fun is None else f"{point.fun: .6e}"
+        line = f"iter {nit:5d}  F1 {fun}  |proj grad| {pg:.3e}  step {step:.3e}"
+        logger.debug(line)
+        if self.verbose:
+            print(line)
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(f"|g| {pg:.2e}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _progress_bar(progress: bool, total: int) -> Any:
+    if not progress:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        warn_user("progress=True needs tqdm: pip install tqdm", NestoptWarning)
+        return None
+    return tqdm(total=total, desc="nestopt.solve", unit="it")
+
+
+def solve_result(run: Any, loop: Any, optimizer: Any, started: float) -> SolveResult:
+    """The `SolveResult` of a finished loop; logs it and warns when it did not converge."""
+    status = loop.status
+    message = status.message + (f": {loop.failure}" if loop.failure else "")
+    point = loop.point
+    engine = run.engine
+    result = SolveResult(
+        x=run.xs[0] if point is None else point.x,
+        xs=run.xs if point is None else point.state.xs,
+        fun=None if point is None else point.fun,
+        hypergrad=None if point is None else point.grad,
+        grad_norm=loop.pg,
+        success=status.success,
+        status=status,
+        message=message,
+        failed_level=loop.failed_level,
+        nit=loop.nit,
+        level_nit=engine.level_nit(),
+        level_solves=tuple(engine.stats.solves),
+        nfev=run.nfev(),
+        time={"total": time.perf_counter() - started, "lower": loop.lower_seconds},
+        history=loop.history,
+        method=run.method.name,
+        curvature=engine.curvature,
+        exactness=engine.exactness,
+        optimizer=optimizer.name,
+        backend=run.backend,
+        notes=list(engine.stats.notes),
+    )
+    if status.success:
+        logger.info("nestopt.solve: %s after %d iterations", message, loop.nit)
+    else:
+        logger.warning("nestopt.solve: %s after %d iterations", message, loop.nit)
+        if status is not Status.CALLBACK:
+            warn_user(f"nestopt.solve did not converge: {message}", ConvergenceWarning)
+    return result
