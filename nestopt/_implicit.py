@@ -6,7 +6,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ._curvature import CURVATURES, NEWTON_CURVATURES, describe_exactness, term_is_exact
+from ._curvature import (
+    CURVATURES,
+    NEWTON_CURVATURES,
+    describe_exactness,
+    term_is_exact,
+    term_is_zero,
+)
 from ._linalg import LINEAR_SOLVERS
 from ._nest import Nest, Response
 from ._newton import solve_level
@@ -95,13 +101,13 @@ class ImplicitConfig:
     residual_tol: float
 
     def curvature_mode(self, j: int) -> str:
-        """Curvature of level ``j``'s Jacobian."""
-        return self.curvature
+        """Curvature of level ``j``'s Jacobian (``'first_order'`` where the term is zero)."""
+        return "first_order" if term_is_zero(self.problem, j) else self.curvature
 
     def newton_mode(self, j: int) -> str:
-        """Curvature of level ``j``'s Newton steps."""
-        if self.newton_curvature == "same":
-            return self.curvature
+        """Curvature of level ``j``'s Newton steps: the best the oracles allow, or the same."""
+        if self.newton_curvature == "same" or term_is_zero(self.problem, j):
+            return self.curvature_mode(j)
         return "exact" if term_is_exact(self.problem, j) else "first_order"
 
 

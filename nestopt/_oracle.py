@@ -75,7 +75,6 @@ class Oracles:
         self.symmetry = symmetry
         self.counts = {name: [0] * len(self.levels) for name in _CALLABLES}
         self._symmetry_checked: set[int] = set()
-        self._signature_checked: set[tuple[int, str]] = set()
 
     @classmethod
     def for_problem(cls, problem: Any, target: Target, **options: Any) -> Oracles:
@@ -173,13 +172,14 @@ class Oracles:
     def _call(self, k: int, name: str, args: Sequence[Any], *, count: str | None = None) -> Any:
         fun: Callable[..., Any] = getattr(self.levels[k - 1], name)
         self.counts[count or name][k - 1] += 1
-        if (k, name) not in self._signature_checked:
-            self._signature_checked.add((k, name))
+        try:
+            return fun(*args)
+        except TypeError:
             self._check_signature(fun, k, name, len(args))
-        return fun(*args)
+            raise
 
     def _check_signature(self, fun: Callable[..., Any], k: int, name: str, count: int) -> None:
-        """A callable that cannot take ``count`` positional arrays fails here, clearly."""
+        """A callable that cannot take ``count`` positional arrays is named, clearly."""
         try:
             signature = inspect.signature(fun)
         except (TypeError, ValueError):

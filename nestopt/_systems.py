@@ -50,7 +50,10 @@ class DenseSystem:
         self.j = j
         self.residual_tol = residual_tol
         self._G: Any = None
-        self._probe()
+        if factor.method != "cholesky":
+            # A Cholesky factor that passed its pivot checks solves backward-stably;
+            # LU and least squares can return a "solution" of an inconsistent system.
+            self._probe()
 
     def solve(self, rhs: Any) -> Any:
         """``A^{-1} rhs`` for a vector or a matrix of right-hand sides."""
