@@ -47,6 +47,7 @@ from ._implicit import Implicit
 from ._itd import Unrolled
 from ._optimizers import LBFGS, Adam, GradientDescent
 from ._problem import Level, Problem
+from ._responses import check_responses
 from ._result import BestResponse, Result, SolveResult
 from ._solve import solve
 
@@ -93,6 +94,7 @@ __all__ = [
     "best_response",
     "check_derivatives",
     "check_hypergradient",
+    "check_responses",
     "get_backend",
     "get_namespace",
     "hypergradient",

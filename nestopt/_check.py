@@ -8,6 +8,7 @@ from typing import Any
 
 from array_api_compat import array_namespace, device
 
+from ._errors import NestoptError, OracleError
 from ._hypergrad import best_response
 from ._implicit import Implicit
 from ._layout import Target
@@ -15,6 +16,7 @@ from ._oracle import Oracles
 from ._points import prepare_points
 from ._problem import Level, Problem
 from ._result import Result
+from ._run import split_keywords
 
 __all__ = ["check_derivatives", "check_hypergradient"]
 
@@ -127,7 +129,18 @@ def _check_level(
 
     names = ("grad", "hess", "hess_symmetry", "hess_dir", "hvp")
     errors: dict[str, float | None] = {name: None for name in names}
-    g = oracles.grad(1, points)
+    try:
+        g = oracles.grad(1, points)
+    except (TypeError, ValueError, IndexError) as exc:
+        if isinstance(exc, NestoptError):
+            raise
+        raise OracleError(
+            f"{text}: grad raised {type(exc).__name__} ({exc}) when called with "
+            f"{layout.n} array(s) of sizes {layout.sizes}. check_derivatives needs the point "
+            "as one array per level of the problem (x1, ..., xn: every variable), as the "
+            "callables receive it",
+            level=1,
+        ) from exc
     if level.value is not None:
         fd = _five_point(lambda t: oracles.value(1, split(x + t * u)), step)
         errors["grad"] = _relative(xp, xp.reshape(g @ u, (1,)), xp.reshape(fd, (1,)))
@@ -192,15 +205,14 @@ def check_hypergradient(
     """
     if problem.levels[0].value is None:
         raise ValueError("check_hypergradient needs level 1's value callable")
+    _, run_keywords = split_keywords(keywords)
     base = best_response(problem, xs, method, **keywords)
     xp = array_namespace(base.hypergrad)
     x1 = base.xs[0]
     eps = float(xp.finfo(x1.dtype).eps)
     step = h if h is not None else eps**0.2 * max(1.0, float(xp.max(xp.abs(x1))))
     reference_method = Implicit(curvature="first_order", level_options={"tol": 0.0})
-    backend_keywords = {
-        name: keywords[name] for name in ("backend", "device", "check_finite") if name in keywords
-    }
+    run_keywords["symmetry"] = "warn"  # the run being checked already said it, if it mattered
     d1 = problem.sizes[0]
     fd = []
     for i in range(d1):
@@ -211,9 +223,7 @@ def check_hypergradient(
             start = [x1 + t * e] + [
                 base.xs[k - 1] + t * (base.sensitivity[k] @ e) for k in range(2, problem.n + 1)
             ]
-            return best_response(
-                problem, start, reference_method, symmetry="warn", **backend_keywords
-            ).fun
+            return best_response(problem, start, reference_method, **run_keywords).fun
 
         fd.append(_five_point(value, step))
     reference = xp.asarray(fd, dtype=x1.dtype, device=device(x1))

@@ -7,7 +7,7 @@ from typing import Any
 
 from ._problem import Problem
 from ._result import BestResponse
-from ._run import Run, start_run
+from ._run import METHOD_KEYWORDS, Run, start_run
 
 __all__ = ["hypergradient", "best_response"]
 
@@ -132,24 +132,13 @@ def hypergradient(
 best_response.__doc__ = best_response.__doc__.format(shared=_SHARED_PARAMETERS.strip())
 hypergradient.__doc__ = hypergradient.__doc__.format(shared=_SHARED_PARAMETERS.strip())
 
-_METHOD_KEYWORDS = (
-    "curvature",
-    "linear_solver",
-    "fd_step",
-    "level_options",
-    "predict",
-    "newton_curvature",
-    "steps",
-    "step_size",
-)
-
 
 def _start(problem: Problem, xs: Sequence[Any], method: Any, given: dict[str, Any]) -> Run:
     return start_run(
         problem,
         xs,
         method,
-        {name: given[name] for name in _METHOD_KEYWORDS},
+        {name: given[name] for name in METHOD_KEYWORDS},
         backend=given["backend"],
         device=given["device"],
         check_finite=given["check_finite"],

@@ -118,6 +118,7 @@ class UnrolledEngine:
         self.steps = _per_level(method.steps, problem.n, "steps", int)
         self.alphas = _per_level(method.step_size, problem.n, "step_size", float)
         self.stats = Stats.zeros(problem.n)
+        self._first: tuple[Any, ...] | None = None
 
     @property
     def exactness(self) -> str:
@@ -127,6 +128,8 @@ class UnrolledEngine:
         )
 
     def respond(self, xs: tuple[Any, ...]) -> UnrolledState:
+        if self._first is None:
+            self._first = tuple(xs)
         below, J = self._unroll(2, tuple(xs))
         return UnrolledState(below, J)
 
@@ -135,8 +138,14 @@ class UnrolledEngine:
         return pull_back(self.xp, g, state.J, self.problem.sizes[0])
 
     def predict(self, state: UnrolledState, x1: Any) -> tuple[Any, ...]:
-        """ITD has no response model: the lower levels start where they ended."""
-        return (x1, *state.xs[1:])
+        """The lower levels unroll from the run's first start, whatever ``x1``.
+
+        ITD's hypergradient is the exact gradient of the unrolled objective
+        only if that objective is one fixed function of ``x_1``: starting the
+        unrolling anywhere else would make it depend on the evaluation
+        history (and line searches compare values of different functions).
+        """
+        return (x1, *self._first[1:])
 
     def jacobians(self, state: UnrolledState) -> None:
         return None
@@ -165,6 +174,7 @@ class UnrolledEngine:
         xp, problem = self.xp, self.problem
         own = problem.block(k)
         alpha = self._step_size(k, xs)
+        self.stats.solves[k - 1] += 1
         x_k = xs[k - 1]
         Z = xp.zeros((own.stop - own.start, own.start), dtype=x_k.dtype, device=device(x_k))
         for _ in range(self.steps[k - 1]):

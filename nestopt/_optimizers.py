@@ -206,8 +206,14 @@ class LBFGS:
         if not float(xp.sum(d * g)) < 0.0:
             pairs = []
             d = -g
-        # First step: scale so that it moves at most about one unit.
-        t = 1.0 if pairs else min(1.0, 1.0 / max(float(xp.max(xp.abs(d))), 1e-300))
+        # First step (no curvature yet): a length of max(|x|, 1) whatever the size of the
+        # gradient, so that scaling F_1 does not change the run; the backtracking search
+        # shortens a step that is too long, while one too short would stall.
+        if pairs:
+            t = 1.0
+        else:
+            size = float(xp.max(xp.abs(point.x))) if point.x.shape[0] else 0.0
+            t = max(size, 1.0) / max(float(xp.max(xp.abs(d))), 1e-300)
         try:
             new, _ = backtrack(xp, point, lambda t: project(point.x + t * d), t, evaluate)
         except LineSearchFailed:

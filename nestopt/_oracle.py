@@ -122,6 +122,8 @@ class Oracles:
             where = self._where(k, "hess_rows")
             out = self._call(k, "hess_rows", [*xs, start], count="hess")
             rows = matrix_layout(out, self.sizes, self.target, where, rows=self.dim - start)
+            if keep and rows is out:
+                rows = self.xp.asarray(rows, copy=True)
         else:
             where = self._where(k, "hess")
             out = self._call(k, "hess", xs)
@@ -131,7 +133,7 @@ class Oracles:
             self._check_finite_matrix(full, where, xs)
             self._check_symmetry(full, k, where, start=0)
             rows = full[start:, :] if start else full
-            if keep and rows is out:
+            if keep and full is out:  # the caller's buffer (or a view of it): copy
                 rows = self.xp.asarray(rows, copy=True)
             return rows
         self._check_finite_matrix(rows, where, xs)

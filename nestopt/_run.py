@@ -13,7 +13,19 @@ from ._oracle import SYMMETRY_POLICIES, Oracles
 from ._points import namespace_name, prepare_points
 from ._problem import Problem
 
-__all__ = ["Run", "start_run"]
+__all__ = ["Run", "start_run", "split_keywords", "METHOD_KEYWORDS", "RUN_KEYWORDS"]
+
+METHOD_KEYWORDS = (
+    "curvature",
+    "linear_solver",
+    "fd_step",
+    "level_options",
+    "predict",
+    "newton_curvature",
+    "steps",
+    "step_size",
+)
+RUN_KEYWORDS = ("backend", "device", "check_finite", "symmetry")
 
 
 @dataclass
@@ -64,3 +76,16 @@ def start_run(
     )
     engine = chosen.bind(problem, oracles, deadline=deadline)
     return Run(problem, xp, dev, points, oracles, chosen, engine)
+
+
+def split_keywords(keywords: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``best_response``'s keywords, split into the method's and the run's; others refused."""
+    unknown = sorted(set(keywords) - set(METHOD_KEYWORDS) - set(RUN_KEYWORDS))
+    if unknown:
+        raise TypeError(
+            f"unexpected keyword argument(s) {', '.join(map(repr, unknown))}; the keywords "
+            f"are those of nestopt.best_response: {', '.join(METHOD_KEYWORDS + RUN_KEYWORDS)}"
+        )
+    method = {name: keywords.get(name) for name in METHOD_KEYWORDS}
+    run = {name: keywords[name] for name in RUN_KEYWORDS if name in keywords}
+    return method, run

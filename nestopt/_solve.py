@@ -159,7 +159,7 @@ steps, step_size, symmetry, check_finite, backend, device
     box = _box(run, bounds if bounds is not None else top_bounds)
     if project is not None and not callable(project):
         raise TypeError(f"project must be callable, got {type(project).__name__}")
-    projector = project or _box_projector(run.xp, box)
+    projector = project or (None if box is None else _box_projector(run.xp, box))
     has_value = run.oracles.has(1, "value")
     stepper = make_optimizer(optimizer, opts, has_value, project is not None)
     _check_optimizer_options(opts, stepper)
@@ -208,9 +208,7 @@ def _box(run: Run, bounds: Any) -> tuple[Any, Any] | None:
     return box_arrays(run.xp, run.xs[0], given, run.problem.describe(1))
 
 
-def _box_projector(xp: Any, box: tuple[Any, Any] | None) -> Callable[[Any], Any]:
-    if box is None:
-        return lambda x: x
+def _box_projector(xp: Any, box: tuple[Any, Any]) -> Callable[[Any], Any]:
     lower, upper = box
     return lambda x: xp.minimum(xp.maximum(x, lower), upper)
 
@@ -224,6 +222,7 @@ class _Loop:
         self.xp = run.xp
         self.stepper = stepper
         self.projector = projector
+        self.identity = projector is None
         self.box = box
         self.opts = opts
         self.started = started
@@ -241,6 +240,9 @@ class _Loop:
         }  # fmt: skip
         self._work: list[int] = []
         self._warned_work = False
+
+    def project(self, x: Any) -> Any:
+        return x if self.identity else self.projector(x)
 
     def evaluate(self, x1: Any) -> Point:
         """``x1 -> Point``: lower levels from the last accepted point, then differentiate."""
@@ -272,7 +274,7 @@ class _Loop:
 
     def _iterate(self, callback: Any, reporter: Reporter) -> None:
         xp, opts = self.xp, self.opts
-        self.point = self.evaluate(self.projector(self.run.xs[0]))
+        self.point = self.evaluate(self.project(self.run.xs[0]))
         self.accepted = self.point
         self.pg = self._projected_norm(self.point)
         target = max(opts["gtol"] * self.pg, opts["gtol_abs"])
@@ -290,7 +292,7 @@ class _Loop:
                 raise TimeLimitError("max_time ran out")
             try:
                 new, state = self.stepper.update(
-                    xp, state, self.point, self.evaluate, self.projector, self.box
+                    xp, state, self.point, self.evaluate, self.project, self.box
                 )
             except LineSearchFailed:
                 self.status = Status.LINE_SEARCH_FAILED
@@ -319,8 +321,22 @@ class _Loop:
                 return
 
     def _projected_norm(self, point: Point) -> float:
+        """``|P(x - t g) - x|_inf / t``: the gradient where a projection does not bind.
+
+        Without a projection it is ``|g|_inf`` itself. With one, ``t`` moves
+        ``x`` by ``sqrt(eps)`` of its size (1 where ``x = 0``), so the measure
+        does not change when ``F_1`` is scaled, however small ``g`` is next
+        to ``x`` (``P(x - g) - x`` would round to zero).
+        """
         xp = self.xp
-        return float(xp.max(xp.abs(self.projector(point.x - point.grad) - point.x)))
+        g = point.grad
+        gmax = float(xp.max(xp.abs(g))) if g.shape[0] else 0.0
+        if self.identity or gmax == 0.0:
+            return gmax
+        size = float(xp.max(xp.abs(point.x)))
+        eps = float(xp.finfo(g.dtype).eps)
+        t = math.sqrt(eps) * (size if size > 0.0 else 1.0) / gmax
+        return float(xp.max(xp.abs(self.projector(point.x - t * g) - point.x))) / t
 
     def _record(self, step: float) -> None:
         history = self.history

@@ -509,7 +509,7 @@ def test_asymmetric_hessian_is_an_error_naming_the_level(xp, k):
 def test_asymmetric_hessian_warns_once_per_run_when_asked(xp, k):
     calls = [0]
     problem, x0 = _skewed_problem(k, calls)
-    for run in range(2):  # once per run: the second run warns again
+    for _ in range(2):  # once per run: the second run warns again
         calls[0] = 0
         with pytest.warns(SymmetryWarning) as record:
             nestopt.hypergradient(problem, x0, curvature="first_order", symmetry="warn")

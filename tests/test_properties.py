@@ -410,3 +410,82 @@ def test_inputs_are_never_modified_on_array_api_strict(case):
     for k in range(n):
         assert response.xs[k] is not xs_strict[k]
         assert solved.xs[k] is not xs_strict[k]
+
+
+# --- invariance to the scale of objectives and variables (issue 13) -----------
+
+
+def transformed(problem, objective_scales, variable_scales, shifts):
+    """``g_k(y) = c_k f_k(a * y + b)``: every objective scaled, every variable scaled and shifted.
+
+    ``a`` and ``b`` are per level (one scalar each), so ``y_k* = (x_k* - b_k) / a_k``
+    and ``dG_1/dy_1 = a_1 dF_1/dx_1`` at corresponding points.
+    """
+    a = np.concatenate([np.full(d, s) for d, s in zip(problem.sizes, variable_scales)])
+    b = np.concatenate([np.full(d, s) for d, s in zip(problem.sizes, shifts)])
+    cuts = np.cumsum(problem.sizes)[:-1]
+
+    def to_x(ys):
+        return np.split(a * np.concatenate(ys) + b, cuts)
+
+    levels = []
+    for level, c in zip(problem.levels, objective_scales):
+        levels.append(
+            nestopt.Level(
+                value=lambda *ys, f=level.value, c=c: c * f(*to_x(ys)),
+                grad=lambda *ys, f=level.grad, c=c: c * a * f(*to_x(ys)),
+                hess=lambda *ys, f=level.hess, c=c: c * (a[:, None] * f(*to_x(ys)) * a[None, :]),
+                size=level.size,
+            )
+        )
+    return nestopt.Problem(levels), a, b
+
+
+@settings(derandomize=True, max_examples=40, deadline=None)
+@given(
+    spec=quad_specs(2, 3),
+    objective_exponents=st.lists(st.floats(-12, 12), min_size=3, max_size=3),
+    variable_exponents=st.lists(st.floats(-4, 4), min_size=3, max_size=3),
+    shifts=st.lists(st.floats(-1e3, 1e3), min_size=3, max_size=3),
+)
+def test_scaling_objectives_and_variables_never_gives_a_wrong_success(
+    spec, objective_exponents, variable_exponents, shifts
+):
+    n, sizes, seed = spec
+    base = quad(n, sizes, seed, backend="numpy")
+    ref = quad_reference(base.data["Q"], base.data["c"], sizes)
+    scales = [10.0**e for e in objective_exponents[:n]]
+    stretch = [10.0**e for e in variable_exponents[:n]]
+    shift = [s * v for s, v in zip(shifts[:n], stretch)]  # shifts of the variables' own size
+    problem, a, b = transformed(base, scales, stretch, shift)
+    d1 = sizes[0]
+    # The hypergradient at the image of x1 = 0.3, starts at the image of 0.
+    y1 = (0.3 - b[:d1]) / a[:d1]
+    ys = [y1] + [(0.0 - shift[k]) / stretch[k] * np.ones(sizes[k]) for k in range(1, n)]
+    g = nestopt.hypergradient(problem, ys)
+    truth = ref["hessian"] @ np.full(d1, 0.3) + ref["grad_at_zero"]
+    # Accuracy the dtype allows: the shifts cost up to |b| / |x| ~ 1e3 in relative terms.
+    assert np.linalg.norm(g / a[:d1] / scales[0] - truth) <= 1e-6 * max(np.linalg.norm(truth), 1)
+    with warnings_ignored():
+        result = nestopt.solve(problem, ys, options={"gtol": 1e-10})
+    if result.success:
+        x1 = a[:d1] * result.x + b[:d1]
+        error = np.linalg.norm(x1 - ref["solution"][0])
+        assert error <= 1e-5 * max(np.linalg.norm(ref["solution"][0]), 1.0), result.message
+
+
+def warnings_ignored():
+    import warnings
+
+    manager = warnings.catch_warnings()
+    manager.__enter__()
+    warnings.simplefilter("ignore", nestopt.ConvergenceWarning)
+
+    class _Exit:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return manager.__exit__(*exc)
+
+    return _Exit()
