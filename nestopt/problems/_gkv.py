@@ -181,13 +181,14 @@ def gkv_quartic(*, backend: Any = None) -> KnownProblem:
     The original (its ``z_opt``) follows the branch ``z*(x, y) = x + y``, and
     its start lies on it (``-0.6 = -0.4 - 0.2``). On that branch
     ``f_2(x, y, x + y) = y^2 / 2 - 2 x y`` has curvature ``H_yy - 2 = 1``,
-    so ``y*(x) = 2 x`` and ``z*(x) = 3 x``; then ``F_1(x) = 6 x + 11 x^2 /
-    2``, and
+    so ``y*(x) = 2 x`` and ``z*(x) = 3 x``; then
+    ``F_1(x) = 6 x + 11 x^2 / 2``, and
 
         x* = -6/11,   y* = -12/11,   z* = -18/11,   F_1* = -18/11,
 
-    as ``x_opt`` of the original. Between the start and the solution
-    ``s = 3 x`` stays in ``[-18/11, -1.2]``, away from the fold ``s = 0``.
+    as ``x_opt`` of the original. For ``x`` between the start and ``x*``,
+    ``s = x + y*(x) = 3 x`` stays in ``[-18/11, -1.2]``, away from the fold
+    ``s = 0``.
     On the other branch, ``z = 0``, the responses are ``y*(x) = x / 3`` and
     the optimum is ``x = -4/5`` with ``F_1 = -8/15``, a larger value: a
     solver that starts a lower level near ``z = 0`` ends there.
