@@ -84,7 +84,7 @@ def test_quadratic_draws_follow_the_original_recipe():
     # With d > 1 each vector takes d consecutive draws, in the same order.
     d = 7
     problem = gkv_quadratic(d=d, seed=3, backend="numpy")
-    u = np.random.RandomState(3).random_sample(6 * d).reshape(6, d)  # noqa: NPY002
+    u = np.random.RandomState(3).random_sample(6 * d).reshape(6, d)
     for k, name in enumerate(("h_x", "h_y", "h_z")):
         np.testing.assert_allclose(problem.data[name], 10 * u[k], rtol=1e-15)
     for k, x in enumerate(problem.x0):

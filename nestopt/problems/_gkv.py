@@ -99,7 +99,7 @@ def gkv_quadratic(d: int = 50, seed: int = 42, *, backend: Any = None) -> KnownP
     if isinstance(d, bool) or not isinstance(d, int) or d < 1:
         raise ValueError(f"d must be a positive int, got {d!r}")
     # The legacy generator, not default_rng: it reproduces the authors' instances.
-    rng = np.random.RandomState(seed)  # noqa: NPY002
+    rng = np.random.RandomState(seed)
     h_x, h_y, h_z = (rng.uniform(0.0, 10.0, d) for _ in range(3))
     start = [rng.uniform(0.0, 1.0, d) * 20.0 for _ in range(3)]
     chosen = get_backend(backend)
