@@ -1,11 +1,13 @@
 """Solve a trilevel problem with a known optimum and report how close nestopt gets.
 
-The problem is `nestopt.problems.gkv_quadratic` (d = 50 per level, D = 150):
-three quadratic levels whose solution has a closed form (see its docstring).
+The problem is `nestopt.problems.gkv_quadratic` (d = 50 per level, D = 150), the
+quadratic trilevel benchmark of Giovannelli, Kent & Vicente with their seed 42 and
+start: three quadratic levels whose solution has the closed form
+x* = -(h_x + h_y + 2 h_z) / 7, y* = x*, z* = 2 x* (see its docstring).
 Level 1 is minimized with L-BFGS on the exact hypergradient; levels 2 and 3
 are solved by Newton's method at every evaluation.
 
-    python examples/trilevel_known_optimum.py [--d 50] [--seed 0]
+    python examples/trilevel_known_optimum.py [--d 50] [--seed 42]
 """
 
 import argparse
@@ -19,7 +21,7 @@ from nestopt.problems import gkv_quadratic
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--d", type=int, default=50, help="size of each level's variable")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
 
     problem = gkv_quadratic(d=args.d, seed=args.seed)  # on the backend NESTOPT_BACKEND selects
@@ -39,7 +41,7 @@ if __name__ == "__main__":
     )
     print(f"max distance to the known optimum: {distance:.3e}")
     h_x, h_y, h_z = (problem.data[k] for k in ("h_x", "h_y", "h_z"))
-    known_fun = -np.sum(9 * h_x**2 - 18 * h_x * h_z + h_y**2 - 2 * h_y * h_z + 13 * h_z**2) / 6
+    known_fun = -np.sum((h_x + h_y + 2 * h_z) ** 2) / 14  # F_1 at x*
     print(f"top-level objective {result.fun:.6f} (known {known_fun:.6f})")
     print(f"hypergradient norm {result.grad_norm:.1e}")
     print(f"iterations: {result.nit} (level 1), Newton steps per level {result.level_nit}")

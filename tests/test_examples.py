@@ -89,8 +89,9 @@ def test_backend_switching(tmp_path):
 
 
 def test_data_poisoning(tmp_path):
-    out = run_example("data_poisoning.py", "--seeds", "2", "--out", "plot.png", cwd=tmp_path)
-    assert (tmp_path / "plot.png").stat().st_size > 1000
+    out = run_example("data_poisoning.py", "--seeds", "2", cwd=tmp_path)
+    assert not list(tmp_path.iterdir()), "without --out the example writes no file"
+    assert "mean ± standard deviation over the 2" in out
     rows = re.findall(
         r"^\s*([\d.]+)\s+([\d.]+) ±\s+([\d.]+)\s+([\d.]+) ±\s+([\d.]+)"
         r"\s+([-+][\d.]+) ±\s+([\d.]+)\s+(\d)/2 splits$",
@@ -108,3 +109,10 @@ def test_data_poisoning(tmp_path):
         assert float(row[5]) == pytest.approx(tri - bi, abs=2e-4)  # rounding of the printed means
     verdict = "more" if trilevel[-1] < bilevel[-1] else "not more"
     assert f"the trilevel model is {verdict} stable" in out
+
+
+def test_data_poisoning_saves_the_plot_where_asked(tmp_path):
+    out = run_example("data_poisoning.py", "--seeds", "1", "--out", "plot.png", cwd=tmp_path)
+    assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["plot.png"]
+    assert "plot saved to plot.png" in out

@@ -3,7 +3,9 @@
 Each known solution is checked against a truth computed here independently of
 the family's code: explicit linear algebra (`quad_reference`) on matrices
 written out from the docstrings, hand-derived closed forms, or finite
-differences of value functions.
+differences of value functions. The problems of Giovannelli, Kent & Vicente
+have their own file, test_gkv.py; here they only take part in the tests of
+every family.
 """
 
 from __future__ import annotations
@@ -98,126 +100,8 @@ def test_solve_reaches_the_known_solution(name, curvature, xp):
     result = nestopt.solve(problem, problem.x0, curvature=curvature, options={"gtol": 1e-11})
     assert result.success, result.message
     for got, expected in zip(result.xs, problem.solution):
-        # |x - x*| <= gtol / (smallest curvature of F_1): 1/3 (GKV), 11/9, b/2 >= 1/4.
+        # |x - x*| <= gtol / (smallest curvature of F_1): 7 and 11 (GKV), b/2 >= 1/4.
         assert float(np.max(np.abs(nestopt.to_numpy(got) - nestopt.to_numpy(expected)))) <= 1e-9
-
-
-# -- GKV quadratic -----------------------------------------------------------------
-
-
-def gkv_matrices_from_docstring(h_x, h_y, h_z):
-    """The levels of the Notes as dense matrices, written out term by term."""
-    d = h_x.shape[0]
-    I, Z = np.eye(d), np.zeros((d, d))
-    # q = 1/2|x|^2 + 2|y|^2 + 1/2|z|^2 + x.y + x.z + y.z + h.w
-    Q1 = np.block([[I, I, I], [I, 4 * I, I], [I, I, I]])
-    # f_2 = q - 1/2|x|^2 - h_x.x - x.z
-    Q2 = np.block([[Z, I, Z], [I, 4 * I, I], [Z, I, I]])
-    # f_3 = 1/2|z|^2 + z.(x + y) + h_z.z
-    Q3 = np.block([[Z, Z, I], [Z, Z, I], [I, I, I]])
-    zero = np.zeros(d)
-    cs = [np.concatenate(c) for c in ([h_x, h_y, h_z], [zero, h_y, h_z], [zero, zero, h_z])]
-    return [Q1, Q2, Q3], cs
-
-
-@pytest.mark.parametrize(("d", "seed"), [(1, 0), (5, 3), (50, 0)])
-def test_gkv_quadratic_solution_matches_explicit_linear_algebra(d, seed):
-    problem = gkv_quadratic(d=d, seed=seed, backend="numpy")
-    h = problem.data
-    assert all(np.all((h[k] >= 0) & (h[k] <= 10)) for k in ("h_x", "h_y", "h_z"))
-    Qs, cs = gkv_matrices_from_docstring(h["h_x"], h["h_y"], h["h_z"])
-    reference = quad_reference(Qs, cs, (d, d, d))
-    for got, expected in zip(problem.solution, reference["solution"]):
-        assert relative_error(got, expected) <= 1e-12
-    # F_1 is strongly convex with Hessian I / 3, and its optimal value is as documented.
-    np.testing.assert_allclose(reference["hessian"], np.eye(d) / 3, atol=1e-12)
-    w_star = np.concatenate(reference["solution"])
-    h_x, h_y, h_z = h["h_x"], h["h_y"], h["h_z"]
-    documented = -np.sum(9 * h_x**2 - 18 * h_x * h_z + h_y**2 - 2 * h_y * h_z + 13 * h_z**2) / 6
-    assert 0.5 * w_star @ Qs[0] @ w_star + cs[0] @ w_star == pytest.approx(documented, rel=1e-12)
-    # Its callables are those matrices: value at a random point.
-    w = np.random.default_rng(seed).standard_normal(3 * d)
-    parts = np.split(w, 3)
-    for level, Q, c in zip(problem.levels, Qs, cs):
-        assert abs(float(level.value(*parts)) - (0.5 * w @ Q @ w + c @ w)) <= 1e-10 * (
-            1 + abs(0.5 * w @ Q @ w)
-        )
-
-
-def test_gkv_quadratic_hypergradient_is_the_closed_form_gradient(xp):
-    problem = gkv_quadratic(d=6, seed=2)
-    h = problem.data
-    reference = quad_reference(*gkv_matrices_from_docstring(h["h_x"], h["h_y"], h["h_z"]), (6,) * 3)
-    x1 = np.linspace(-2.0, 3.0, 6)
-    grad = nestopt.hypergradient(problem, on(xp, [x1, np.zeros(6), np.zeros(6)]))
-    expected = reference["hessian"] @ x1 + reference["grad_at_zero"]
-    assert relative_error(grad, expected) <= 1e-10
-
-
-# -- GKV quartic -------------------------------------------------------------------
-
-
-def test_gkv_quartic_start_and_solution_values():
-    problem = gkv_quartic(backend="numpy")
-    x0 = [float(v[0]) for v in problem.x0]
-    assert x0 == [-0.4, -0.2, -0.6] and x0[2] == pytest.approx(x0[0] + x0[1])
-    x, y, z = (float(v[0]) for v in problem.solution)
-    assert (x, y, z) == pytest.approx((-6 / 11, 2 / 11, -4 / 11), abs=1e-15)
-    assert z == pytest.approx(x + y)  # on the branch
-    f3 = problem.levels[2].value
-    # z = 0 and z = x + y are minimizers (value 0), z = (x + y) / 2 a maximum.
-    a, b = np.array([0.3]), np.array([-0.9])
-    s = a[0] + b[0]
-    for zz in (0.0, s):
-        assert float(f3(a, b, np.array([zz]))) <= 1e-30
-    mid = float(f3(a, b, np.array([s / 2])))
-    assert mid == pytest.approx(0.5 * (s / 2) ** 4)
-    assert mid > float(f3(a, b, np.array([s / 2 + 1e-3])))
-
-
-@pytest.mark.parametrize("x1", [-0.4, -6 / 11, -0.9, 0.5])
-def test_gkv_quartic_best_response_stays_on_its_branch(x1, xp):
-    """Started on z = x + y (away from the optimum of y), the responses are y = -x/3, z = 2x/3."""
-    problem = gkv_quartic()
-    y0 = 0.1 if x1 > 0 else -0.2
-    start = on(xp, [[x1], [y0], [x1 + y0]])
-    result = nestopt.best_response(problem, start, level_options={"tol": 1e-12})
-    y, z = (float(nestopt.to_numpy(v)[0]) for v in result.xs[1:])
-    assert y == pytest.approx(-x1 / 3, abs=1e-10)
-    assert z == pytest.approx(2 * x1 / 3, abs=1e-10)
-    # On the branch F_1(x) = 11 x^2 / 18 + 2 x / 3 exactly.
-    grad = float(nestopt.to_numpy(result.hypergrad)[0])
-    assert grad == pytest.approx(11 * x1 / 9 + 2 / 3, abs=1e-9)
-    # dz/dx_1 along the branch is 2/3; dy/dx_1 is -1/3.
-    assert float(nestopt.to_numpy(result.sensitivity[2])[0, 0]) == pytest.approx(-1 / 3)
-    assert float(nestopt.to_numpy(result.sensitivity[3])[0, 0]) == pytest.approx(2 / 3)
-
-
-def test_gkv_quartic_other_branch_is_a_different_response(xp):
-    """Started near z = 0 the lower level keeps that branch: then y = 0 and z = 0."""
-    problem = gkv_quartic()
-    result = nestopt.best_response(
-        problem, on(xp, [[-0.4], [-0.2], [0.05]]), level_options={"tol": 1e-12}
-    )
-    y, z = (float(nestopt.to_numpy(v)[0]) for v in result.xs[1:])
-    assert abs(y) <= 1e-10 and abs(z) <= 1e-10
-
-
-def test_gkv_quartic_solve_reaches_x_star_from_the_given_start(xp):
-    problem = gkv_quartic()
-    result = nestopt.solve(problem, problem.x0, curvature="exact")
-    assert result.success, result.message
-    x, y, z = (float(nestopt.to_numpy(v)[0]) for v in result.xs)
-    assert abs(x + 6 / 11) <= 1e-6
-    assert abs(y - 2 / 11) <= 1e-6 and abs(z + 4 / 11) <= 1e-6
-
-
-def test_gkv_quartic_hypergradient_against_the_value_function():
-    problem = gkv_quartic(backend="numpy")
-    check = nestopt.check_hypergradient(
-        problem, [np.array([-0.3]), np.array([0.0]), np.array([-0.3])]
-    )
-    assert check.rel_error <= 1e-8
 
 
 # -- Stackelberg market ----------------------------------------------------------------

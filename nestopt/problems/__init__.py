@@ -6,8 +6,10 @@ analytic derivatives, a suggested start ``x0`` and, where known, the
 
 - `quad`, `quad_reference`: n quadratic levels with closed-form responses.
 - `softplus_levels`: quadratics plus softplus terms (nonlinear responses).
-- `gkv_quadratic`: trilevel quadratic with a closed-form optimum.
-- `gkv_quartic`: scalar trilevel problem whose lowest level has two branches.
+- `gkv_quadratic`: the trilevel quadratic of Giovannelli, Kent & Vicente, as
+  in their code (GdKent/TSG), with its closed-form optimum.
+- `gkv_quartic`: their scalar trilevel problem whose quartic lowest level has
+  two minimizers; optimum ``x* = -6/11`` on the branch ``z = x + y``.
 - `stackelberg_market`: leader, follower and sub-follower quantity game.
 - `data_poisoning`: ridge hyperparameter learning against a poisoning attacker
   on scikit-learn's diabetes data (trilevel, or bilevel without the attacker).
