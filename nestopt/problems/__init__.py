@@ -13,9 +13,16 @@ analytic derivatives, a suggested start ``x0`` and, where known, the
 - `stackelberg_market`: leader, follower and sub-follower quantity game.
 - `data_poisoning`: ridge hyperparameter learning against a poisoning attacker
   on scikit-learn's diabetes data (trilevel, or bilevel without the attacker).
+- `bolib`, `bolib_names`: published constrained bilevel test problems (BOLIB,
+  BASBLib) whose follower is strongly convex with active constraints (bounds,
+  coupled linear and nonlinear inequalities), with refined, verified solutions.
+- `constrained_trilevel`: two quadratic trilevel problems with bounds, a
+  coupled inequality and an equality active below the top, solved in closed form.
 """
 
 from ._base import KnownProblem
+from ._bolib import bolib, bolib_names
+from ._ctrilevel import constrained_trilevel
 from ._gkv import gkv_quadratic, gkv_quartic
 from ._market import stackelberg_market
 from ._poisoning import data_poisoning
@@ -24,6 +31,9 @@ from ._softplus import softplus_levels
 
 __all__ = [
     "KnownProblem",
+    "bolib",
+    "bolib_names",
+    "constrained_trilevel",
     "data_poisoning",
     "gkv_quadratic",
     "gkv_quartic",
