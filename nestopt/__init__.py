@@ -36,6 +36,7 @@ from ._errors import (
     SymmetryWarning,
 )
 from ._hypergrad import best_response, hypergradient
+from ._many import MultistartResult, multistart, solve_many
 from ._problem import Level, Problem
 from ._result import BestResponse, Result, SolveResult
 from ._solve import solve
@@ -54,6 +55,7 @@ __all__ = [
     "Level",
     "LinearConstraint",
     "LinearSolveError",
+    "MultistartResult",
     "NestoptError",
     "NestoptWarning",
     "NonFiniteError",
@@ -75,8 +77,10 @@ __all__ = [
     "get_namespace",
     "hypergradient",
     "list_backends",
+    "multistart",
     "register_backend",
     "set_backend",
     "solve",
+    "solve_many",
     "to_numpy",
 ]
