@@ -77,8 +77,9 @@ def solve_many(
     blas_threads : int, optional
         Threads each worker's BLAS (and OpenMP) may use while it solves.
         None means 1 when more than one worker runs, so that ``n_jobs``
-        workers do not oversubscribe the cores, and no limit when the
-        scenarios run one by one in this process.
+        workers do not oversubscribe the cores; no limit when the scenarios
+        run one by one in this process, or when ``joblib.parallel_config``
+        sets ``inner_max_num_threads`` (that setting then stands).
     **solve_options
         Passed to every `solve` call (``method``, ``options``, ``bounds``,
         ...). ``progress`` here is the sweep's bar, not each solve's.
@@ -365,12 +366,12 @@ def _run(
         ) from None
 
     threads = blas_threads
-    if threads is None and joblib.effective_n_jobs(n_jobs) != 1:
+    if threads is None and joblib.effective_n_jobs(n_jobs) != 1 and not _user_limit(joblib):
         threads = 1
     bar = _progress_bar(progress, len(tasks))
     results: list[SolveResult] = []
     try:
-        with _worker_environment(joblib, threads, explicit=blas_threads is not None):
+        with _worker_environment(joblib, threads):
             parallel = joblib.Parallel(n_jobs=n_jobs, return_as="generator")
             for result in parallel(
                 joblib.delayed(_solve_one)(*task, solve_options, threads) for task in tasks
@@ -393,15 +394,19 @@ def _run(
     return results
 
 
-def _worker_environment(joblib: Any, threads: int | None, *, explicit: bool) -> Any:
+def _user_limit(joblib: Any) -> bool:
+    """Whether the user set ``parallel_config(inner_max_num_threads=...)`` themselves."""
+    active, _ = joblib.parallel.get_active_backend()
+    return getattr(active, "inner_max_num_threads", None) is not None
+
+
+def _worker_environment(joblib: Any, threads: int | None) -> Any:
     """Without threadpoolctl, start loky workers with the BLAS thread variables set."""
     if threads is None or importlib.util.find_spec("threadpoolctl") is not None:
         return contextlib.nullcontext()
     active, _ = joblib.parallel.get_active_backend()
     if not getattr(active, "supports_inner_max_num_threads", False):
         return contextlib.nullcontext()
-    if active.inner_max_num_threads is not None and not explicit:
-        return contextlib.nullcontext()  # the user's own parallel_config setting stands
     # A copy keeps the user's backend settings and leaves their instance alone.
     return joblib.parallel_config(backend=copy.copy(active), inner_max_num_threads=threads)
 

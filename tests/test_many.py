@@ -215,6 +215,20 @@ def test_without_threadpoolctl_loky_workers_get_the_thread_variables(monkeypatch
     assert all(r.message.endswith("env=3") for r in results), [r.message for r in results]
 
 
+def test_a_thread_limit_set_in_parallel_config_stands():
+    pytest.importorskip("threadpoolctl")
+    with (
+        joblib.parallel_config(backend="loky", inner_max_num_threads=2),
+        pytest.warns(nestopt.ConvergenceWarning),
+    ):
+        results = nestopt.solve_many(blas_threads_seen, params=[0, 1], n_jobs=2)
+    messages = [r.message for r in results]
+    assert all(m.endswith("env=2") for m in messages), messages
+    if (os.cpu_count() or 1) >= 2:  # OpenBLAS uses no more threads than cores
+        # The default blas_threads would have limited the pools to 1.
+        assert all(m.endswith("pools=2 env=2") for m in messages), messages
+
+
 def test_progress_bar_counts_scenarios(capsys):
     pytest.importorskip("tqdm")
     problem = quad(2, 2, seed=0)
