@@ -283,8 +283,9 @@ def _scenarios(
                 raise TypeError(
                     f"problem[{i}] must be a nestopt.Problem, got {type(item).__name__}"
                 )
-        starts = [_own_start(item, f"problem[{i}]") for i, item in enumerate(problem)]
-        if x0s is not None:
+        if x0s is None:
+            starts = [_own_start(item, f"problem[{i}]") for i, item in enumerate(problem)]
+        else:
             starts = _matching(x0s, len(problem), "problems")
         return [(item, False, None, start) for item, start in zip(problem, starts)]
     if callable(problem):
@@ -309,10 +310,12 @@ def _check_starts(x0s: Any, n: int) -> list[Any]:
         raise TypeError(f"x0s must be a sequence of starts, got {type(x0s).__name__}") from None
     for i, start in enumerate(starts):
         if hasattr(start, "shape") or not isinstance(start, Sequence) or len(start) != n:
+            got = type(start).__name__
+            if isinstance(start, Sequence) and not hasattr(start, "shape"):
+                got += f" of {len(start)}"
             raise TypeError(
-                f"x0s[{i}] must be a start: a sequence of {n} per-level arrays; got "
-                f"{type(start).__name__}. x0s lists starts, so one start is "
-                "passed as [x0]"
+                f"x0s[{i}] must be a start: a sequence of {n} per-level arrays; got {got}. "
+                "x0s lists starts, so one start is passed as [x0]"
             )
     return starts
 

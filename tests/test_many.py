@@ -24,7 +24,7 @@ joblib = pytest.importorskip("joblib")
 
 
 def assert_identical(result, expected, path="result"):
-    """Every field equal, exactly; run times (which differ run to run) excepted."""
+    """Every field equal, exactly; the ``time`` entries (which differ run to run) excepted."""
     if isinstance(expected, dict):
         keys = set(expected) - {"time"}
         assert keys <= set(result), f"{path}: missing {sorted(keys - set(result))}"
@@ -45,10 +45,7 @@ def assert_identical(result, expected, path="result"):
 
 
 def serial(problem, x0, **options):
-    result = nestopt.solve(problem, x0, **options)
-    result.pop("time")
-    result["history"].pop("time")
-    return result
+    return nestopt.solve(problem, x0, **options)
 
 
 def closure_problem(shift):
@@ -106,6 +103,11 @@ def test_problem_list_uses_each_problems_own_start():
     for result, problem in zip(results, problems):
         assert_identical(result, serial(problem, problem.x0, options=tight))
         np.testing.assert_allclose(result.x, problem.solution[0], rtol=1e-8)
+    # Plain Problems (no x0 of their own) with the starts given: the same results.
+    plain = [nestopt.Problem(problem.levels) for problem in problems]
+    again = nestopt.solve_many(plain, [p.x0 for p in problems], n_jobs=1, options=tight)
+    for result, expected in zip(again, results):
+        assert_identical(result, expected)
 
 
 def test_closure_factory_pickles_and_solves_in_workers():
@@ -328,6 +330,11 @@ def test_multistart_with_no_success_warns_and_has_no_best():
         (lambda p: nestopt.solve_many(p, [p.x0], maxiter=3), TypeError, "known: method"),
         (lambda p: nestopt.solve_many(p, p.x0), TypeError, r"one start is passed as \[x0\]"),
         (lambda p: nestopt.solve_many(p), TypeError, "needs the starts x0s"),
+        (
+            lambda p: nestopt.solve_many(p, [p.x0[:1]]),
+            TypeError,
+            "2 per-level arrays; got tuple of 1",
+        ),
         (lambda p: nestopt.solve_many(p, [p.x0], params=[1]), TypeError, "factory"),
         (lambda p: nestopt.solve_many([p, p], [p.x0]), ValueError, "1 starts for 2"),
         (lambda p: nestopt.solve_many(lambda s: p), TypeError, r"params=\[p1"),
