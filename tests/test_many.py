@@ -349,6 +349,13 @@ def test_bad_input_is_rejected_with_a_clear_message(call, error, match):
         call(quad(2, 2, seed=0))
 
 
+def test_without_joblib_the_error_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "joblib", None)
+    problem = quad(2, 2, seed=0)
+    with pytest.raises(ImportError, match=r"nestopt\[parallel\]"):
+        nestopt.solve_many(problem, [problem.x0])
+
+
 def test_multistart_needs_a_top_level_value():
     problem = quad(2, 2, seed=0)
     upper = problem.levels[0]
