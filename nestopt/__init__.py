@@ -45,6 +45,7 @@ from ._errors import (
 from ._hypergrad import best_response, hypergradient
 from ._implicit import Implicit
 from ._itd import Unrolled
+from ._many import MultistartResult, multistart, solve_many
 from ._optimizers import LBFGS, Adam, GradientDescent
 from ._problem import Level, Problem
 from ._responses import check_responses
@@ -73,6 +74,7 @@ __all__ = [
     "Level",
     "LinearConstraint",
     "LinearSolveError",
+    "MultistartResult",
     "NestoptError",
     "NestoptWarning",
     "NonFiniteError",
@@ -99,8 +101,10 @@ __all__ = [
     "get_namespace",
     "hypergradient",
     "list_backends",
+    "multistart",
     "register_backend",
     "set_backend",
     "solve",
+    "solve_many",
     "to_numpy",
 ]

@@ -54,6 +54,7 @@ def test_every_example_has_a_smoke_test():
         "stackelberg_market.py",
         "data_poisoning.py",
         "backend_switching.py",
+        "scenario_sweep.py",
     }
     assert {path.name for path in EXAMPLES.glob("*.py")} == tested
 
@@ -79,6 +80,17 @@ def test_stackelberg_market(tmp_path):
     assert number_after(out, "max distance to the closed-form equilibrium:") <= 1e-8
     rows = [line.split() for line in out.splitlines() if re.match(r"\s+\d+\s+\d", line)]
     assert len(rows) == 4
+
+
+def test_scenario_sweep(tmp_path):
+    pytest.importorskip("joblib")
+    out = run_example("scenario_sweep.py", "--scenarios", "6", "--out", "sweep.png", cwd=tmp_path)
+    assert out.startswith("6/6 scenarios converged")
+    assert number_after(out, "max distance of q1 to the closed form:") <= 1e-8
+    assert "results identical at 1 and 2 workers: True" in out
+    rows = [line.split() for line in out.splitlines() if re.match(r"\s*\d\.\d{3}\s", line)]
+    assert [float(row[0]) for row in rows] == pytest.approx([1.0, 1.4, 1.8, 2.2, 2.6, 3.0])
+    assert (tmp_path / "sweep.png").stat().st_size > 1000
 
 
 def test_backend_switching(tmp_path):

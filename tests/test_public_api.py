@@ -46,6 +46,7 @@ DOCTEST_MODULES = [
     "nestopt._linalg",
     "nestopt._check",
     "nestopt._solve",
+    "nestopt._many",
 ]
 
 
