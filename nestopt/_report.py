@@ -74,7 +74,7 @@ def solve_result(run: Any, loop: Any, optimizer: Any, started: float) -> SolveRe
         exactness=engine.exactness,
         optimizer=optimizer.name,
         backend=run.backend,
-        notes=list(engine.stats.notes),
+        notes=list(engine.stats.notes) + loop.notes,
     )
     if status.success:
         logger.info("nestopt.solve: %s after %d iterations", message, loop.nit)

@@ -239,6 +239,8 @@ class _Loop:
             "fun": [], "grad_norm": [], "step": [], "inner_nit": [], "time": []
         }  # fmt: skip
         self._work: list[int] = []
+        self.notes: list[str] = []
+        self.target = math.nan
         self._warned_work = False
 
     def project(self, x: Any) -> Any:
@@ -277,7 +279,7 @@ class _Loop:
         self.point = self.evaluate(self.project(self.run.xs[0]))
         self.accepted = self.point
         self.pg = self._projected_norm(self.point)
-        target = max(opts["gtol"] * self.pg, opts["gtol_abs"])
+        target = self.target = max(opts["gtol"] * self.pg, opts["gtol_abs"])
         scale = float(xp.max(xp.abs(self.point.x))) if self.point.x.shape[0] else 0.0
         self._record(0.0)
         state = self.stepper.init(self.point)
@@ -295,7 +297,7 @@ class _Loop:
                     xp, state, self.point, self.evaluate, self.project, self.box
                 )
             except LineSearchFailed:
-                self.status = Status.LINE_SEARCH_FAILED
+                self.status = self._rounding_limited(Status.LINE_SEARCH_FAILED)
                 return
             self.nit += 1
             step = float(xp.max(xp.abs(new.x - self.point.x)))
@@ -317,8 +319,30 @@ class _Loop:
                 self.status = Status.SUCCESS
                 return
             if step <= opts["xtol"] * scale:
-                self.status = Status.SMALL_STEP
+                self.status = self._rounding_limited(Status.SMALL_STEP)
                 return
+
+    def _rounding_limited(self, stop: Status) -> Status:
+        """SUCCESS where the gradient is below what rounding of ``F_1`` can resolve, else ``stop``.
+
+        A step of the natural length ``L = max(|x|_inf, 1)`` along a gradient
+        ``g`` changes ``F_1`` by about ``|g| L``; when that is within 100
+        rounding errors of ``F_1`` no method can make progress, and the point
+        is stationary to the precision ``F_1`` is computed with (a start at a
+        solution ends so). The test does not change when ``F_1`` is scaled.
+        """
+        fun = self.point.fun
+        xp = self.xp
+        eps = float(xp.finfo(self.point.x.dtype).eps)
+        size = max(float(xp.max(xp.abs(self.point.x))), 1.0)
+        if fun is not None and self.pg * size <= 100.0 * eps * abs(fun):
+            self.notes.append(
+                f"level 1 is stationary to rounding: the projected hypergradient {self.pg:.2e} "
+                f"cannot change F_1 = {fun:.6g} beyond its rounding (gtol asked for "
+                f"{self.target:.2e})"
+            )
+            return Status.SUCCESS
+        return stop
 
     def _projected_norm(self, point: Point) -> float:
         """``|P(x - t g) - x|_inf / t``: the gradient where a projection does not bind.
