@@ -45,7 +45,8 @@ from ._errors import (
 from ._hypergrad import best_response, hypergradient
 from ._implicit import Implicit
 from ._itd import Unrolled
-from ._many import MultistartResult, multistart, solve_many
+from ._many import solve_many
+from ._multistart import MultistartResult, multistart
 from ._optimizers import LBFGS, Adam, GradientDescent
 from ._problem import Level, Problem
 from ._responses import check_responses

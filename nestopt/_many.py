@@ -1,4 +1,4 @@
-"""``solve_many`` and ``multistart``: many independent solves, in parallel through joblib.
+"""``solve_many``: many independent solves, in parallel through joblib.
 
 joblib (and threadpoolctl, tqdm) are imported inside the functions, so that
 ``import nestopt`` stays light; the parallel extra installs them.
@@ -6,29 +6,18 @@ joblib (and threadpoolctl, tqdm) are imported inside the functions, so that
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import importlib.util
 import inspect
-import math
-import time
-import traceback
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._backend import get_backend, to_numpy
-from ._errors import ConvergenceWarning, NestoptError, NestoptWarning, Status, warn_user
+from ._errors import ConvergenceWarning, NestoptWarning, warn_user
 from ._problem import Problem
-from ._result import Result, SolveResult
+from ._result import SolveResult
 from ._solve import solve
+from ._workers import own_start, solve_one, user_limit, worker_environment
 
-__all__ = ["solve_many", "multistart", "MultistartResult"]
+__all__ = ["solve_many"]
 
-# The status of a scenario that raised an exception nestopt does not map to a
-# status of its own. Status has no member for it yet; CALLBACK ("user code
-# stopped the run") is the nearest until Status.RAISED exists.
-RAISED = getattr(Status, "RAISED", Status.CALLBACK)
 
 _SOLVE_KEYWORDS = tuple(
     name for name in inspect.signature(solve).parameters if name not in ("problem", "x0")
@@ -137,129 +126,7 @@ def solve_many(
     True
     """
     tasks = _scenarios(problem, x0s, params)
-    return _run(tasks, n_jobs, progress, blas_threads, solve_options, warn=True)
-
-
-class MultistartResult(Result):
-    """The outcome of `multistart`: the best of several solves and how many agree.
-
-    Attributes
-    ----------
-    x, fun : array (d_1,) and float, or None
-        Level 1's solution and ``F_1`` there of the best start (None when no
-        start succeeded).
-    best : SolveResult or None
-        The successful result with the lowest ``fun``.
-    best_index : int or None
-        Its position in ``x0s`` and ``results``.
-    n_starts, n_success, n_agree : int
-        Starts run, starts that succeeded, successful starts that agree with
-        the best (itself included).
-    agree : list of int
-        Indices of the agreeing starts.
-    xtol, ftol : float
-        The agreement tolerances used.
-    x0s : list of tuple of arrays
-        The starts, in order.
-    results : list of SolveResult
-        Every start's result, in order (as from `solve_many`).
-    """
-
-
-def multistart(
-    problem: Problem,
-    x0s: Sequence[Sequence[Any]] | None = None,
-    *,
-    n_starts: int | None = None,
-    box: tuple[Any, Any] | None = None,
-    seed: Any = None,
-    x0: Sequence[Any] | None = None,
-    xtol: float = 1e-4,
-    ftol: float = 1e-6,
-    n_jobs: int | None = None,
-    progress: bool = False,
-    blas_threads: int | None = None,
-    **solve_options: Any,
-) -> MultistartResult:
-    """Solve from several level-1 starts and keep the best: a guard against local minima.
-
-    The top-level value function ``F_1(x_1)`` need not be convex, so `solve`
-    finds a local minimum that depends on the start. ``multistart`` runs
-    `solve_many` from several starts and returns the successful result with
-    the lowest ``F_1``, with counts that say how often it was found.
-
-    Parameters
-    ----------
-    problem : Problem
-        Level 1 must have a ``value`` callable: starts are ranked by it.
-    x0s : sequence of starts, optional
-        Explicit starts, each a sequence of ``n`` per-level arrays.
-    n_starts : int, optional
-        Instead of ``x0s``: draw this many level-1 starts uniformly in ``box``.
-    box : (lower, upper), optional
-        Bounds of the draws: floats or arrays of shape ``(d_1,)``, finite.
-    seed : int, numpy.random.Generator or None
-        Seed of ``numpy.random.default_rng`` for the draws.
-    x0 : sequence of n arrays, optional
-        The start of the lower levels (and the arrays' backend, dtype and
-        device) under the drawn ``x_1``; default ``problem.x0`` when the
-        problem carries one, otherwise zeros on the backend in force.
-    xtol, ftol : float
-        A successful start agrees with the best when ``max|x_1 - x_1^best|
-        <= xtol (1 + max|x_1^best|)`` and ``|F_1 - F_1^best| <= ftol (1 +
-        |F_1^best|)``.
-    n_jobs, progress, blas_threads, **solve_options
-        As in `solve_many`.
-
-    Returns
-    -------
-    MultistartResult
-        ``x``, ``fun``, ``best``, ``best_index``, ``n_starts``,
-        ``n_success``, ``n_agree``, ``agree``, ``xtol``, ``ftol``, ``x0s``,
-        ``results``.
-
-    Warns
-    -----
-    ConvergenceWarning
-        When no start succeeded (``best`` is then None). Failed starts among
-        successful ones are normal and only counted.
-
-    Notes
-    -----
-    A low ``n_agree / n_success`` says the basin of the best solution is
-    small: more starts, or a box that better covers the region of interest,
-    may find a better one. Agreement is judged on level 1 only; the lower
-    levels follow from ``x_1`` when their solutions are unique.
-
-    Examples
-    --------
-    >>> import nestopt
-    >>> from nestopt.problems import quad
-    >>> found = nestopt.multistart(quad(2, 2, seed=0), n_starts=4, box=(-1, 1), seed=0)
-    >>> found.n_success, found.n_agree
-    (4, 4)
-    """
-    if not isinstance(problem, Problem):
-        raise TypeError(f"multistart takes one Problem, got {type(problem).__name__}")
-    if problem.levels[0].value is None:
-        raise ValueError(
-            "multistart ranks the starts by F_1, but level 1 has no value callable; "
-            "give nestopt.Level(value=...) for level 1"
-        )
-    if x0s is not None:
-        if n_starts is not None or box is not None:
-            raise ValueError("pass either x0s or n_starts with box, not both")
-        starts = [tuple(start) for start in _check_starts(x0s, problem.n)]
-    else:
-        if n_starts is None or box is None:
-            raise ValueError("multistart needs x0s, or n_starts and box to draw level-1 starts")
-        starts = _draw_starts(problem, n_starts, box, seed, x0)
-    tasks = [(problem, False, None, start) for start in starts]
-    results = _run(tasks, n_jobs, progress, blas_threads, solve_options, warn=False)
-    return _rank(results, starts, xtol, ftol)
-
-
-# -- scenarios ----------------------------------------------------------------
+    return run_tasks(tasks, n_jobs, progress, blas_threads, solve_options, warn=True)
 
 
 def _scenarios(
@@ -274,7 +141,7 @@ def _scenarios(
                 "solve_many(problem, x0s) needs the starts x0s with one problem; "
                 "to solve it once, use nestopt.solve"
             )
-        return [(problem, False, None, start) for start in _check_starts(x0s, problem.n)]
+        return [(problem, False, None, start) for start in check_starts(x0s, problem.n)]
     if isinstance(problem, Sequence) and not isinstance(problem, str):
         if params is not None:
             raise TypeError("params goes with a problem factory, not with a list of problems")
@@ -284,7 +151,7 @@ def _scenarios(
                     f"problem[{i}] must be a nestopt.Problem, got {type(item).__name__}"
                 )
         if x0s is None:
-            starts = [_own_start(item, f"problem[{i}]") for i, item in enumerate(problem)]
+            starts = [own_start(item, f"problem[{i}]") for i, item in enumerate(problem)]
         else:
             starts = _matching(x0s, len(problem), "problems")
         return [(item, False, None, start) for item, start in zip(problem, starts)]
@@ -303,7 +170,7 @@ def _scenarios(
     )
 
 
-def _check_starts(x0s: Any, n: int) -> list[Any]:
+def check_starts(x0s: Any, n: int) -> list[Any]:
     try:
         starts = list(x0s)
     except TypeError:
@@ -327,20 +194,7 @@ def _matching(x0s: Any, count: int, what: str) -> list[Any]:
     return starts
 
 
-def _own_start(problem: Problem, which: str) -> Any:
-    start = getattr(problem, "x0", None)
-    if start is None:
-        raise TypeError(
-            f"{which} is a {type(problem).__name__} without an x0 attribute "
-            "(a KnownProblem has one); pass the starts as x0s"
-        )
-    return start
-
-
-# -- running ------------------------------------------------------------------
-
-
-def _run(
+def run_tasks(
     tasks: list[tuple[Any, bool, Any, Any]],
     n_jobs: int | None,
     progress: bool,
@@ -369,15 +223,15 @@ def _run(
         ) from None
 
     threads = blas_threads
-    if threads is None and joblib.effective_n_jobs(n_jobs) != 1 and not _user_limit(joblib):
+    if threads is None and joblib.effective_n_jobs(n_jobs) != 1 and not user_limit(joblib):
         threads = 1
     bar = _progress_bar(progress, len(tasks))
     results: list[SolveResult] = []
     try:
-        with _worker_environment(joblib, threads):
+        with worker_environment(joblib, threads):
             parallel = joblib.Parallel(n_jobs=n_jobs, return_as="generator")
             for result in parallel(
-                joblib.delayed(_solve_one)(*task, solve_options, threads) for task in tasks
+                joblib.delayed(solve_one)(*task, solve_options, threads) for task in tasks
             ):
                 results.append(result)
                 if bar is not None:
@@ -397,104 +251,6 @@ def _run(
     return results
 
 
-def _user_limit(joblib: Any) -> bool:
-    """Whether the user set ``parallel_config(inner_max_num_threads=...)`` themselves."""
-    active, _ = joblib.parallel.get_active_backend()
-    return getattr(active, "inner_max_num_threads", None) is not None
-
-
-def _worker_environment(joblib: Any, threads: int | None) -> Any:
-    """Without threadpoolctl, start loky workers with the BLAS thread variables set."""
-    if threads is None or importlib.util.find_spec("threadpoolctl") is not None:
-        return contextlib.nullcontext()
-    active, _ = joblib.parallel.get_active_backend()
-    if not getattr(active, "supports_inner_max_num_threads", False):
-        return contextlib.nullcontext()
-    # A copy keeps the user's backend settings and leaves their instance alone.
-    return joblib.parallel_config(backend=copy.copy(active), inner_max_num_threads=threads)
-
-
-def _solve_one(
-    source: Any,
-    is_factory: bool,
-    param: Any,
-    x0: Any,
-    options: dict[str, Any],
-    threads: int | None,
-) -> SolveResult:
-    """One scenario, in a worker: never raises (except on interrupts)."""
-    started = time.perf_counter()
-    trace = None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            with _blas_limit(threads):
-                problem = source(param) if is_factory else source
-                if x0 is None:
-                    x0 = _own_start(problem, f"factory({param!r})")
-                result = solve(problem, x0, **options)
-        except Exception as exc:
-            trace = traceback.format_exc()
-            result = _failed(exc, x0, options, time.perf_counter() - started)
-    seen: dict[str, None] = {}
-    for record in caught:
-        seen.setdefault(f"{record.category.__name__}: {record.message}", None)
-    result["warnings"] = list(seen)
-    result["traceback"] = trace
-    return result
-
-
-@contextlib.contextmanager
-def _blas_limit(threads: int | None) -> Iterator[None]:
-    if threads is None:
-        yield
-        return
-    try:
-        import threadpoolctl
-    except ImportError:
-        yield  # the workers' environment variables do the job (see _worker_environment)
-        return
-    try:
-        # SciPy ships its own OpenBLAS; threadpoolctl limits only libraries already loaded.
-        import scipy.linalg  # noqa: F401
-    except ImportError:
-        pass
-    with threadpoolctl.threadpool_limits(limits=threads):
-        yield
-
-
-def _failed(exc: Exception, x0: Any, options: dict[str, Any], seconds: float) -> SolveResult:
-    if isinstance(exc, NestoptError) and exc.status is not None:
-        status, level = exc.status, exc.level
-        message = f"{status.message}: {exc}"
-    else:
-        status, level = RAISED, getattr(exc, "level", None)
-        message = f"failed: the scenario raised {type(exc).__name__}: {exc}"
-    xs = tuple(x0) if isinstance(x0, Sequence) else None
-    method = options.get("method", "implicit")
-    return SolveResult(
-        x=xs[0] if xs else None,
-        xs=xs,
-        fun=None,
-        hypergrad=None,
-        grad_norm=math.nan,
-        success=False,
-        status=status,
-        message=message,
-        failed_level=level,
-        nit=0,
-        level_nit=(),
-        level_solves=(),
-        nfev={},
-        time={"total": seconds, "lower": 0.0},
-        history={},
-        method=method,
-        curvature=options.get("curvature", "exact") if method == "implicit" else "first_order",
-        optimizer=options.get("optimizer"),
-        backend=None,
-    )
-
-
 def _progress_bar(progress: bool, total: int) -> Any:
     if not progress:
         return None
@@ -504,89 +260,3 @@ def _progress_bar(progress: bool, total: int) -> Any:
         warn_user("progress=True needs tqdm: pip install tqdm", NestoptWarning)
         return None
     return tqdm(total=total, desc="nestopt.solve_many", unit="scenario")
-
-
-# -- multistart ---------------------------------------------------------------
-
-
-def _draw_starts(
-    problem: Problem, n_starts: int, box: Any, seed: Any, x0: Sequence[Any] | None
-) -> list[tuple[Any, ...]]:
-    import array_api_compat
-    import numpy as np
-
-    if isinstance(n_starts, bool) or not isinstance(n_starts, int) or n_starts < 1:
-        raise ValueError(f"n_starts must be a positive int, got {n_starts!r}")
-    base = x0 if x0 is not None else getattr(problem, "x0", None)
-    if base is None:
-        chosen = get_backend()
-        base = [chosen.asarray(np.zeros(d), dtype=chosen.xp.float64) for d in problem.sizes]
-    base = tuple(base)
-    d1 = problem.sizes[0]
-    if not (isinstance(box, Sequence) and len(box) == 2):
-        raise ValueError(f"box must be (lower, upper), got {box!r}")
-    try:
-        lower, upper = (np.broadcast_to(np.asarray(side, dtype=float), (d1,)) for side in box)
-    except ValueError:
-        raise ValueError(
-            f"box sides must be floats or arrays of shape ({d1},), got {box!r}"
-        ) from None
-    if not (np.all(np.isfinite(lower)) and np.all(np.isfinite(upper)) and np.all(lower <= upper)):
-        raise ValueError(f"box must be finite with lower <= upper, got {box!r}")
-    draws = np.random.default_rng(seed).uniform(lower, upper, size=(n_starts, d1))
-    xp = array_api_compat.array_namespace(base[0])
-    device = array_api_compat.device(base[0])
-    return [
-        (xp.asarray(row.tolist(), dtype=base[0].dtype, device=device), *base[1:]) for row in draws
-    ]
-
-
-def _rank(
-    results: list[SolveResult], starts: list[tuple[Any, ...]], xtol: float, ftol: float
-) -> MultistartResult:
-    import numpy as np
-
-    ok = [
-        i
-        for i, result in enumerate(results)
-        if result.success and result.fun is not None and math.isfinite(result.fun)
-    ]
-    found = MultistartResult(
-        x=None,
-        fun=None,
-        best=None,
-        best_index=None,
-        n_starts=len(results),
-        n_success=len(ok),
-        n_agree=0,
-        agree=[],
-        xtol=xtol,
-        ftol=ftol,
-        x0s=starts,
-        results=results,
-    )
-    if not ok:
-        warn_user(
-            f"multistart: none of the {len(results)} starts succeeded; the first failed "
-            f"with: {results[0].message}"
-            if results
-            else "multistart: no starts",
-            ConvergenceWarning,
-        )
-        return found
-    best_index = min(ok, key=lambda i: results[i].fun)
-    best = results[best_index]
-    x_best = np.asarray(to_numpy(best.x))
-    x_scale = xtol * (1.0 + float(np.max(np.abs(x_best), initial=0.0)))
-    f_scale = ftol * (1.0 + abs(best.fun))
-    agree = [
-        i
-        for i in ok
-        if float(np.max(np.abs(np.asarray(to_numpy(results[i].x)) - x_best), initial=0.0))
-        <= x_scale
-        and abs(results[i].fun - best.fun) <= f_scale
-    ]
-    found.update(
-        x=best.x, fun=best.fun, best=best, best_index=best_index, n_agree=len(agree), agree=agree
-    )
-    return found

@@ -162,7 +162,7 @@ def test_failing_scenarios_become_failed_results_and_the_others_succeed():
     assert nan.traceback is None  # solve reported it as a status, nothing was raised
     assert any(w.startswith("ConvergenceWarning: ") for w in nan.warnings), nan.warnings
 
-    assert not raises.success and raises.status is _many.RAISED
+    assert not raises.success and raises.status is nestopt.Status.RAISED
     assert raises.message == (
         "failed: the scenario raised RuntimeError: boom in the leader's gradient"
     )
@@ -171,7 +171,7 @@ def test_failing_scenarios_become_failed_results_and_the_others_succeed():
     )
     np.testing.assert_array_equal(raises.x, flaky("ok").x0[0])
 
-    assert not factory.success and factory.status is _many.RAISED
+    assert not factory.success and factory.status is nestopt.Status.RAISED
     assert "KeyError: 'no such scenario'" in factory.message
     assert factory.x is None and "in flaky" in factory.traceback
 
