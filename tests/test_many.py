@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 
 import nestopt
-from nestopt import _many
 from nestopt.problems import quad, softplus_levels, stackelberg_market
 
 joblib = pytest.importorskip("joblib")
