@@ -116,33 +116,33 @@ class Oracles:
         return flat
 
     def hess(self, k: int, xs: Sequence[Any], *, start: int = 0, keep: bool = False) -> Any:
-        """Rows ``start:D`` of ``hess f_k`` (through ``hess_rows`` when the level has it)."""
-        level = self.levels[k - 1]
-        if level.hess_rows is not None and start > 0:
-            where = self._where(k, "hess_rows")
-            out = self._call(k, "hess_rows", [*xs, start], count="hess")
+        """Rows ``start:D`` of ``hess f_k`` (only those, when the level declares ``hess_rows``)."""
+        where = self._where(k, "hess")
+        if self.levels[k - 1].hess_rows and start > 0:
+            out = self._call(k, "hess", xs, start=start)
             rows = matrix_layout(out, self.sizes, self.target, where, rows=self.dim - start)
-            if keep and rows is out:
-                rows = self.xp.asarray(rows, copy=True)
-        else:
-            where = self._where(k, "hess")
-            out = self._call(k, "hess", xs)
-            full = matrix_layout(out, self.sizes, self.target, where)
-            # The whole output is checked (a NaN anywhere means a broken callable),
-            # finiteness first: NaN would pass any symmetry test.
-            self._check_finite_matrix(full, where, xs)
-            self._check_symmetry(full, k, where, start=0)
-            rows = full[start:, :] if start else full
-            if keep and full is out:  # the caller's buffer (or a view of it): copy
-                rows = self.xp.asarray(rows, copy=True)
-            return rows
-        self._check_finite_matrix(rows, where, xs)
-        self._check_symmetry(rows, k, where, start=start)
+            self._check_finite_matrix(rows, where, xs)
+            self._check_symmetry(rows, k, where, start=start)
+            return self.xp.asarray(rows, copy=True) if keep and rows is out else rows
+        out = self._call(k, "hess", xs)
+        full = matrix_layout(out, self.sizes, self.target, where)
+        # The whole output is checked (a NaN anywhere means a broken callable),
+        # finiteness first: NaN would pass any symmetry test.
+        self._check_finite_matrix(full, where, xs)
+        self._check_symmetry(full, k, where, start=0)
+        rows = full[start:, :] if start else full
+        if keep and full is out:  # the caller's buffer (or a view of it): copy
+            rows = self.xp.asarray(rows, copy=True)
         return rows
 
     def hess_dir(self, k: int, xs: Sequence[Any], v: Any, *, start: int = 0) -> Any:
         """Rows ``start:D`` of ``d/dt hess f_k(x + t v)`` at ``t = 0``."""
         where = self._where(k, "hess_dir")
+        if self.levels[k - 1].hess_rows and start > 0:
+            out = self._call(k, "hess_dir", [*xs, v], start=start)
+            rows = matrix_layout(out, self.sizes, self.target, where, rows=self.dim - start)
+            self._check_finite_matrix(rows, where, xs)
+            return rows
         out = self._call(k, "hess_dir", [*xs, v])
         full = matrix_layout(out, self.sizes, self.target, where)
         self._check_finite_matrix(full, where, xs)
@@ -171,25 +171,29 @@ class Oracles:
     def _where(self, k: int, name: str) -> Where:
         return Where(k, self.level_texts[k - 1], name)
 
-    def _call(self, k: int, name: str, args: Sequence[Any], *, count: str | None = None) -> Any:
+    def _call(self, k: int, name: str, args: Sequence[Any], **keywords: Any) -> Any:
         fun: Callable[..., Any] = getattr(self.levels[k - 1], name)
-        self.counts[count or name][k - 1] += 1
+        self.counts[name][k - 1] += 1
         try:
-            return fun(*args)
+            return fun(*args, **keywords)
         except TypeError:
-            self._check_signature(fun, k, name, len(args))
+            self._check_signature(fun, k, name, len(args), keywords)
             raise
 
-    def _check_signature(self, fun: Callable[..., Any], k: int, name: str, count: int) -> None:
+    def _check_signature(
+        self, fun: Callable[..., Any], k: int, name: str, count: int, keywords: dict[str, Any]
+    ) -> None:
         """A callable that cannot take ``count`` positional arrays is named, clearly."""
         try:
             signature = inspect.signature(fun)
         except (TypeError, ValueError):
             return
         try:
-            signature.bind(*([None] * count))
+            signature.bind(*([None] * count), **keywords)
         except TypeError as exc:
-            extra = {"hess_dir": ", v", "hvp": ", v", "hvp_dir": ", v, u", "hess_rows": ", start"}
+            extra = {"hess_dir": ", v", "hvp": ", v", "hvp_dir": ", v, u"}
+            if keywords:
+                extra = {name: extra.get(name, "") + ", start=s (hess_rows=True)"}
             raise OracleError(
                 f"{self._where(k, name)} cannot be called with {count} arrays ({exc}); it "
                 f"must take one array per level, x1, ..., x{len(self.sizes)}"

@@ -47,11 +47,12 @@ class Level:
         ``hvp_dir(x1, ..., xn, v, u)``: ``d/dt hess f_k(x + t u) @ v`` at
         ``t = 0``; the matrix-free third-order term (a central difference of
         ``hvp`` serves without it).
-    hess_rows : callable, optional
-        ``hess_rows(x1, ..., xn, start)``: rows ``start:D`` of the Hessian,
-        shape ``(D - start, D)``. nestopt needs only the rows of a level's
-        own variable and those below it; supplying this saves forming the
-        rest.
+    hess_rows : bool, default False
+        Declares that ``hess`` and ``hess_dir`` accept a keyword ``start``
+        and then return only rows ``start:D`` (shape ``(D - start, D)``).
+        nestopt needs only the rows of a level's own variable and those
+        below it (for level ``k``, ``start = d_1 + ... + d_{k-1}``): a level
+        that can skip the rest saves that work.
     bounds : Bounds, optional
         A box on ``x_k`` (`nestopt.Bounds` or ``scipy.optimize.Bounds``).
     constraints : sequence, optional
@@ -81,7 +82,7 @@ class Level:
     hess_dir: Callable[..., Any] | None = None
     hvp: Callable[..., Any] | None = None
     hvp_dir: Callable[..., Any] | None = None
-    hess_rows: Callable[..., Any] | None = None
+    hess_rows: bool = False
     bounds: Any = None
     constraints: Sequence[Any] = ()
     name: str | None = None
@@ -90,12 +91,15 @@ class Level:
     def __post_init__(self) -> None:
         if not callable(self.grad):
             raise TypeError(f"Level.grad must be callable, got {type(self.grad).__name__}")
-        for field in ("hess", "value", "hess_dir", "hvp", "hvp_dir", "hess_rows"):
+        for field in ("hess", "value", "hess_dir", "hvp", "hvp_dir"):
             item = getattr(self, field)
             if item is not None and not callable(item):
                 raise TypeError(
                     f"Level.{field} must be callable or None, got {type(item).__name__}"
                 )
+        for flag in ("hess_rows", "quadratic"):
+            if not isinstance(getattr(self, flag), bool):
+                raise TypeError(f"Level.{flag} must be True or False, got {getattr(self, flag)!r}")
         if self.hess is None and self.hvp is None:
             raise TypeError(
                 "Level needs hess (the Hessian) or hvp (Hessian-vector products); got neither"

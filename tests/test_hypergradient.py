@@ -329,3 +329,45 @@ def test_none_gradient_blocks_are_zero_blocks():
     with_none = nestopt.best_response(nestopt.Problem([base.levels[0], lower_none]), xs)
     np.testing.assert_array_equal(with_none.hypergrad, flat.hypergrad)
     np.testing.assert_array_equal(with_none.xs[1], flat.xs[1])
+
+
+# -- row-block Hessians (hess_rows=True) ----------------------------------------------------
+
+
+@pytest.mark.parametrize("curvature", ["exact", "first_order"])
+def test_row_block_hessians_give_the_full_hessian_answer(curvature):
+    rows = softplus_levels(3, (2, 3, 4), seed=8, beta=2.0, hess_rows=True)
+    full = softplus_levels(3, (2, 3, 4), seed=8, beta=2.0, hess_rows=False)
+    x = [np.array([0.3, -0.6]), np.zeros(3), np.zeros(4)]
+    a = nestopt.best_response(rows, x, curvature=curvature)
+    b = nestopt.best_response(full, x, curvature=curvature)
+    assert relative_error(a.hypergrad, b.hypergrad) <= 1e-13
+    for k in (2, 3):
+        assert relative_error(a.jacobians[k], b.jacobians[k]) <= 1e-13
+    assert a.nfev["hess"] == b.nfev["hess"]
+
+
+def test_row_block_hessians_are_asked_only_for_their_rows():
+    problem = softplus_levels(3, (2, 3, 4), seed=8, beta=2.0, hess_rows=True)
+    asked = []
+    levels = list(problem.levels)
+    for k in (2, 3):
+        level = levels[k - 1]
+
+        def hess(*xs, start=0, level=level, k=k):
+            asked.append((k, start))
+            return level.hess(*xs, start=start)
+
+        levels[k - 1] = dataclasses.replace(level, hess=hess)
+    nestopt.hypergradient(
+        nestopt.Problem(levels), [np.array([0.3, -0.6]), np.zeros(3), np.zeros(4)]
+    )
+    assert {start for k, start in asked if k == 2} == {2}
+    # Level 3's rows: from 5 for its own solve, from 2 for level 2's curvature term.
+    assert {start for k, start in asked if k == 3} <= {2, 5} and (3, 5) in asked
+
+
+def test_hess_rows_must_be_a_flag():
+    level = softplus_levels(2, 2, seed=0).levels[1]
+    with pytest.raises(TypeError, match="hess_rows must be True or False"):
+        dataclasses.replace(level, hess_rows=lambda *xs: None)

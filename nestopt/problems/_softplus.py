@@ -22,6 +22,7 @@ def softplus_levels(
     *,
     beta: float = 1.0,
     terms: int | None = None,
+    hess_rows: bool = True,
     backend: Any = None,
     dtype: Any = None,
 ) -> KnownProblem:
@@ -32,8 +33,10 @@ def softplus_levels(
     variable while its response becomes nonlinear: the response-curvature
     terms of ``curvature='exact'`` are nonzero here. ``Q_k`` is drawn as in
     `quad`; ``W_k`` (``terms x D``, default ``terms = D``) is standard
-    normal scaled by ``1/sqrt(D)``. Analytic ``hess_dir`` is provided. No
-    closed form: ground truth comes from finite differences of ``F_1``.
+    normal scaled by ``1/sqrt(D)``. Analytic ``hess_dir`` is provided, and
+    with ``hess_rows=True`` both ``hess`` and ``hess_dir`` compute only the
+    rows asked for (``start=``). No closed form: ground truth comes from
+    finite differences of ``F_1``.
     """
     sizes = _sizes(n, d)
     dim = sum(sizes)
@@ -58,7 +61,13 @@ def softplus_levels(
         data["W"].append(W)
         levels.append(
             _softplus_level(
-                on_backend(Q), on_backend(c), on_backend(W), weight, sizes[k - 1], f"level {k}"
+                on_backend(Q),
+                on_backend(c),
+                on_backend(W),
+                weight,
+                sizes[k - 1],
+                f"level {k}",
+                hess_rows,
             )
         )
     return KnownProblem(
@@ -69,7 +78,9 @@ def softplus_levels(
     )
 
 
-def _softplus_level(Q: Any, c: Any, W: Any, beta: float, size: int, name: str) -> Level:
+def _softplus_level(
+    Q: Any, c: Any, W: Any, beta: float, size: int, name: str, hess_rows: bool
+) -> Level:
     import array_api_compat
 
     def parts(xs: Sequence[Any]) -> tuple[Any, Any, Any]:
@@ -87,17 +98,18 @@ def _softplus_level(Q: Any, c: Any, W: Any, beta: float, size: int, name: str) -
         xp, x, z = parts(xs)
         return Q @ x + c + beta * (xp.matrix_transpose(W) @ _sigmoid(xp, z))
 
-    def hess(*xs: Any) -> Any:
+    def hess(*xs: Any, start: int = 0) -> Any:
         xp, x, z = parts(xs)
         s = _sigmoid(xp, z)
-        return Q + beta * (xp.matrix_transpose(W) @ ((s * (1.0 - s))[:, None] * W))
+        rows = xp.matrix_transpose(W[:, start:])
+        return Q[start:, :] + beta * (rows @ ((s * (1.0 - s))[:, None] * W))
 
-    def hess_dir(*args: Any) -> Any:
+    def hess_dir(*args: Any, start: int = 0) -> Any:
         *xs, v = args
         xp, x, z = parts(xs)
         s = _sigmoid(xp, z)
         third = s * (1.0 - s) * (1.0 - 2.0 * s) * (W @ v)
-        return beta * (xp.matrix_transpose(W) @ (third[:, None] * W))
+        return beta * (xp.matrix_transpose(W[:, start:]) @ (third[:, None] * W))
 
     return Level(
         grad=grad,
@@ -107,6 +119,7 @@ def _softplus_level(Q: Any, c: Any, W: Any, beta: float, size: int, name: str) -
         size=size,
         name=name,
         quadratic=not beta,
+        hess_rows=hess_rows,
     )
 
 
