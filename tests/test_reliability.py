@@ -155,10 +155,10 @@ def test_reused_hessian_buffer_keeps_the_exact_curvature_exact():
         buffer[...] = bottom.hess(*xs)
         return buffer
 
-    levels[2] = dataclasses.replace(bottom, hess=hess_into_buffer, hess_dir=None)
+    levels[2] = dataclasses.replace(bottom, hess=hess_into_buffer, hess_dir=None, hess_rows=False)
     reused = nestopt.Problem(levels)
     x = [np.array([0.4, -0.7]), np.zeros(3), np.zeros(2)]
-    fresh = dataclasses.replace(bottom, hess_dir=None)
+    fresh = dataclasses.replace(bottom, hess_dir=None, hess_rows=False)
     reference = nestopt.hypergradient(nestopt.Problem([*levels[:2], fresh]), x)
     g = nestopt.hypergradient(reused, x)
     assert relative_error(g, reference) <= 1e-12
