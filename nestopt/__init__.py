@@ -20,6 +20,7 @@ from ._backend import (
     to_numpy,
 )
 from ._check import check_derivatives, check_hypergradient
+from ._config import show_config
 from ._constraints import Bounds, LinearConstraint, NonlinearConstraint
 from ._errors import (
     ConstraintQualificationError,
@@ -106,6 +107,7 @@ __all__ = [
     "register_backend",
     "set_backend",
     "solve",
+    "show_config",
     "solve_many",
     "to_numpy",
 ]

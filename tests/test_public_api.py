@@ -46,6 +46,10 @@ DOCTEST_MODULES = [
     "nestopt._linalg",
     "nestopt._check",
     "nestopt._solve",
+    "nestopt._config",
+    "nestopt._implicit",
+    "nestopt._itd",
+    "nestopt._constraints",
     "nestopt._many",
 ]
 
@@ -69,3 +73,18 @@ def test_readme_example_runs_and_prints_what_it_claims(capsys):
     printed = capsys.readouterr().out.split("\n")
     assert printed[0] == "[3.]"
     assert printed[1] == "[0.5] True"
+
+
+def test_show_config_lists_both_blas_pools_when_scipy_is_installed(capsys):
+    pytest.importorskip("threadpoolctl")
+    pytest.importorskip("scipy")
+    info = nestopt.show_config(mode="dicts")
+    files = [pool["file"] for pool in info["blas"]]
+    # NumPy's and SciPy's wheels each carry an OpenBLAS: both pools are listed.
+    assert len(files) >= 2 and len(set(files)) == len(files)
+    assert info["backend"]["name"] == nestopt.get_backend().name
+    nestopt.show_config()
+    out = capsys.readouterr().out
+    assert out.count("BLAS pool:") == len(files)
+    with pytest.raises(ValueError, match="stdout"):
+        nestopt.show_config(mode="json")
