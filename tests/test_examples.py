@@ -55,6 +55,7 @@ def test_every_example_has_a_smoke_test():
         "data_poisoning.py",
         "backend_switching.py",
         "scenario_sweep.py",
+        "autodiff_bilevel.py",
     }
     assert {path.name for path in EXAMPLES.glob("*.py")} == tested
 
@@ -98,6 +99,32 @@ def test_backend_switching(tmp_path):
     assert number_after(out, "numpy: x* =") == pytest.approx(-6 / 11, abs=1e-8)
     assert "array_api_strict: max difference from numpy" in out
     assert out.strip().endswith("all backends agree with numpy and the known optimum: True")
+
+
+@pytest.mark.parametrize(
+    ("library", "backend"), [("jax", None), ("torch", None), ("torch", "torch")]
+)
+def test_autodiff_bilevel(library, backend, tmp_path):
+    pytest.importorskip(library)
+    if backend is not None:
+        pytest.importorskip(backend)
+    out = run_example("autodiff_bilevel.py", "--library", library, cwd=tmp_path, backend=backend)
+    assert f"objectives written in {library}" in out
+    assert f"solved on {backend or 'numpy'}" in out
+    # The lower level is solved by Newton to its tolerance: the hypergradient is exact to that.
+    assert number_after(out, "error vs the closed form:") <= 1e-10
+    assert number_after(out, "x* = A^-1 sinh(t):") <= 1e-8
+    assert number_after(out, "distance to t:") <= 1e-8
+
+
+def test_autodiff_bilevel_without_jax_or_torch_says_what_to_install(tmp_path, monkeypatch):
+    blocked = tmp_path / "blocked"
+    for name in ("jax", "torch"):
+        (blocked / name).mkdir(parents=True)
+        (blocked / name / "__init__.py").write_text(f"raise ModuleNotFoundError('no {name}')\n")
+    monkeypatch.setenv("PYTHONPATH", str(blocked))
+    out = run_example("autodiff_bilevel.py", cwd=tmp_path)
+    assert 'pip install "nestopt[jax]" or pip install "nestopt[torch]"; skipping' in out
 
 
 def test_data_poisoning(tmp_path):

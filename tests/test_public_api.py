@@ -9,10 +9,11 @@ import inspect
 import pytest
 
 import nestopt
+import nestopt.autodiff
 import nestopt.plot
 import nestopt.problems
 
-PUBLIC_MODULES = [nestopt, nestopt.problems, nestopt.plot]
+PUBLIC_MODULES = [nestopt, nestopt.problems, nestopt.plot, nestopt.autodiff]
 
 
 @pytest.mark.parametrize("module", PUBLIC_MODULES, ids=lambda m: m.__name__)

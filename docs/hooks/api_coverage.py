@@ -2,7 +2,7 @@
 
 Every name in ``nestopt.__all__`` must appear as ``::: nestopt.NAME`` in
 ``docs/api.md``, and every public submodule (``nestopt.problems``,
-``nestopt.plot`` once it exists) as ``::: nestopt.SUBMODULE``. A missing entry
+``nestopt.plot``, ``nestopt.autodiff``) as ``::: nestopt.SUBMODULE``. A missing entry
 is logged as a warning, which ``mkdocs build --strict`` turns into an error.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 log = logging.getLogger("mkdocs.hooks.api_coverage")
 
-PUBLIC_SUBMODULES = ("problems", "plot")
+PUBLIC_SUBMODULES = ("problems", "plot", "autodiff")
 
 
 def on_config(config, **kwargs):
