@@ -163,6 +163,7 @@ def _result(run: Run, state: Any, *, with_fun: bool, with_jacobians: bool) -> Be
         level_nit=level_nit,
         level_solves=tuple(engine.stats.solves),
         factorizations=tuple(engine.stats.factorizations),
+        krylov=engine.stats.krylov_summary(),
         nfev=run.nfev(),
         method=run.method.name,
         curvature=engine.curvature,

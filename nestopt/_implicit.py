@@ -36,14 +36,21 @@ class Implicit:
         Whether the Jacobians include the response-curvature terms ``S_k``
         (third derivatives; see the Mathematics page). ``'first_order'`` is
         exact when every lower response is affine.
-    linear_solver : {'cholesky', 'lu', 'lstsq'}
-        How each level's own block is factored (per level: ``level_options``).
+    linear_solver : {'cholesky', 'lu', 'lstsq', 'cg', 'minres'}, optional
+        How each level's own block is solved (per level: ``level_options``):
+        factored (``'cholesky'``, ``'lu'``, ``'lstsq'``), or matrix-free by a
+        Krylov method on Hessian-vector products (``'cg'``, ``'minres'``).
+        Default: ``'cholesky'`` for a level with ``hess``, ``'cg'`` for one
+        with only ``hvp``.
     fd_step : float, optional
         Relative step of the central difference that stands in for a
         missing ``hess_dir`` (default ``eps**(1/3)``).
     level_options : dict or sequence of dict, optional
         ``tol`` (relative Newton step; 0 solves to rounding), ``maxiter``,
-        ``ridge`` and ``linear_solver`` of the lower levels: one dict for all,
+        ``ridge``, ``linear_solver``, and for matrix-free levels
+        ``krylov_rtol`` (relative residual of the Jacobian's Krylov solves,
+        default ``0.01 sqrt(eps)``) and ``krylov_maxiter`` (1000) of the lower
+        levels: one dict for all,
         one per level 2..n, or a dict keyed by level number or name.
         ``ridge`` adds ``ridge * I`` to the level's own block in the Newton
         steps *and* the Jacobian, so it biases the hypergradient.
@@ -61,12 +68,12 @@ class Implicit:
     --------
     >>> import nestopt
     >>> nestopt.Implicit(curvature="first_order")
-    Implicit(curvature='first_order', linear_solver='cholesky', fd_step=None, \
+    Implicit(curvature='first_order', linear_solver=None, fd_step=None, \
 level_options=None, predict=True, newton_curvature='best')
     """
 
     curvature: str = "exact"
-    linear_solver: str = "cholesky"
+    linear_solver: str | None = None
     fd_step: float | None = None
     level_options: Any = None
     predict: bool = True
@@ -74,7 +81,8 @@ level_options=None, predict=True, newton_curvature='best')
 
     def __post_init__(self) -> None:
         check_choice("curvature", self.curvature, CURVATURES)
-        check_choice("linear_solver", self.linear_solver, LINEAR_SOLVERS)
+        if self.linear_solver is not None:
+            check_choice("linear_solver", self.linear_solver, LINEAR_SOLVERS)
         check_choice("newton_curvature", self.newton_curvature, NEWTON_CURVATURES)
         if self.fd_step is not None:
             check_number("fd_step", self.fd_step, strict=True)

@@ -29,7 +29,7 @@ from ._nest import Nest, Response, same_arrays
 from ._oracle import abbreviate
 from ._systems import DenseSystem
 
-__all__ = ["Linearization", "linearize", "jacobian_system", "block_error"]
+__all__ = ["Linearization", "linearize", "block_error"]
 
 
 @dataclass(eq=False)
@@ -49,12 +49,17 @@ class Block:
 class Linearization:
     """Level ``j`` at one point: ``R_j``, its reduced gradient, and its factored `Block`."""
 
+    nest: Nest
     j: int
     text: str
     mode: str
     R: Any
     grad_own: Any
     block: Block
+
+    @property
+    def own(self) -> slice:
+        return self.nest.problem.block(self.j)
 
     @property
     def A(self) -> Any:
@@ -68,12 +73,37 @@ class Linearization:
     def shifted(self) -> bool:
         return self.block.factor.shift > 0.0
 
-    def solve_step(self) -> Any:
-        """``A^{-1} grad``: the (possibly shifted) Newton system."""
+    def solve_step(self, forcing: float = 0.0) -> Any:
+        """``A^{-1} grad``: the (possibly shifted) Newton system, solved exactly."""
         try:
             return self.block.factor.solve(self.grad_own)
         except FactorizationError as exc:
             raise singular_block(self.text, self.j, str(exc), self.method) from None
+
+    def predict_below(self, step: Any) -> Any | None:
+        """``R_j[:, j] step``: how the levels below move when ``x_j`` moves by ``step``."""
+        if self.R is None:
+            return None
+        return self.R[:, self.own] @ step
+
+    def error(self, where: str) -> NestoptError:
+        return block_error(self.nest, self.j, self.block.A, where)
+
+    def system(self) -> Any:
+        """The Jacobian's system (factor and cross rows), checked to be a strict minimum."""
+        block = self.block
+        if block.system is None:
+            if block.method != "cholesky":
+                _check_minimum(self.nest, self.j, block.A)
+            block.system = DenseSystem(
+                self.nest.xp,
+                block.factor,
+                block.rows[:, : self.own.start],
+                self.text,
+                self.j,
+                self.nest.config.residual_tol,
+            )
+        return block.system
 
 
 def linearize(nest: Nest, j: int, below: Response, g: Any, mode: str, *, for_step: bool) -> Any:
@@ -109,23 +139,7 @@ def linearize(nest: Nest, j: int, below: Response, g: Any, mode: str, *, for_ste
         factor = _factor(nest, j, A, for_step=for_step, point=below.xs)
         block = Block(M, R, rows, A, factor, opts.linear_solver)
         nest.level_cache[key] = block
-    return Linearization(j, text, mode, R, grad_own, block)
-
-
-def jacobian_system(nest: Nest, j: int, below: Response, g: Any, lin: Linearization) -> Any:
-    """The system of level ``j`` in the Jacobian's curvature mode, checked to be a minimum."""
-    config = nest.config
-    if lin.mode != config.curvature_mode(j):
-        lin = linearize(nest, j, below, g, config.curvature_mode(j), for_step=False)
-    block = lin.block
-    if block.system is None:
-        if block.method != "cholesky":
-            _check_minimum(nest, j, block.A)
-        cross = block.rows[:, : nest.problem.block(j).start]
-        block.system = DenseSystem(
-            nest.xp, block.factor, cross, nest.problem.describe(j), j, config.residual_tol
-        )
-    return block.system
+    return Linearization(nest, j, text, mode, R, grad_own, block)
 
 
 def block_error(nest: Nest, j: int, A: Any, where: str) -> NestoptError:

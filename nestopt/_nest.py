@@ -28,11 +28,30 @@ class Stats:
     solves: list[int]
     factorizations: list[int]
     reused: list[int]
+    krylov_iterations: list[int]
+    krylov_residual: list[float]
     notes: list[str] = field(default_factory=list)
 
     @classmethod
     def zeros(cls, n: int) -> Stats:
-        return cls([0] * n, [0] * n, [0] * n, [0] * n)
+        return cls([0] * n, [0] * n, [0] * n, [0] * n, [0] * n, [0.0] * n)
+
+    def krylov_summary(self) -> dict[str, tuple] | None:
+        """Krylov iterations and the worst relative residual of the derivatives' solves, per
+        level (None: no Krylov solve)."""
+        if not any(self.krylov_iterations):
+            return None
+        return {
+            "iterations": tuple(self.krylov_iterations),
+            "residual": tuple(self.krylov_residual),
+        }
+
+    def record_krylov(self, j: int, result: Any, *, derivative: bool) -> None:
+        """One Krylov solve of level ``j``: its iterations, and for the derivatives' solves
+        (not the inexact Newton steps) the worst residual so far."""
+        self.krylov_iterations[j - 1] += result.iterations
+        if derivative:
+            self.krylov_residual[j - 1] = max(self.krylov_residual[j - 1], result.residual)
 
 
 @dataclass(eq=False)

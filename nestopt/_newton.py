@@ -20,8 +20,9 @@ from ._errors import (
     singular_block,
     warn_user,
 )
-from ._linearize import Linearization, block_error, jacobian_system, linearize
+from ._linearize import linearize
 from ._nest import LevelSolution, Nest, Response
+from ._operator import operator_linearize
 from ._points import host_floats
 
 __all__ = ["solve_level"]
@@ -47,12 +48,21 @@ def solve_level(nest: Nest, j: int, xs: tuple[Any, ...]) -> LevelSolution:
     newton_mode = config.newton_mode(j)
     scale = _norm(xp, xs[j - 1])
     previous = math.inf
-    lin: Linearization | None = None
+    lin: Any = None
+    first_gnorm = None
+    forcing = 0.1
     for iteration in range(opts.maxiter + 1):
         nest.check_time()
-        lin = linearize(nest, j, below, g, newton_mode, for_step=True)
-        step = -lin.solve_step()
+        lin = make_linearization(nest, j, below, g, newton_mode, for_step=True)
+        if first_gnorm is not None:
+            # Inexact Newton (matrix-free levels): the Krylov residual shrinks with the
+            # gradient, relative to the first, so the steps converge superlinearly.
+            gnorm_now = float(xp.max(xp.abs(lin.grad_own)))
+            forcing = min(0.1, gnorm_now / max(first_gnorm, 1e-300))
+        step = -lin.solve_step(forcing)
         size, gnorm = host_floats(xp, xp.max(xp.abs(step)), xp.max(xp.abs(lin.grad_own)))
+        if first_gnorm is None:
+            first_gnorm = gnorm
         if iteration == 0:
             scale = max(scale, size)
         scale = max(scale, _norm(xp, below.xs[j - 1]))
@@ -67,9 +77,7 @@ def solve_level(nest: Nest, j: int, xs: tuple[Any, ...]) -> LevelSolution:
             if not lin.shifted and size <= sqrt_eps * scale:
                 return _finish(nest, j, below, g, lin, iteration, size / max(scale, 1e-300))
             if lin.shifted:
-                raise block_error(
-                    nest, j, lin.A, "the last Newton iterate (its line search failed)"
-                ) from None
+                raise lin.error("the last Newton iterate (its line search failed)") from None
             raise exc.error or ConvergenceError(
                 f"{text}: the Newton line search found no decrease (gradient norm "
                 f"{gnorm:.3e}, relative step {size / max(scale, 1e-300):.3e}); the level may "
@@ -82,9 +90,7 @@ def solve_level(nest: Nest, j: int, xs: tuple[Any, ...]) -> LevelSolution:
     assert lin is not None
     if lin.shifted:
         # Not converging on a block that needed a shift: non-convexity is the cause.
-        raise block_error(
-            nest, j, lin.A, f"the last Newton iterate (no convergence in {opts.maxiter} iterations)"
-        )
+        raise lin.error(f"the last Newton iterate (no convergence in {opts.maxiter} iterations)")
     raise ConvergenceError(
         f"{text}: Newton's method did not converge in {opts.maxiter} "
         f"iteration{'' if opts.maxiter == 1 else 's'} (gradient norm {gnorm:.3e}, relative "
@@ -99,14 +105,14 @@ def _finish(
     j: int,
     below: Response,
     g: Any,
-    lin: Linearization,
+    lin: Any,
     iterations: int,
     relative_step: float,
 ) -> LevelSolution:
     """Accept the point: check it is a strict minimum and build its Jacobian system."""
     opts = nest.config.levels[j - 1]
     if lin.shifted:
-        raise block_error(nest, j, lin.A, "its solution")
+        raise lin.error("its solution")
     if opts.tol > 0 and relative_step > opts.tol:
         note = (
             f"{nest.problem.describe(j)}: Newton stopped at rounding with a relative step of "
@@ -116,12 +122,21 @@ def _finish(
         if note.split(":")[0] not in " ".join(nest.stats.notes):
             warn_user(note, PrecisionWarning)
         nest.stats.notes.append(note)
-    system = jacobian_system(nest, j, below, g, lin)
-    return LevelSolution(j, below, system, iterations)
+    jacobian_mode = nest.config.curvature_mode(j)
+    if lin.mode != jacobian_mode:
+        lin = make_linearization(nest, j, below, g, jacobian_mode, for_step=False)
+    return LevelSolution(j, below, lin.system(), iterations)
+
+
+def make_linearization(nest: Nest, j: int, below: Response, g: Any, mode: str, *, for_step: bool):
+    """Level ``j`` at ``below.xs``: dense rows and a factor, or matrix-free products."""
+    if nest.config.levels[j - 1].linear_solver in ("cg", "minres"):
+        return operator_linearize(nest, j, below, g, mode)
+    return linearize(nest, j, below, g, mode, for_step=for_step)
 
 
 def _line_search(
-    nest: Nest, j: int, below: Response, g: Any, lin: Linearization, step: Any, gnorm: float
+    nest: Nest, j: int, below: Response, g: Any, lin: Any, step: Any, gnorm: float
 ) -> tuple[Response, Any]:
     """Backtrack along ``step``; lower levels start from their predicted response.
 
@@ -134,8 +149,7 @@ def _line_search(
     xp, problem, oracles = nest.xp, nest.problem, nest.oracles
     own = problem.block(j)
     xs = below.xs
-    R = lin.R
-    predicted = R[:, own] @ step if (R is not None and nest.config.predict) else None
+    predicted = lin.predict_below(step) if nest.config.predict else None
     slope = float(xp.sum(lin.grad_own * step))
     if not math.isfinite(slope):
         raise singular_block(

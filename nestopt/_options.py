@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._errors import PrecisionWarning, warn_user
-from ._linalg import LINEAR_SOLVERS
+from ._linalg import DENSE_SOLVERS, LINEAR_SOLVERS
 
 __all__ = [
     "LevelSettings",
@@ -21,7 +21,7 @@ __all__ = [
     "default_tol",
 ]
 
-LEVEL_OPTION_NAMES = ("tol", "maxiter", "ridge", "linear_solver")
+LEVEL_OPTION_NAMES = ("tol", "maxiter", "ridge", "linear_solver", "krylov_rtol", "krylov_maxiter")
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class LevelSettings:
     maxiter: int = 50
     ridge: float = 0.0
     linear_solver: str = "cholesky"
+    krylov_rtol: float = 1e-10
+    krylov_maxiter: int = 1000
 
 
 def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
@@ -106,10 +108,22 @@ def level_settings(
             )
         maxiter = check_count("maxiter", given.get("maxiter", 50), where=where)
         ridge = check_number("ridge", given.get("ridge", 0.0), where=where)
-        solver = check_choice(
-            f"linear_solver of {where}", given.get("linear_solver", linear_solver), LINEAR_SOLVERS
+        solver = given.get("linear_solver", linear_solver)
+        if solver is None:  # the default: what the level's oracles allow
+            solver = "cholesky" if problem.levels[k - 1].hess is not None else "cg"
+        check_choice(f"linear_solver of {where}", solver, LINEAR_SOLVERS)
+        if solver in DENSE_SOLVERS and problem.levels[k - 1].hess is None and k >= 2:
+            raise ValueError(
+                f"{where} has no hess (only hvp), so linear_solver={solver!r} cannot factor "
+                "its block; use linear_solver='cg' or 'minres' (matrix-free), or give hess"
+            )
+        krylov_rtol = check_number(
+            "krylov_rtol", given.get("krylov_rtol", default_tol(eps)), strict=True, where=where
         )
-        out.append(LevelSettings(tol=tol, maxiter=maxiter, ridge=ridge, linear_solver=solver))
+        krylov_maxiter = check_count(
+            "krylov_maxiter", given.get("krylov_maxiter", 1000), minimum=1, where=where
+        )
+        out.append(LevelSettings(tol, maxiter, ridge, solver, krylov_rtol, krylov_maxiter))
     return tuple(out)
 
 

@@ -66,6 +66,7 @@ def solve_result(run: Any, loop: Any, optimizer: Any, started: float) -> SolveRe
         nit=loop.nit,
         level_nit=engine.level_nit(),
         level_solves=tuple(engine.stats.solves),
+        krylov=engine.stats.krylov_summary(),
         nfev=run.nfev(),
         time={"total": time.perf_counter() - started, "lower": loop.lower_seconds},
         history=loop.history,

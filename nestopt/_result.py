@@ -77,6 +77,10 @@ class BestResponse(Result):
         Solves started per level.
     factorizations : tuple of int
         Factorizations per level (reused factors are not counted).
+    krylov : dict or None
+        For matrix-free levels: ``iterations`` (Krylov iterations per level,
+        Newton steps and Jacobian solves together) and ``residual`` (the worst
+        relative residual reached per level); None when no level used one.
     nfev : dict
         Calls of each user callable per level.
     method, curvature : str

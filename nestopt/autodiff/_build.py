@@ -186,3 +186,24 @@ def constraint_derivatives(t: Transforms, fun: Callable[..., Any], label: str) -
         return t.jvp(t.hessian(weighted(c, v)), (z,), (u,))[1]
 
     return {"fun": values, "jac": jac, "hess": hess, "hess_dir": hess_dir}
+
+
+def row_blocks(callables: dict[str, Any], rows: Callable[..., Any]) -> dict[str, Any]:
+    """``hess`` and ``hess_dir`` that take ``start=`` (``Level(hess_rows=True)``).
+
+    ``hess(*xs, start=s)`` computes rows ``s:D`` only, as ``D - s`` Hessian-
+    vector products; ``hess_dir`` computes the full derivative and returns
+    its rows (its cost does not shrink with fewer rows).
+    """
+    full_hess, full_dir = callables["hess"], callables["hess_dir"]
+
+    def hess(*xs: Any, start: int = 0) -> Any:
+        return rows(*xs, start) if start else full_hess(*xs)
+
+    def hess_dir(*args: Any, start: int = 0) -> Any:
+        out = full_dir(*args)
+        return out[start:, :] if start else out
+
+    hess.__name__ = hess.__qualname__ = "hess"
+    hess_dir.__name__ = hess_dir.__qualname__ = "hess_dir"
+    return {"hess": hess, "hess_dir": hess_dir}

@@ -15,6 +15,7 @@ from ._build import (
     describe,
     level_derivatives,
     oracles,
+    row_blocks,
 )
 
 __all__ = ["jax_constraint", "jax_level"]
@@ -132,9 +133,10 @@ def jax_level(
     built = level_derivatives(bridge.transforms, fun, label)
     callables = {kind: bridge.wrap(built[kind]) for kind in kinds if kind != "hess_rows"}
     if "hess_rows" in kinds:
-        callables["hess_rows"] = bridge.wrap_rows(built["hess_rows"])
+        callables.update(row_blocks(callables, bridge.wrap_rows(built["hess_rows"])))
     return Level(
         **callables,
+        hess_rows="hess_rows" in kinds,
         size=size,
         name=name,
         quadratic=quadratic,
