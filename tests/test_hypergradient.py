@@ -371,3 +371,57 @@ def test_hess_rows_must_be_a_flag():
     level = softplus_levels(2, 2, seed=0).levels[1]
     with pytest.raises(TypeError, match="hess_rows must be True or False"):
         dataclasses.replace(level, hess_rows=lambda *xs: None)
+
+
+# -- work reused exactly (issue 17) ------------------------------------------------------
+
+
+def _undeclared(problem):
+    return nestopt.Problem([dataclasses.replace(lv, quadratic=False) for lv in problem.levels])
+
+
+def test_a_cold_start_factors_no_more_than_a_solved_point():
+    problem = quad(3, 6, seed=2)
+    x1 = np.linspace(-1.0, 1.0, 6)
+    cold = nestopt.best_response(problem, [x1, np.zeros(6), np.zeros(6)], curvature="first_order")
+    solved = nestopt.best_response(problem, cold.xs, curvature="first_order")
+    assert cold.factorizations == solved.factorizations == (0, 1, 1)
+    # Without the declaration every Newton iterate is factored again.
+    plain = nestopt.best_response(
+        _undeclared(problem), [x1, np.zeros(6), np.zeros(6)], curvature="first_order"
+    )
+    assert sum(plain.factorizations) > sum(cold.factorizations)
+    assert relative_error(plain.hypergrad, cold.hypergrad) <= 1e-13
+    for k in (2, 3):
+        assert relative_error(plain.jacobians[k], cold.jacobians[k]) <= 1e-12
+
+
+def test_responses_are_reused_only_for_bit_identical_inputs():
+    from nestopt._run import start_run
+
+    problem = softplus_levels(3, (2, 3, 2), seed=5, beta=2.0)
+    run = start_run(problem, problem.x0, "implicit", {})
+    engine = run.engine
+    first = engine.respond(run.xs)
+    factored = sum(engine.stats.factorizations)
+    again = engine.respond(tuple(np.array(x, copy=True) for x in run.xs))
+    assert again is first and sum(engine.stats.factorizations) == factored
+    nudged = (np.nextafter(run.xs[0], np.inf), *run.xs[1:])
+    moved = engine.respond(nudged)
+    assert moved is not first and sum(engine.stats.factorizations) > factored
+    g_first = engine.hypergradient(first)
+    g_moved = engine.hypergradient(moved)
+    assert relative_error(g_moved, g_first) <= 1e-12  # one ulp apart
+
+
+def test_first_order_mode_takes_no_more_newton_steps_than_exact():
+    problem = softplus_levels(3, 30, seed=0)
+    exact = nestopt.best_response(problem, problem.x0, curvature="exact")
+    first = nestopt.best_response(problem, problem.x0, curvature="first_order")
+    assert first.level_nit == exact.level_nit
+    same = nestopt.best_response(
+        problem, problem.x0, curvature="first_order", newton_curvature="same"
+    )
+    assert sum(same.level_nit) > sum(first.level_nit)
+    # Both stop within tol = 1.5e-10 (relative step) of the same solution.
+    np.testing.assert_allclose(first.xs[1], same.xs[1], atol=1e-8 * np.max(np.abs(first.xs[1])))
