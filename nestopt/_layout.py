@@ -14,6 +14,7 @@ import array_api_compat as compat
 
 from ._errors import OracleError, OracleTypeError
 from ._points import namespace_name
+from ._sparse import is_sparse
 
 __all__ = ["Where", "Target", "check_array", "vector_layout", "matrix_layout"]
 
@@ -133,6 +134,8 @@ def matrix_layout(
     xp = target.xp
     dim, n = sum(sizes), len(sizes)
     rows = dim if rows is None else rows
+    if is_sparse(out):
+        return _sparse_layout(out, rows, dim, target, where)
     expected = (
         f"expected a ({rows}, {dim}) array or a {n} x {n} nested sequence of blocks "
         f"(block (i, j) of shape (d_i, d_j) with d = {sizes}, None for zero)"
@@ -168,3 +171,30 @@ def matrix_layout(
             f"{where} returned shape {tuple(out.shape)}; " + expected, level=where.level
         )
     return out
+
+
+def _sparse_layout(out: Any, rows: int, dim: int, target: Target, where: Where) -> Any:
+    """A sparse Hessian (SciPy on NumPy, cupyx on CuPy): shape and dtype, rows sliceable."""
+    import array_api_compat as compat
+
+    on_gpu = type(out).__module__.startswith("cupyx")
+    if on_gpu != compat.is_cupy_namespace(target.xp):
+        raise OracleTypeError(
+            f"{where} returned a {type(out).__module__} sparse matrix; on "
+            f"{namespace_name(target.xp)} return a dense array"
+            + (" or a cupyx.scipy.sparse matrix" if compat.is_cupy_namespace(target.xp) else "")
+            + (" or a scipy.sparse matrix" if compat.is_numpy_namespace(target.xp) else ""),
+            level=where.level,
+        )
+    if tuple(out.shape) != (rows, dim):
+        raise OracleError(
+            f"{where} returned a sparse matrix of shape {tuple(out.shape)}; expected "
+            f"({rows}, {dim})",
+            level=where.level,
+        )
+    if out.dtype != target.dtype:
+        raise OracleTypeError(
+            f"{where} returned a sparse matrix of dtype {out.dtype}; expected {target.dtype}",
+            level=where.level,
+        )
+    return out.tocsr()

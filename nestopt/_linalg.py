@@ -18,6 +18,7 @@ import array_api_compat as compat
 
 from ._errors import FactorizationError
 from ._points import host_floats
+from ._sparse import is_sparse, sparse_extremes, sparse_factor
 from ._substitution import backward_substitution, forward_substitution
 
 __all__ = [
@@ -48,6 +49,7 @@ class Factorization:
     factor: Any
     xp: Any
     shift: float = 0.0
+    negatives: int | None = None
 
     def solve(self, b: Any) -> Any:
         xp = self.xp
@@ -67,6 +69,8 @@ def factorize(a: Any, *, method: str = "cholesky", xp: Any = None) -> Factorizat
         raise ValueError(
             f"unknown linear solver {method!r}; choose one of {', '.join(DENSE_SOLVERS)}"
         )
+    if is_sparse(a):
+        return _sparse(a, method, xp)
     xp = compat.array_namespace(a) if xp is None else xp
     family = _family(xp)
     if method == "cholesky":
@@ -98,10 +102,13 @@ def factorize_shifted(a: Any, *, xp: Any) -> Factorization:
         return factorize(a, method="cholesky", xp=xp)
     except FactorizationError:
         pass
-    scale = float(xp.max(xp.abs(a))) if a.shape[0] else 0.0
+    if is_sparse(a):
+        scale = float(abs(a).max()) if a.shape[0] else 0.0
+    else:
+        scale = float(xp.max(xp.abs(a))) if a.shape[0] else 0.0
     if not scale > 0.0:
         raise FactorizationError("zero curvature: the block is exactly zero")
-    eye = xp.eye(a.shape[0], dtype=a.dtype, device=compat.device(a))
+    eye = _identity(a, xp)
     shift = 1e-3 * scale
     for _ in range(40):
         try:
@@ -115,6 +122,8 @@ def factorize_shifted(a: Any, *, xp: Any) -> Factorization:
 
 def smallest_eigenvalues(a: Any, *, xp: Any) -> tuple[float, float]:
     """``(smallest, largest)`` eigenvalue of the symmetric ``a`` (for messages and checks)."""
+    if is_sparse(a):
+        return sparse_extremes(a)
     eigenvalues = xp.linalg.eigvalsh(a)
     smallest, largest = host_floats(xp, xp.min(eigenvalues), xp.max(eigenvalues))
     return smallest, largest
@@ -148,6 +157,35 @@ def residual_is_small(
     )
     scale = max(norm_a * norm_xw + norm_bm * norm_w, 1e-300)
     return residual <= tol * scale, residual / scale
+
+
+def _identity(a: Any, xp: Any) -> Any:
+    if is_sparse(a):
+        import scipy.sparse as sp
+
+        return sp.identity(a.shape[0], format="csc", dtype=a.dtype)
+    return xp.eye(a.shape[0], dtype=a.dtype, device=compat.device(a))
+
+
+def _sparse(a: Any, method: str, xp: Any) -> Factorization:
+    """SuperLU in symmetric mode; for Cholesky its pivots must be positive, as Cholesky's."""
+    try:
+        lu, negatives, pivots = sparse_factor(a, method)
+    except RuntimeError as exc:  # SuperLU: "Factor is exactly singular"
+        raise FactorizationError(f"singular ({exc})") from None
+    if method == "cholesky":
+        import numpy as np
+
+        magnitudes = np.abs(pivots)
+        if negatives or not np.all(np.isfinite(pivots)) or magnitudes.min() == 0.0:
+            raise FactorizationError("non-positive or non-finite pivot")
+        eps = float(np.finfo(pivots.dtype).eps)
+        if magnitudes.max() / magnitudes.min() * eps > 1.0:
+            raise FactorizationError(
+                f"numerically singular in {pivots.dtype} (pivot ratio "
+                f"{magnitudes.max() / magnitudes.min():.2e}, above 1/eps = {1 / eps:.1e})"
+            )
+    return Factorization(method, "scipy_splu", a, lu, xp, negatives=negatives)
 
 
 def _family(xp: Any) -> str:
@@ -257,6 +295,10 @@ def _solve_pinv(f: Factorization, b: Any) -> Any:
     return f.factor @ b
 
 
+def _solve_splu(f: Factorization, b: Any) -> Any:
+    return f.factor.solve(b)
+
+
 _SOLVERS = {
     "scipy_cholesky": _solve_scipy_cholesky,
     "scipy_lu": _solve_scipy_lu,
@@ -265,4 +307,5 @@ _SOLVERS = {
     "blocked_substitution": _solve_blocked,
     "dense_solve": _solve_dense,
     "pinv": _solve_pinv,
+    "scipy_splu": _solve_splu,
 }

@@ -27,6 +27,7 @@ from ._errors import (
 from ._linalg import Factorization, factorize, factorize_shifted, smallest_eigenvalues
 from ._nest import Nest, Response, same_arrays
 from ._oracle import abbreviate
+from ._sparse import is_sparse, to_dense
 from ._systems import DenseSystem
 
 __all__ = ["Linearization", "linearize", "block_error"]
@@ -94,7 +95,7 @@ class Linearization:
         block = self.block
         if block.system is None:
             if block.method != "cholesky":
-                _check_minimum(self.nest, self.j, block.A)
+                _check_minimum(self.nest, self.j, block.A, block.factor.negatives)
             block.system = DenseSystem(
                 self.nest.xp,
                 block.factor,
@@ -135,7 +136,7 @@ def linearize(nest: Nest, j: int, below: Response, g: Any, mode: str, *, for_ste
         rows = own_rows(xp, M, R, own)
         A = rows[:, own]
         if opts.ridge:
-            A = A + opts.ridge * xp.eye(A.shape[0], dtype=A.dtype, device=device(A))
+            A = A + opts.ridge * _identity(A, xp)
         factor = _factor(nest, j, A, for_step=for_step, point=below.xs)
         block = Block(M, R, rows, A, factor, opts.linear_solver)
         nest.level_cache[key] = block
@@ -167,9 +168,12 @@ def _hessian_rows(nest: Nest, j: int, below: Response, g: Any, mode: str) -> Any
             nest.level_cache[("hess", j)] = M
     else:
         M = oracles.hess(j, below.xs, start=start)
+    if below.top is not None and is_sparse(M):
+        # The reduced rows c^T M P are dense once levels below respond: form them densely.
+        M = to_dense(M)
     if mode != "exact" or below.top is None or term_is_zero(problem, j):
         return M
-    return M - _curvature_term(nest, j, below, g, start)
+    return M - to_dense(_curvature_term(nest, j, below, g, start))
 
 
 def _curvature_term(nest: Nest, j: int, below: Response, g: Any, start: int) -> Any:
@@ -204,8 +208,19 @@ def _factor(nest: Nest, j: int, A: Any, *, for_step: bool, point: Any) -> Factor
         raise block_error(nest, j, A, f"its solution ({exc})") from None
 
 
-def _check_minimum(nest: Nest, j: int, A: Any) -> None:
-    """With LU or least squares nothing proves a minimum: check the eigenvalues."""
+def _identity(A: Any, xp: Any) -> Any:
+    if is_sparse(A):
+        import scipy.sparse as sp
+
+        return sp.identity(A.shape[0], format="csr", dtype=A.dtype)
+    return xp.eye(A.shape[0], dtype=A.dtype, device=device(A))
+
+
+def _check_minimum(nest: Nest, j: int, A: Any, negatives: int | None = None) -> None:
+    """With LU or least squares nothing proves a minimum: check the eigenvalues (or the
+    inertia a symmetric sparse factorization gives)."""
+    if negatives == 0:
+        return
     smallest, largest = smallest_eigenvalues(A, xp=nest.xp)
     eps = float(nest.xp.finfo(A.dtype).eps)
     if smallest < -100.0 * eps * max(abs(largest), abs(smallest)):

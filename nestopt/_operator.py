@@ -40,9 +40,16 @@ class _Products:
         self.xs = below.xs
         self.curvature = _curvature_vector(nest, j, below, g) if mode == "exact" else None
         self.min_curvature = math.inf
+        self._matrix: Any = None
 
     def M(self, w: Any) -> Any:
-        out = self.nest.oracles.hvp(self.j, self.xs, w)
+        oracles = self.nest.oracles
+        if oracles.has(self.j, "hvp"):
+            out = oracles.hvp(self.j, self.xs, w)
+        else:  # a level with a (typically sparse) hess: asked for once per point
+            if self._matrix is None:
+                self._matrix = oracles.hess(self.j, self.xs)
+            out = self._matrix @ w
         if self.curvature is not None:
             out = out - _third_order_product(self.nest, self.j + 1, self.xs, w, self.curvature)
         return out
@@ -150,6 +157,8 @@ class OperatorLinearization:
         xp = self.nest.xp
         rtol = max(min(forcing, 0.5), opts.krylov_rtol)
         result = self._krylov(self.grad_own, rtol, opts, derivative=False)
+        if result.iterations == 0 and not float(xp.max(xp.abs(self.grad_own))) > 0.0:
+            return result.x  # a zero gradient: the zero step
         if self.products.min_curvature <= 0.0 or not float(xp.sum(result.x * self.grad_own)) > 0:
             self.shifted = True
             return self.grad_own

@@ -22,6 +22,7 @@ from ._errors import (
 )
 from ._layout import Target, Where, check_array, matrix_layout, vector_layout
 from ._points import host_floats
+from ._sparse import is_sparse
 
 __all__ = ["Oracles", "SYMMETRY_POLICIES"]
 
@@ -123,7 +124,7 @@ class Oracles:
             rows = matrix_layout(out, self.sizes, self.target, where, rows=self.dim - start)
             self._check_finite_matrix(rows, where, xs)
             self._check_symmetry(rows, k, where, start=start)
-            return self.xp.asarray(rows, copy=True) if keep and rows is out else rows
+            return _copy(self.xp, rows) if keep and rows is out else rows
         out = self._call(k, "hess", xs)
         full = matrix_layout(out, self.sizes, self.target, where)
         # The whole output is checked (a NaN anywhere means a broken callable),
@@ -131,8 +132,8 @@ class Oracles:
         self._check_finite_matrix(full, where, xs)
         self._check_symmetry(full, k, where, start=0)
         rows = full[start:, :] if start else full
-        if keep and full is out:  # the caller's buffer (or a view of it): copy
-            rows = self.xp.asarray(rows, copy=True)
+        if keep and (full is out or is_sparse(full)):  # the caller's buffer, or a view of it
+            rows = _copy(self.xp, rows)
         return rows
 
     def hess_dir(self, k: int, xs: Sequence[Any], v: Any, *, start: int = 0) -> Any:
@@ -262,6 +263,10 @@ class Oracles:
         raise SymmetryError(
             message + ". To use the rows as given anyway, pass symmetry='warn'", level=k
         )
+
+
+def _copy(xp: Any, a: Any) -> Any:
+    return a.copy() if is_sparse(a) else xp.asarray(a, copy=True)
 
 
 def abbreviate(xs: Sequence[Any], n: int) -> str:

@@ -15,6 +15,7 @@ from array_api_compat import device
 
 from ._errors import FactorizationError, residual_too_large, singular_block
 from ._linalg import Factorization, residual_is_small
+from ._sparse import is_sparse, to_dense
 
 __all__ = ["DenseSystem"]
 
@@ -65,7 +66,7 @@ class DenseSystem:
     def G(self) -> Any:
         """``G_j = -A^{-1} B``, formed once on request."""
         if self._G is None:
-            self._G = -self.solve(self.cross)
+            self._G = -self.solve(to_dense(self.cross))
         return self._G
 
     def G_apply(self, u: Any) -> Any:
@@ -78,7 +79,8 @@ class DenseSystem:
         """``G_j^T v = -B^T A^{-1} v`` (``A`` symmetric): one solve."""
         if self._G is not None:
             return self.xp.matrix_transpose(self._G) @ v
-        return -(self.xp.matrix_transpose(self.cross) @ self.solve(v))
+        cross_t = self.cross.T if is_sparse(self.cross) else self.xp.matrix_transpose(self.cross)
+        return -(cross_t @ self.solve(v))
 
     def adjoint(self, v: Any) -> Any:
         """``nu = A^{-1} v``: the level's adjoint for another level's gradient ``v``."""

@@ -1,0 +1,221 @@
+"""Large levels (issue 14): matrix-free and sparse levels against the dense path, Krylov solves."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from helpers import assert_array_on, relative_error
+
+import nestopt
+from nestopt._krylov import krylov_solve
+from nestopt.problems import quad, quad_reference, softplus_levels
+
+
+def matrix_free(problem, *, keep_dir=True, levels=None):
+    """``problem`` with lower levels given only by ``hvp`` (and ``hvp_dir``), no ``hess``."""
+    chosen = range(2, problem.n + 1) if levels is None else levels
+    out = list(problem.levels)
+    for k in chosen:
+        level = out[k - 1]
+
+        def hvp(*args, hess=level.hess):
+            *xs, v = args
+            return hess(*xs) @ v
+
+        hvp_dir = None
+        if keep_dir and level.hess_dir is not None:
+
+            def hvp_dir(*args, hess_dir=level.hess_dir):
+                *xs, v, u = args
+                return hess_dir(*xs, u) @ v
+
+        out[k - 1] = dataclasses.replace(
+            level, hess=None, hess_dir=None, hess_rows=False, hvp=hvp, hvp_dir=hvp_dir
+        )
+    return nestopt.Problem(out)
+
+
+@pytest.mark.parametrize("curvature", ["exact", "first_order"])
+@pytest.mark.parametrize("n", [2, 3])
+def test_matrix_free_quadratics_match_the_closed_form(xp, n, curvature):
+    problem = quad(n, (3, 4, 2)[:n], seed=n)
+    ref = quad_reference(problem.data["Q"], problem.data["c"], problem.sizes)
+    x1 = np.array([0.4, -0.3, 0.8])
+    start = [xp.asarray(x1)] + [xp.zeros(d, dtype=xp.float64) for d in problem.sizes[1:]]
+    result = nestopt.best_response(matrix_free(problem), start, curvature=curvature)
+    assert_array_on(result.hypergrad, xp, shape=(3,), dtype=xp.float64)
+    assert relative_error(result.hypergrad, ref["hessian"] @ x1 + ref["grad_at_zero"]) <= 1e-8
+    assert result.krylov["iterations"][1] > 0
+    assert max(result.krylov["residual"][1:]) <= 1e-9
+
+
+@pytest.mark.parametrize("keep_dir", [True, False], ids=["hvp_dir", "difference-of-hvp"])
+@pytest.mark.parametrize("curvature", ["exact", "first_order"])
+def test_matrix_free_softplus_matches_the_dense_path(keep_dir, curvature):
+    problem = softplus_levels(3, (3, 4, 2), seed=1, beta=3.0)
+    x = [np.array([0.8, -0.4, 1.1]), np.zeros(4), np.zeros(2)]
+    dense = nestopt.best_response(problem, x, curvature=curvature)
+    free = nestopt.best_response(matrix_free(problem, keep_dir=keep_dir), x, curvature=curvature)
+    assert relative_error(free.hypergrad, dense.hypergrad) <= 1e-8
+    for k in (2, 3):
+        assert relative_error(free.xs[k - 1], dense.xs[k - 1]) <= 1e-8
+
+
+def test_matrix_free_nonlinear_bilevel_against_the_value_function():
+    problem = softplus_levels(2, (3, 5), seed=4, beta=2.0)
+    free = matrix_free(problem)
+    x1 = np.array([0.2, -0.5, 0.9])
+    g = nestopt.hypergradient(free, [x1, np.zeros(5)])
+    h = 1e-3
+    truth = []
+    for e in np.eye(3):
+        values = [
+            nestopt.best_response(
+                free, [x1 + t * h * e, np.zeros(5)], level_options={"tol": 0.0}
+            ).fun
+            for t in (-2, -1, 1, 2)
+        ]
+        truth.append((values[0] - 8 * values[1] + 8 * values[2] - values[3]) / (12 * h))
+    assert relative_error(g, np.array(truth)) <= 1e-8
+
+
+def test_matrix_free_solve_reaches_the_optimum():
+    problem = quad(2, 6, seed=3)
+    result = nestopt.solve(matrix_free(problem), problem.x0, options={"gtol": 1e-10})
+    assert result.success
+    assert relative_error(result.x, problem.solution[0]) <= 1e-7
+    assert result.krylov is not None
+
+
+def test_minres_and_cg_agree():
+    problem = quad(2, (3, 6), seed=5)
+    x = [np.array([0.1, 0.2, 0.3]), np.zeros(6)]
+    cg = nestopt.hypergradient(matrix_free(problem), x, linear_solver="cg")
+    minres = nestopt.hypergradient(matrix_free(problem), x, linear_solver="minres")
+    assert relative_error(minres, cg) <= 1e-8
+
+
+def test_a_level_with_only_hvp_cannot_be_factored():
+    problem = matrix_free(quad(2, 2, seed=0))
+    with pytest.raises(ValueError, match="no hess.*'cg' or 'minres'"):
+        nestopt.hypergradient(
+            problem, problem.levels and [np.zeros(2), np.zeros(2)], linear_solver="cholesky"
+        )
+
+
+def test_a_concave_matrix_free_level_is_reported():
+    problem = quad(2, 2, seed=1)
+    lower = problem.levels[1]
+    concave = dataclasses.replace(
+        lower,
+        value=lambda *xs: -lower.value(*xs),
+        grad=lambda *xs: -lower.grad(*xs),
+        hess=None,
+        hvp=lambda *args: -(lower.hess(*args[:-1]) @ args[-1]),
+    )
+    bad = nestopt.Problem([problem.levels[0], concave])
+    with pytest.raises(nestopt.NotPositiveDefiniteError, match="matrix-free") as info:
+        nestopt.hypergradient(bad, problem.x0)
+    assert info.value.level == 2
+
+
+def test_krylov_not_converging_is_a_linear_solve_error():
+    problem = quad(2, (2, 30), seed=2)
+    free = matrix_free(problem)
+    with pytest.raises(nestopt.LinearSolveError, match="krylov_maxiter"):
+        nestopt.hypergradient(free, problem.x0, level_options={"krylov_maxiter": 2, "maxiter": 200})
+
+
+# -- the Krylov kernels ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["cg", "minres"])
+def test_krylov_kernels_solve_to_their_tolerance(xp, method):
+    rng = np.random.default_rng(0)
+    n = 40
+    B = rng.standard_normal((n, n))
+    A_np = B @ B.T / n + np.eye(n)
+    if method == "minres":
+        A_np = A_np - 1.5 * np.eye(n)  # indefinite: MINRES still solves it
+    A = xp.asarray(A_np)
+    b = xp.asarray(rng.standard_normal(n))
+    result = krylov_solve(lambda v: A @ v, b, method=method, rtol=1e-11, maxiter=500, xp=xp)
+    assert result.converged and result.residual <= 1e-10
+    assert relative_error(result.x, np.linalg.solve(A_np, nestopt.to_numpy(b))) <= 1e-8
+    expected_kind = {"numpy": f"scipy_{method}"}.get(
+        nestopt.get_backend().name, f"portable_{method}"
+    )
+    assert result.kind == expected_kind
+
+
+# -- sparse Hessians ----------------------------------------------------------------------
+
+
+def grid_follower(m: int, *, sparse: bool, mu: float = 0.5):
+    """A network follower: ``f_2 = y^T (L + mu I) y / 2 - y^T x`` on an ``m x m`` grid.
+
+    ``L`` is the grid's graph Laplacian; the leader sets the injections ``x`` to
+    bring the flows ``y`` near a target: ``f_1 = |y - t|^2 / 2 + 0.1 |x|^2 / 2``.
+    """
+    n = m * m
+    line = sp.diags([-np.ones(m - 1), 2 * np.ones(m), -np.ones(m - 1)], [-1, 0, 1])
+    laplacian = sp.kronsum(line, line).tocsr() + mu * sp.identity(n, format="csr")
+    coupling = -sp.identity(n, format="csr")
+    H2 = sp.bmat([[None, coupling], [coupling, laplacian]]).tocsr()
+    target = np.sin(np.arange(n))
+    H1 = sp.block_diag([0.1 * sp.identity(n), sp.identity(n)]).tocsr()
+
+    def as_output(H):
+        return H if sparse else H.toarray()
+
+    lower = nestopt.Level(
+        grad=lambda x, y: (-y, laplacian @ y - x),
+        hess=lambda x, y: as_output(H2),
+        value=lambda x, y: 0.5 * y @ (laplacian @ y) - y @ x,
+        size=n,
+        name="grid",
+    )
+    upper = nestopt.Level(
+        grad=lambda x, y: (0.1 * x, y - target),
+        hess=lambda x, y: as_output(H1),
+        value=lambda x, y: 0.5 * (y - target) @ (y - target) + 0.05 * x @ x,
+        size=n,
+    )
+    return nestopt.Problem([upper, lower]), laplacian, target
+
+
+def test_sparse_follower_matches_the_dense_path_and_the_closed_form():
+    sparse_problem, laplacian, target = grid_follower(6, sparse=True)
+    dense_problem, _, _ = grid_follower(6, sparse=False)
+    n = 36
+    x = [np.linspace(-1, 1, n), np.zeros(n)]
+    a = nestopt.best_response(sparse_problem, x)
+    b = nestopt.best_response(dense_problem, x)
+    assert relative_error(a.hypergrad, b.hypergrad) <= 1e-12
+    # Closed form: y = K^{-1} x, dF/dx = K^{-1} (y - t) + 0.1 x with K = L + mu I.
+    K = laplacian.toarray()
+    y = np.linalg.solve(K, x[0])
+    assert relative_error(a.hypergrad, np.linalg.solve(K, y - target) + 0.1 * x[0]) <= 1e-12
+    assert relative_error(a.jacobians[2], np.linalg.inv(K)) <= 1e-12
+    solved = nestopt.solve(sparse_problem, x, options={"gtol": 1e-10})
+    assert solved.success
+
+
+def test_sparse_follower_solved_matrix_free_too():
+    problem, laplacian, target = grid_follower(5, sparse=True)
+    x = [np.linspace(-1, 1, 25), np.zeros(25)]
+    direct = nestopt.hypergradient(problem, x)
+    krylov = nestopt.hypergradient(problem, x, linear_solver="cg")
+    assert relative_error(krylov, direct) <= 1e-8
+
+
+def test_sparse_concave_follower_is_caught_by_its_inertia():
+    problem, laplacian, _ = grid_follower(4, sparse=True, mu=-10.0)
+    x = [np.ones(16), np.zeros(16)]
+    with pytest.raises(nestopt.NotPositiveDefiniteError):
+        nestopt.hypergradient(problem, x)
+    with pytest.raises(nestopt.NotPositiveDefiniteError, match="not a minimum"):
+        nestopt.hypergradient(problem, x, linear_solver="lu")
