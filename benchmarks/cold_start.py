@@ -52,9 +52,11 @@ def part_quad(args: Any) -> list[dict[str, Any]]:
             solved = list(problem.solution)
             cold[0] = solved[0]  # the same x_1: only the lower starts differ
             calls = {
-                "cold": lambda c=cold: nestopt.best_response(problem, c, curvature="first_order"),
-                "solved": lambda s=solved: nestopt.best_response(
-                    problem, s, curvature="first_order"
+                "cold": lambda c=cold, p=problem: nestopt.best_response(
+                    p, c, curvature="first_order"
+                ),
+                "solved": lambda s=solved, p=problem: nestopt.best_response(
+                    p, s, curvature="first_order"
                 ),
             }
             t = measure_alternating(calls, repeats=3 if args.quick else 5, warmup=1)
