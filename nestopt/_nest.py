@@ -62,6 +62,7 @@ class LevelSolution:
     below: Response
     system: Any
     iterations: int
+    constrained: Any = None  # a ConstrainedSolution: multipliers and active rows
 
 
 @dataclass(eq=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ._constrained import solve_constrained_level
 from ._errors import (
     ConvergenceError,
     NestoptError,
@@ -39,6 +40,8 @@ class _NoDecrease(Exception):
 def solve_level(nest: Nest, j: int, xs: tuple[Any, ...]) -> LevelSolution:
     """Solve level ``j`` for fixed ``x_<j``, from ``xs``; its Jacobian system at the solution."""
     problem, xp, config = nest.problem, nest.xp, nest.config
+    if problem.levels[j - 1].constrained:
+        return solve_constrained_level(nest, j, xs)
     opts = config.levels[j - 1]
     text = problem.describe(j)
     nest.stats.solves[j - 1] += 1

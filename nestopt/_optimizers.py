@@ -275,7 +275,7 @@ def make_optimizer(optimizer: Any, options: dict[str, Any], has_value: bool, pro
     if optimizer == "lbfgs":
         return LBFGS(**_pick(given, ("memory",)))
     raise ValueError(
-        f"unknown optimizer {optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}, or pass "
+        f"unknown optimizer {optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}, newton, or pass "
         "an optimizer object (nestopt.LBFGS(...), nestopt.GradientDescent(...), "
         "nestopt.Adam(...))"
     )

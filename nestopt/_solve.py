@@ -14,6 +14,7 @@ from ._problem import Problem
 from ._report import Reporter, solve_result
 from ._result import SolveResult
 from ._run import Run, start_run
+from ._top import NEWTON, TopNewton
 
 __all__ = ["solve", "SOLVE_OPTIONS"]
 
@@ -77,11 +78,15 @@ def solve(
     method, curvature, linear_solver, fd_step, level_options, predict, newton_curvature, \
 steps, step_size, symmetry, check_finite, backend, device
         How the hypergradient is computed, as in `best_response`.
-    optimizer : {'lbfgs', 'gd', 'adam'} or optimizer object, optional
+    optimizer : {'lbfgs', 'gd', 'adam', 'newton'} or optimizer object, optional
         Level-1 method (`LBFGS`, `GradientDescent`, `Adam`). ``None`` picks
         ``'lbfgs'`` when level 1 has a ``value`` and no ``project`` is given,
         otherwise ``'gd'`` (backtracking with a ``value``, a fixed step
-        otherwise).
+        otherwise). ``'newton'`` solves level 1 like a lower level, by
+        Newton's method on its reduced Hessian (quadratic convergence; the
+        implicit method only). A level 1 with constraints
+        (``Level(constraints=...)``) is solved by the interior-point method
+        of the lower levels.
     options : dict, optional
         ``maxiter`` (500); ``gtol`` (1e-6): success when the infinity norm of
         the projected hypergradient ``P(x - g) - x`` falls to ``gtol`` times
@@ -157,6 +162,8 @@ steps, step_size, symmetry, check_finite, backend, device
     box = _box(run, bounds if bounds is not None else top_bounds)
     if project is not None and not callable(project):
         raise TypeError(f"project must be callable, got {type(project).__name__}")
+    if optimizer == NEWTON or problem.levels[0].constraints:
+        return _solve_top_by_newton(run, opts, started, bounds, project, callback, optimizer)
     projector = project or (None if box is None else _box_projector(run.xp, box))
     has_value = run.oracles.has(1, "value")
     stepper = make_optimizer(optimizer, opts, has_value, project is not None)
@@ -168,6 +175,30 @@ steps, step_size, symmetry, check_finite, backend, device
     finally:
         reporter.close()
     return solve_result(run, loop, stepper, started)
+
+
+def _solve_top_by_newton(
+    run: Run, opts: dict[str, Any], started: float, bounds: Any, project: Any, callback: Any,
+    optimizer: Any,
+) -> SolveResult:  # fmt: skip
+    """Level 1 by Newton's method (or the interior point, when it has constraints)."""
+    for name, given in (("bounds=", bounds), ("project", project), ("callback", callback)):
+        if given is not None:
+            raise ValueError(
+                f"{name} is not taken by the Newton/interior-point top level: give level 1 "
+                "its box as Level(bounds=...) and its constraints as Level(constraints=...)"
+            )
+    if optimizer not in (None, NEWTON):
+        raise ValueError(
+            f"level 1 has constraints, which optimizer={optimizer!r} cannot handle; use the "
+            "default (the interior-point method) or optimizer='newton'"
+        )
+    for name in _OPTIMIZER_OPTIONS:
+        if opts[name] is not None:
+            raise ValueError(f"option {name!r} does not apply to the Newton top level")
+    top = TopNewton(run, opts, started)
+    top.execute(None)
+    return solve_result(run, top, top, started)
 
 
 def _outer_options(options: dict[str, Any] | None) -> dict[str, Any]:

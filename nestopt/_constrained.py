@@ -1,0 +1,35 @@
+"""Solve one constrained level: interior point, then a polish on the active set (DESIGN 7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._interior import interior_point
+from ._level_model import LevelModel
+from ._nest import LevelSolution, Nest
+from ._polish import polish
+from ._rows import level_rows
+
+__all__ = ["solve_constrained_level", "rows_of"]
+
+
+def rows_of(nest: Nest, j: int, xs: tuple[Any, ...]) -> Any:
+    """Level ``j``'s constraint rows, built once per run (at the first start seen)."""
+    key = ("rows", j)
+    if key not in nest.level_cache:
+        nest.level_cache[key] = level_rows(nest.problem, j, nest.oracles.target, xs)
+    return nest.level_cache[key]
+
+
+def solve_constrained_level(nest: Nest, j: int, xs: tuple[Any, ...]) -> LevelSolution:
+    """Level ``j`` solved for fixed ``x_<j`` with its bounds and constraints."""
+    opts = nest.config.levels[j - 1]
+    nest.stats.solves[j - 1] += 1
+    model = LevelModel(nest, j, rows_of(nest, j, xs))
+    newton_mode = nest.config.newton_mode(j)
+    ip = interior_point(model, xs, newton_mode, maxiter=max(4 * opts.maxiter, 100))
+    point, system, solution = polish(
+        model, ip, newton_mode, nest.config.curvature_mode(j), opts.tol, opts.maxiter
+    )
+    nest.stats.newton[j - 1] += ip.iterations
+    return LevelSolution(j, point.below, system, ip.iterations, solution)

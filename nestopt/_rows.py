@@ -1,0 +1,334 @@
+"""One level's bounds and constraints as rows ``lb <= c(x) <= ub``, checked where they enter.
+
+Every constraint object of a level (nestopt's or SciPy's) and its bounds
+become one stacked function of all variables: values ``(m,)``, Jacobian
+``(m, D)`` and the weighted Hessian ``sum_i v_i hess c_i`` ``(D, D)``;
+bounds on ``x_k`` come last, as rows of the identity. Outputs get the same
+checks as ``grad`` and ``hess`` (type, backend, device, dtype, shape, NaN).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._bounds import as_bounds, box_arrays
+from ._constraints import LinearConstraint, NonlinearConstraint
+from ._errors import NonFiniteError, OracleError
+from ._layout import Target, Where, check_array, matrix_layout
+from ._oracle import abbreviate
+
+__all__ = ["ConstraintRows", "level_rows"]
+
+
+@dataclass(frozen=True)
+class _Nonlinear:
+    """A nonlinear constraint with callables taking one array per level."""
+
+    fun: Any
+    jac: Any
+    hess: Any
+    hess_dir: Any
+    linear: bool
+    size: int
+    label: str
+
+
+class ConstraintRows:
+    """The rows of one level: linear block, nonlinear blocks, then the box on ``x_k``.
+
+    Attributes
+    ----------
+    lb, ub : arrays (m,)
+        Bounds of every row (``-inf``/``inf`` for an open side).
+    labels : list of str
+        One label per row, for messages and results.
+    all_linear : bool
+        No row has curvature (linear constraints and bounds only).
+    """
+
+    def __init__(self, k: int, text: str, sizes: tuple[int, ...], target: Target) -> None:
+        self.k, self.text, self.sizes, self.target = k, text, tuple(sizes), target
+        self.xp = target.xp
+        self.dim = sum(sizes)
+        self.A: Any = None
+        self.nonlinear: list[_Nonlinear] = []
+        self.box: tuple[Any, Any] | None = None
+        self.labels: list[str] = []
+        self.lb: Any = None
+        self.ub: Any = None
+        self.notes: list[str] = []
+
+    @property
+    def m(self) -> int:
+        return len(self.labels)
+
+    @property
+    def all_linear(self) -> bool:
+        return all(item.linear for item in self.nonlinear)
+
+    # -- evaluation -----------------------------------------------------------
+
+    def values(self, xs: Sequence[Any]) -> Any:
+        xp = self.xp
+        parts = []
+        x = xp.concat(list(xs))
+        if self.A is not None:
+            parts.append(self.A @ x)
+        for item in self.nonlinear:
+            out = _call(item.fun, xs, self._where(item, "fun"))
+            out = _as_vector(xp, out, self.target, self._where(item, "fun"), item.size)
+            self._finite(out, self._where(item, "fun"), xs)
+            parts.append(out)
+        if self.box is not None:
+            parts.append(xs[self.k - 1])
+        return xp.concat(parts) if parts else xp.zeros((0,), dtype=x.dtype)
+
+    def jacobian(self, xs: Sequence[Any]) -> Any:
+        xp = self.xp
+        parts = []
+        if self.A is not None:
+            parts.append(self.A)
+        for item in self.nonlinear:
+            where = self._where(item, "jac")
+            out = _call(item.jac, xs, where)
+            out = _as_jacobian(out, self.sizes, item.size, self.target, where)
+            self._finite(xp.sum(out, axis=1), where, xs)
+            parts.append(out)
+        if self.box is not None:
+            parts.append(self._box_rows())
+        return xp.concat(parts, axis=0)
+
+    def weighted_hessian(self, xs: Sequence[Any], weights: Any) -> Any | None:
+        """``sum_i weights_i hess c_i`` over the nonlinear rows; None when all are linear."""
+        xp = self.xp
+        total = None
+        offset = 0 if self.A is None else self.A.shape[0]
+        for item in self.nonlinear:
+            w = weights[offset : offset + item.size]
+            offset += item.size
+            if item.linear:
+                continue
+            where = self._where(item, "hess")
+            if item.hess is None:
+                term = self._hessian_by_difference(item, xs, w)
+            else:
+                out = _call(item.hess, [*xs, w], where)
+                term = matrix_layout(out, self.sizes, self.target, where)
+                self._finite(term @ xp.ones((self.dim,), dtype=term.dtype), where, xs)
+            total = term if total is None else total + term
+        return total
+
+    def _hessian_by_difference(self, item: _Nonlinear, xs: Sequence[Any], w: Any) -> Any:
+        """Central differences of ``w^T jac`` along each coordinate (no ``hess`` given)."""
+        xp = self.xp
+        x = xp.concat(list(xs))
+        eps = float(xp.finfo(x.dtype).eps)
+        note = f"{self.text}: {item.label} has no hess; its curvature comes from differences"
+        if note not in self.notes:
+            self.notes.append(note)
+        columns = []
+        cuts = np.cumsum((0, *self.sizes))
+        for i in range(self.dim):
+            h = eps ** (1 / 3) * max(1.0, abs(float(x[i])))
+            e = xp.zeros_like(x)
+            e = xp.where(xp.arange(self.dim) == i, xp.ones_like(x) * h, e)
+            plus = [(x + e)[cuts[j] : cuts[j + 1]] for j in range(len(self.sizes))]
+            minus = [(x - e)[cuts[j] : cuts[j + 1]] for j in range(len(self.sizes))]
+            jp = _as_jacobian(_call(item.jac, plus, ""), self.sizes, item.size, self.target, "")
+            jm = _as_jacobian(_call(item.jac, minus, ""), self.sizes, item.size, self.target, "")
+            columns.append(w @ (jp - jm) / (2 * h))
+        H = xp.stack(columns, axis=1)
+        return 0.5 * (H + xp.matrix_transpose(H))
+
+    # -- helpers ----------------------------------------------------------------
+
+    def _box_rows(self) -> Any:
+        xp = self.xp
+        start = sum(self.sizes[: self.k - 1])
+        d = self.sizes[self.k - 1]
+        eye = xp.eye(d, self.dim, k=start, dtype=self.target.dtype, device=self.target.device)
+        return eye
+
+    def _where(self, item: _Nonlinear, what: str) -> Where:
+        return Where(self.k, self.text, f"{item.label}.{what}")
+
+    def _finite(self, out: Any, where: Where, xs: Sequence[Any]) -> None:
+        if not bool(self.xp.all(self.xp.isfinite(out))):
+            raise NonFiniteError(
+                f"{where} returned NaN or Inf at {abbreviate(xs, len(self.sizes))}; check the "
+                "callable at this point",
+                level=self.k,
+            )
+
+
+def level_rows(problem: Any, k: int, target: Target, xs: Sequence[Any]) -> ConstraintRows | None:
+    """The rows of level ``k`` (None when it has neither bounds nor constraints).
+
+    ``xs`` (the run's start) is where a nonlinear constraint is first called, to
+    learn its number of rows when ``lb`` and ``ub`` are scalars.
+    """
+    level = problem.levels[k - 1]
+    if not level.constrained:
+        return None
+    xp = target.xp
+    text = problem.describe(k)
+    rows = ConstraintRows(k, text, problem.sizes, target)
+    lbs, ubs = [], []
+    linear = [c for c in level.constraints if _is_linear(c)]
+    others = [c for c in level.constraints if not _is_linear(c)]
+    if linear:
+        blocks = [_linear_block(c, problem.dim, text) for c in linear]
+        rows.A = xp.asarray(
+            np.concatenate([b[0] for b in blocks]), dtype=target.dtype, device=target.device
+        )
+        for index, (A, lb, ub) in enumerate(blocks):
+            lbs.append(lb)
+            ubs.append(ub)
+            rows.labels += [f"linear[{index}][{i}]" for i in range(A.shape[0])]
+    for index, constraint in enumerate(others):
+        item, lb, ub = _nonlinear(constraint, index, text, target, xs)
+        rows.nonlinear.append(item)
+        lbs.append(lb)
+        ubs.append(ub)
+        rows.labels += [f"{item.label}[{i}]" for i in range(item.size)]
+    box = as_bounds(level.bounds, level.size, text)
+    if box is not None:
+        lower, upper = box_arrays(xp, xs[k - 1], box, text)
+        rows.box = (lower, upper)
+        lbs.append(np.asarray(_host(lower)))
+        ubs.append(np.asarray(_host(upper)))
+        rows.labels += [f"bounds[{i}]" for i in range(level.size)]
+    lb = np.concatenate(lbs) if lbs else np.zeros(0)
+    ub = np.concatenate(ubs) if ubs else np.zeros(0)
+    if np.any(np.isnan(lb)) or np.any(np.isnan(ub)):
+        raise ValueError(f"constraint bounds of {text} contain NaN; use -inf/inf for no bound")
+    if np.any(lb > ub):
+        bad = rows.labels[int(np.argmax(lb > ub))]
+        raise ValueError(f"{text}: {bad} has lb > ub, so the level has no feasible point")
+    rows.lb = xp.asarray(lb, dtype=target.dtype, device=target.device)
+    rows.ub = xp.asarray(ub, dtype=target.dtype, device=target.device)
+    return rows
+
+
+def _host(a: Any) -> Any:
+    from ._backend import to_numpy
+
+    return to_numpy(a)
+
+
+def _is_linear(constraint: Any) -> bool:
+    if isinstance(constraint, LinearConstraint):
+        return True
+    return type(constraint).__name__ == "LinearConstraint" and hasattr(constraint, "A")
+
+
+def _linear_block(constraint: Any, dim: int, text: str) -> tuple[Any, Any, Any]:
+    A = constraint.A
+    if hasattr(A, "toarray"):
+        A = A.toarray()
+    A = np.atleast_2d(np.asarray(_host(A), dtype=float))
+    if A.ndim != 2 or A.shape[1] != dim:
+        raise ValueError(
+            f"a LinearConstraint of {text} has A of shape {A.shape}; A needs {dim} columns "
+            "(one per variable of every level, level 1 first)"
+        )
+    m = A.shape[0]
+    lb = np.broadcast_to(np.asarray(_host(constraint.lb), dtype=float), (m,)).copy()
+    ub = np.broadcast_to(np.asarray(_host(constraint.ub), dtype=float), (m,)).copy()
+    return A, lb, ub
+
+
+def _nonlinear(
+    constraint: Any, index: int, text: str, target: Target, xs: Sequence[Any]
+) -> tuple[_Nonlinear, Any, Any]:
+    label = getattr(constraint, "name", None) or f"nonlinear[{index}]"
+    if isinstance(constraint, NonlinearConstraint):
+        fun, jac, hess = constraint.fun, constraint.jac, constraint.hess
+        hess_dir, linear = constraint.hess_dir, constraint.linear
+    elif type(constraint).__name__ == "NonlinearConstraint" and hasattr(constraint, "fun"):
+        # scipy.optimize.NonlinearConstraint: callables of the flat vector x (SciPy's meaning).
+        if not callable(constraint.jac):
+            raise TypeError(
+                f"scipy NonlinearConstraint {label} has jac={constraint.jac!r}; nestopt needs an "
+                "analytic jac callable"
+            )
+        fun, jac, hess = _flat(constraint.fun), _flat(constraint.jac), None
+        if callable(getattr(constraint, "hess", None)):
+            hess = _flat(constraint.hess, extra=1)
+        hess_dir, linear = None, False
+    else:
+        raise TypeError(
+            f"constraints must be nestopt (or scipy.optimize) LinearConstraint or "
+            f"NonlinearConstraint objects; got {type(constraint).__name__} in {text}"
+        )
+    sizes = {np.size(_host(side)) for side in (constraint.lb, constraint.ub)} - {1}
+    if len(sizes) > 1:
+        raise ValueError(f"{text}: {label} has lb and ub of different lengths {sorted(sizes)}")
+    if sizes:
+        size = sizes.pop()
+    else:
+        probe = fun(*xs)
+        size = int(np.prod(getattr(probe, "shape", ()) or (1,)))
+    lb = np.broadcast_to(np.asarray(_host(constraint.lb), dtype=float), (size,)).copy()
+    ub = np.broadcast_to(np.asarray(_host(constraint.ub), dtype=float), (size,)).copy()
+    return _Nonlinear(fun, jac, hess, hess_dir, bool(linear), size, label), lb, ub
+
+
+def _flat(fn: Any, extra: int = 0) -> Any:
+    """A SciPy callable of the flat ``x`` (and ``extra`` more arguments), as nestopt calls it."""
+
+    def call(*args: Any) -> Any:
+        import array_api_compat
+
+        xs, rest = args[: len(args) - extra], args[len(args) - extra :]
+        xp = array_api_compat.array_namespace(*xs)
+        return fn(xp.concat(list(xs)), *rest)
+
+    return call
+
+
+def _call(fn: Any, args: Sequence[Any], where: Any) -> Any:
+    return fn(*args)
+
+
+def _as_vector(xp: Any, out: Any, target: Target, where: Where, size: int) -> Any:
+    if isinstance(out, (int, float)) and not isinstance(out, bool):
+        out = xp.asarray([out], dtype=target.dtype, device=target.device)
+    out = check_array(out, target, where)
+    if out.ndim == 0:
+        out = xp.reshape(out, (1,))
+    if tuple(out.shape) != (size,):
+        raise OracleError(
+            f"{where} returned shape {tuple(out.shape)}; expected ({size},)", level=where.level
+        )
+    return out
+
+
+def _as_jacobian(out: Any, sizes: tuple[int, ...], m: int, target: Target, where: Any) -> Any:
+    """``(m, D)`` from one array or a tuple of per-level ``(m, d_k)`` blocks."""
+    xp = target.xp
+    if isinstance(out, (list, tuple)):
+        blocks = [
+            xp.zeros((m, d), dtype=target.dtype, device=target.device) if b is None else b
+            for b, d in zip(out, sizes)
+        ]
+        if len(out) != len(sizes):
+            raise OracleError(
+                f"{where} returned {len(out)} blocks; expected {len(sizes)} (one per level)",
+                level=getattr(where, "level", None),
+            )
+        checked = [check_array(b, target, where) if isinstance(where, Where) else b for b in blocks]
+        out = xp.concat([xp.reshape(b, (m, -1)) for b in checked], axis=1)
+    out = check_array(out, target, where) if isinstance(where, Where) else out
+    if out.ndim == 1 and m == 1:
+        out = xp.reshape(out, (1, out.shape[0]))
+    if tuple(out.shape) != (m, sum(sizes)):
+        raise OracleError(
+            f"{where} returned shape {tuple(out.shape)}; expected ({m}, {sum(sizes)})",
+            level=getattr(where, "level", None),
+        )
+    return out
