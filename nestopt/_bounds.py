@@ -61,8 +61,8 @@ def box_arrays(xp: Any, like: Any, bounds: Bounds, where: str) -> tuple[Any, Any
     for name, side, fill in (("lb", bounds.lb, -_INF), ("ub", bounds.ub, _INF)):
         side = _host(side, fill)
         arr = xp.asarray(side, dtype=like.dtype, device=device(like))
-        if arr.ndim == 0:
-            arr = xp.full((size,), arr, dtype=like.dtype, device=device(like))
+        if arr.ndim == 0 or tuple(arr.shape) == (1,):
+            arr = xp.broadcast_to(xp.reshape(arr, (1,)), (size,))
         if tuple(arr.shape) != (size,):
             raise ValueError(
                 f"bounds {name} of {where} must be a scalar or have shape ({size},), got "

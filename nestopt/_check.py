@@ -69,7 +69,10 @@ def check_derivatives(
     central difference: ``grad . u`` against ``d/dt value(x + t u)``,
     ``hess @ u`` against ``d/dt grad(x + t u)``, ``hess_dir(x, u)`` against
     ``d/dt hess(x + t u)``, ``hvp(x, u)`` against ``hess @ u`` (or ``d/dt
-    grad`` without ``hess``). The symmetry of ``hess`` is checked too.
+    grad`` without ``hess``). The symmetry of ``hess`` is checked too. For
+    each nonlinear constraint: ``jac @ u`` against ``d/dt fun``, and
+    ``hess(x, v) @ u`` against ``d/dt v^T jac`` (``'<name>.jac'``,
+    ``'<name>.hess'`` in ``errors``).
 
     Parameters
     ----------
@@ -156,6 +159,7 @@ def _check_level(
         T = oracles.hess_dir(1, points, u)
         fd_hess = _five_point(lambda t: oracles.hess(1, split(x + t * u)), step)
         errors["hess_dir"] = _relative(xp, T, fd_hess)
+    errors.update(_check_constraints(level, layout, points, x, u, step, split))
     checked = {name: err for name, err in errors.items() if err is not None}
     ok = all(err <= rtol for err in checked.values())
     summary = ", ".join(
@@ -168,6 +172,35 @@ def _check_level(
         step=step,
         summary=("ok: " if ok else "MISMATCH: ") + summary,
     )
+
+
+def _check_constraints(
+    level: Level, layout: _Sizes, points: Any, x: Any, u: Any, step: float, split: Any
+) -> dict[str, float]:
+    """``jac @ u`` against ``d/dt fun(x + t u)`` and ``hess(v) @ u`` against ``d/dt v^T jac``."""
+    from ._rows import ConstraintRows, _as_jacobian, _nonlinear
+
+    xp = array_namespace(x)
+    target = Target(xp, device(x), x.dtype)
+    errors = {}
+    others = [c for c in level.constraints if type(c).__name__ == "NonlinearConstraint"]
+    for index, constraint in enumerate(others):
+        item, _, _ = _nonlinear(constraint, index, layout.text, target, points)
+        rows = ConstraintRows(1, layout.text, layout.sizes, target)
+        rows.nonlinear.append(item)
+        J = rows.jacobian(points)
+        fd = _five_point(lambda t, rows=rows: rows.values(split(x + t * u)), step)
+        errors[f"{item.label}.jac"] = _relative(xp, J @ u, fd)
+        if item.hess is not None:
+            v = xp.cos(1.0 + xp.arange(item.size, dtype=x.dtype, device=device(x)))
+            H = rows.weighted_hessian(points, v)
+
+            def weighted(t: float, item: Any = item, v: Any = v) -> Any:
+                out = item.jac(*split(x + t * u))
+                return v @ _as_jacobian(out, layout.sizes, item.size, target, "")
+
+            errors[f"{item.label}.hess"] = _relative(xp, H @ u, _five_point(weighted, step))
+    return errors
 
 
 def check_hypergradient(

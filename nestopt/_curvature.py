@@ -18,6 +18,7 @@ __all__ = [
     "CURVATURES",
     "NEWTON_CURVATURES",
     "term_is_exact",
+    "affine_response",
     "describe_exactness",
     "third_order_rows",
 ]
@@ -26,18 +27,29 @@ CURVATURES = ("exact", "first_order")
 NEWTON_CURVATURES = ("best", "same")
 
 
+def affine_response(level: Any) -> bool:
+    """A level whose response is affine in the upper variables (on a fixed active set):
+    declared quadratic, and constrained (if at all) by bounds and linear rows only."""
+    if not level.quadratic:
+        return False
+    return all(
+        type(c).__name__ == "LinearConstraint" or getattr(c, "linear", False)
+        for c in level.constraints
+    )
+
+
 def term_is_exact(problem: Any, j: int) -> bool:
     """Whether the curvature term of level ``j`` (from level ``j+1``) is exact.
 
-    It is zero when level ``j+1`` is quadratic; it is exact when levels
-    ``j+2..n`` are quadratic.
+    It is zero when level ``j+1``'s response is affine; it is exact when the
+    responses of levels ``j+2..n`` are.
     """
-    return all(problem.levels[k - 1].quadratic for k in range(j + 2, problem.n + 1))
+    return all(affine_response(problem.levels[k - 1]) for k in range(j + 2, problem.n + 1))
 
 
 def term_is_zero(problem: Any, j: int) -> bool:
-    """Level ``j+1`` quadratic (and the levels below it too): no term at level ``j``."""
-    return all(problem.levels[k - 1].quadratic for k in range(j + 1, problem.n + 1))
+    """Levels ``j+1..n`` with affine responses: no term at level ``j``."""
+    return all(affine_response(problem.levels[k - 1]) for k in range(j + 1, problem.n + 1))
 
 
 def describe_exactness(problem: Any, curvature: str) -> str:
@@ -57,7 +69,7 @@ def describe_exactness(problem: Any, curvature: str) -> str:
         )
     if n == 2:
         return "exact: two levels have no response-curvature term"
-    not_quadratic = [k for k in range(4, n + 1) if not problem.levels[k - 1].quadratic]
+    not_quadratic = [k for k in range(4, n + 1) if not affine_response(problem.levels[k - 1])]
     if not_quadratic:
         raise NotImplementedError(
             f"curvature='exact' for {n} levels needs derivatives of order up to {n} of the "
@@ -69,7 +81,7 @@ def describe_exactness(problem: Any, curvature: str) -> str:
     parts = []
     for k in range(2, n):
         below = problem.levels[k]
-        if below.quadratic:
+        if affine_response(below):
             source = f"zero (level {k + 1} is quadratic)"
         elif below.hess_dir is not None:
             source = f"from hess_dir of level {k + 1}"

@@ -80,7 +80,10 @@ _STATUS_MESSAGES = {
     Status.LINE_SEARCH_FAILED: "failed: the line search on level 1 found no decrease",
     Status.MAX_TIME: "stopped: max_time reached before the tolerances were met",
     Status.INFEASIBLE: "failed: a level's constraints could not be satisfied",
-    Status.DEGENERATE: "failed: a degenerate active set (a weakly active constraint)",
+    Status.DEGENERATE: (
+        "stopped: at a degenerate active set of a lower level (a weakly active constraint): "
+        "F_1 has a kink there, and its gradient is only one-sided"
+    ),
     Status.CONSTRAINT_QUALIFICATION: (
         "failed: the active constraint gradients of a level are linearly dependent"
     ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ._errors import DegeneracyWarning, warn_user
 from ._problem import Problem
 from ._result import BestResponse
 from ._run import METHOD_KEYWORDS, Run, start_run
@@ -126,11 +127,26 @@ def hypergradient(
     array([3.])
     """
     run = _start(problem, xs, method, locals())
-    return run.engine.hypergradient(run.engine.respond(run.xs))
+    state = run.engine.respond(run.xs)
+    warn_degenerate(run.engine.constraint_report(state)["degenerate"])
+    return run.engine.hypergradient(state)
 
 
 best_response.__doc__ = best_response.__doc__.format(shared=_SHARED_PARAMETERS.strip())
 hypergradient.__doc__ = hypergradient.__doc__.format(shared=_SHARED_PARAMETERS.strip())
+
+
+def warn_degenerate(degenerate: dict[int, tuple[str, ...]]) -> None:
+    """One `DegeneracyWarning` naming each level's weakly active rows at the point returned."""
+    for k, names in degenerate.items():
+        warn_user(
+            f"level {k}: {', '.join(names)} {'is' if len(names) == 1 else 'are'} at "
+            f"{'its bound' if len(names) == 1 else 'their bounds'} with a zero multiplier "
+            "(weakly active): the response is only directionally differentiable here; "
+            "nestopt returns the one-sided Jacobian of the piece where "
+            f"{'it is' if len(names) == 1 else 'they are'} inactive",
+            DegeneracyWarning,
+        )
 
 
 def _start(problem: Problem, xs: Sequence[Any], method: Any, given: dict[str, Any]) -> Run:
@@ -153,6 +169,8 @@ def _result(run: Run, state: Any, *, with_fun: bool, with_jacobians: bool) -> Be
     if with_fun and run.oracles.has(1, "value"):
         fun = float(run.oracles.value(1, state.xs))
     level_nit = engine.level_nit()
+    report = engine.constraint_report(state)
+    warn_degenerate(report["degenerate"])
     return BestResponse(
         hypergrad=hypergrad,
         xs=state.xs,
@@ -169,5 +187,8 @@ def _result(run: Run, state: Any, *, with_fun: bool, with_jacobians: bool) -> Be
         curvature=engine.curvature,
         exactness=engine.exactness,
         notes=list(engine.stats.notes),
+        multipliers=report["multipliers"],
+        active=report["active"],
+        weakly_active=report["degenerate"],
         backend=run.backend,
     )

@@ -185,6 +185,25 @@ class ImplicitEngine:
     def level_nit(self) -> tuple[int, ...]:
         return tuple(self.nest.stats.newton)
 
+    def constraint_report(self, state: Response) -> dict[str, Any]:
+        """``multipliers`` and ``active`` (labels) per constrained level, and degeneracies."""
+        multipliers, active, degenerate = {}, {}, {}
+        solutions = []
+        solution = state.top
+        while solution is not None:
+            solutions.append(solution)
+            solution = solution.below.top
+        for solution in solutions:
+            found = solution.constrained
+            if found is None:
+                continue
+            k = solution.j
+            multipliers[k] = self.xp.asarray(found.lam, dtype=state.xs[0].dtype)
+            active[k] = tuple(label for label, on in zip(found.labels, found.active) if on)
+            if found.degenerate:
+                degenerate[k] = tuple(found.degenerate)
+        return {"multipliers": multipliers, "active": active, "degenerate": degenerate}
+
 
 def split_sensitivity(problem: Any, R: Any) -> dict[int, Any]:
     """``{k: dx_k/dx_1}`` for ``k = 2..n`` from the stacked ``R_1`` (rows of levels 2..n)."""

@@ -154,6 +154,18 @@ def interior_point(model: LevelModel, xs: tuple[Any, ...], mode: str, maxiter: i
             break
         if _kkt_error(xp, r_d, r_I, h, s, z, mu) <= 10.0 * mu:
             mu = max(1e-11, min(0.2 * mu, mu**1.5))
+        largest = float(xp.max(xp.abs(xp.concat([z, y])))) if p + q else 0.0
+        if largest > 1e10 or not largest < float("inf"):
+            # In scaled units a regular solution has multipliers of order one: these grow
+            # without bound when no point satisfies the rows.
+            violation = float(xp.max(xp.abs(xp.concat([r_I, h])))) if p + q else 0.0
+            raise InfeasibleError(
+                f"{text}: its constraints could not be satisfied: the interior-point "
+                f"multipliers diverge (largest {largest:.1e}, scaled violation "
+                f"{violation:.2e}). Check that the level has a feasible point for these "
+                "upper variables (compare its lb and ub, and the constraints together)",
+                level=j,
+            )
         dx, dy, ds, dz = _newton_step(xp, W, G, JE, r_d, r_I, h, s, z, mu, text, j)
         nu = max(nu, float(xp.max(xp.abs(xp.concat([z, y])))) + 1.0 if p + q else nu)
         alpha_s, alpha_z = _to_boundary(xp, s, ds, mu), _to_boundary(xp, z, dz, mu)
@@ -237,7 +249,7 @@ def _kkt_step(
         bottom = xp.concat([JE, -1e-12 * scale * xp.eye(q, dtype=H.dtype)], axis=1)
         K = xp.concat([top, bottom], axis=0)
         eigenvalues = xp.linalg.eigvalsh(0.5 * (K + _mT(xp, K)))
-        positive = int(xp.sum(eigenvalues > 0))
+        positive = int(xp.count_nonzero(eigenvalues > 0))
         if positive == d:
             out = xp.linalg.solve(K, xp.concat([rhs_x, rhs_y]))
             return out[:d], out[d:]

@@ -128,6 +128,11 @@ class UnrolledEngine:
         )
 
     def respond(self, xs: tuple[Any, ...]) -> UnrolledState:
+        if any(level.constrained for level in self.problem.levels[1:]):
+            raise NotImplementedError(
+                "method='itd' unrolls unconstrained gradient steps; this problem has "
+                "constrained lower levels: use the implicit method"
+            )
         if self._first is None:
             self._first = tuple(xs)
         below, J = self._unroll(2, tuple(xs))
@@ -155,6 +160,9 @@ class UnrolledEngine:
 
     def level_nit(self) -> tuple[int, ...]:
         return tuple(self.stats.newton)
+
+    def constraint_report(self, state: UnrolledState) -> dict[str, Any]:
+        return {"multipliers": {}, "active": {}, "degenerate": {}}
 
     def _step_size(self, k: int, xs: tuple[Any, ...]) -> float:
         """The given step, or ``1 / lambda_max`` of level k's own block at its first start."""

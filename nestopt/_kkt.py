@@ -64,7 +64,7 @@ class KKTSystem:
 
     def solve(self, rhs: Any) -> Any:
         """The ``x`` part of ``K^{-1} (rhs, 0)``."""
-        return self._solve(self._pad(rhs))[: self.d]
+        return self._solve(self._pad(rhs))[: self.d, ...]
 
     def adjoint(self, v: Any) -> Any:
         """``nu_x``: the level's adjoint for another level's gradient ``v`` (DESIGN 7)."""
@@ -73,7 +73,7 @@ class KKTSystem:
     def adjoint_full(self, v: Any) -> tuple[Any, Any]:
         """``(nu_x, nu_lambda) = K^{-1} (v, 0)``."""
         out = self._solve(self._pad(v))
-        return out[: self.d], out[self.d :]
+        return out[: self.d, ...], out[self.d :, ...]
 
     def _stacked(self, B: Any, C: Any) -> Any:
         return -self._solve(self.xp.concat([B, C], axis=0))
@@ -81,7 +81,7 @@ class KKTSystem:
     def G(self) -> Any:
         if self._G is None:
             out = self._stacked(self.cross, self.cross_c)
-            self._G, self._Lambda = out[: self.d], out[self.d :]
+            self._G, self._Lambda = out[: self.d, ...], out[self.d :, ...]
         return self._G
 
     def Lambda(self) -> Any:
@@ -92,12 +92,12 @@ class KKTSystem:
     def G_apply(self, u: Any) -> Any:
         if self._G is not None:
             return self._G @ u
-        return self._stacked(self.cross @ u, self.cross_c @ u)[: self.d]
+        return self._stacked(self.cross @ u, self.cross_c @ u)[: self.d, ...]
 
     def GT_apply(self, v: Any) -> Any:
         xp = self.xp
         if self._G is not None:
             return xp.matrix_transpose(self._G) @ v
         out = self._solve(self._pad(v))
-        y, mu = out[: self.d], out[self.d :]
+        y, mu = out[: self.d, ...], out[self.d :, ...]
         return -(xp.matrix_transpose(self.cross) @ y + xp.matrix_transpose(self.cross_c) @ mu)

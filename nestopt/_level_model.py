@@ -14,12 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from array_api_compat import device
-
 from ._compose import own_rows, reduced_grad
-from ._curvature import term_is_zero, third_order_rows
+from ._curvature import term_is_zero
 from ._nest import Nest, Response
 from ._rows import ConstraintRows
+from ._terms import curvature_terms
 
 __all__ = ["LevelModel", "LevelPoint"]
 
@@ -76,30 +75,18 @@ class LevelModel:
         return C
 
     def lagrangian_rows(self, point: LevelPoint, lam: Any, mode: str) -> Any:
-        """``c_j^T M P_j``, ``M = hess f_j + sum lam_i hess c_i`` (less ``T_{j+1}`` if exact)."""
+        """``c_j^T M P_j``, ``M = hess f_j + sum lam_i hess c_i``, less the curvature term of
+        the level below taken for ``L_j`` in exact mode (DESIGN 7)."""
         nest, j, xp = self.nest, self.j, self.xp
         start = self.own.start
         M = nest.oracles.hess(j, point.xs, start=start)
         curvature = self.rows.weighted_hessian(point.xs, lam)
         if curvature is not None:
             M = M + curvature[start:, :]
+        extra = None
         if mode == "exact" and point.below.top is not None and not term_is_zero(self.problem, j):
             grad_L = point.g + xp.matrix_transpose(point.J_full) @ lam
-            M = M - self._curvature(point, grad_L, start)
-        return own_rows(xp, M, point.R, self.own)
-
-    def _curvature(self, point: LevelPoint, grad_L: Any, start: int) -> Any:
-        """``T_{j+1}(x, v)`` rows for the Lagrangian's gradient (DESIGN 7)."""
-        xp = self.xp
-        top = point.below.top
-        i = self.j + 1
-        own_i = self.problem.block(i)
-        R_i = top.below.R()
-        nu = top.system.adjoint(reduced_grad(xp, grad_L, R_i, own_i))
-        parts = [xp.zeros((own_i.start,), dtype=nu.dtype, device=device(nu)), nu]
-        if R_i is not None:
-            parts.append(R_i[:, own_i] @ nu)
-        v = xp.concat(parts)
-        return third_order_rows(
-            self.nest.oracles, i, point.xs, v, start=start, fd_step=self.nest.config.fd_step
-        )
+            H, extra = curvature_terms(nest, j, point.below, grad_L, start)
+            M = M - H
+        rows = own_rows(xp, M, point.R, self.own)
+        return rows if extra is None else rows - extra

@@ -15,7 +15,7 @@ from typing import Any
 from array_api_compat import device
 
 from ._compose import own_rows, reduced_grad
-from ._curvature import term_is_zero, third_order_rows
+from ._curvature import term_is_zero
 from ._errors import (
     FactorizationError,
     NestoptError,
@@ -29,6 +29,7 @@ from ._nest import Nest, Response, same_arrays
 from ._oracle import abbreviate
 from ._sparse import is_sparse, to_dense
 from ._systems import DenseSystem
+from ._terms import curvature_terms
 
 __all__ = ["Linearization", "linearize", "block_error"]
 
@@ -121,7 +122,7 @@ def linearize(nest: Nest, j: int, below: Response, g: Any, mode: str, *, for_ste
     text = problem.describe(j)
     R = below.R()
     grad_own = reduced_grad(xp, g, R, own)
-    M = _hessian_rows(nest, j, below, g, mode)
+    M, extra = _hessian_rows(nest, j, below, g, mode)
     key = (j, mode)
     block = nest.level_cache.get(key)
     reusable = (
@@ -134,6 +135,8 @@ def linearize(nest: Nest, j: int, below: Response, g: Any, mode: str, *, for_ste
         nest.stats.reused[j - 1] += 1
     else:
         rows = own_rows(xp, M, R, own)
+        if extra is not None:
+            rows = rows - extra
         A = rows[:, own]
         if opts.ridge:
             A = A + opts.ridge * _identity(A, xp)
@@ -155,8 +158,9 @@ def block_error(nest: Nest, j: int, A: Any, where: str) -> NestoptError:
     return not_positive_definite(text, j, smallest, largest, where)
 
 
-def _hessian_rows(nest: Nest, j: int, below: Response, g: Any, mode: str) -> Any:
-    """Rows ``s_{j-1}:D`` of ``M_j = hess f_j`` (less ``T_{j+1}`` in exact mode)."""
+def _hessian_rows(nest: Nest, j: int, below: Response, g: Any, mode: str) -> tuple[Any, Any]:
+    """Rows ``s_{j-1}:D`` of ``M_j = hess f_j`` less ``T_{j+1}`` in exact mode, and the own
+    rows of the multiplier terms of a constrained level below (or None)."""
     problem, oracles = nest.problem, nest.oracles
     start = problem.block(j).start
     level = problem.levels[j - 1]
@@ -172,23 +176,9 @@ def _hessian_rows(nest: Nest, j: int, below: Response, g: Any, mode: str) -> Any
         # The reduced rows c^T M P are dense once levels below respond: form them densely.
         M = to_dense(M)
     if mode != "exact" or below.top is None or term_is_zero(problem, j):
-        return M
-    return M - to_dense(_curvature_term(nest, j, below, g, start))
-
-
-def _curvature_term(nest: Nest, j: int, below: Response, g: Any, start: int) -> Any:
-    """``T_{j+1}(x, v)``: ``v = (0, c_{j+1} nu)``, ``nu`` level ``j+1``'s adjoint (DESIGN 3)."""
-    xp, problem = nest.xp, nest.problem
-    top = below.top
-    i = j + 1
-    own_i = problem.block(i)
-    R_i = top.below.R()
-    nu = top.system.adjoint(reduced_grad(xp, g, R_i, own_i))
-    parts = [xp.zeros((own_i.start,), dtype=nu.dtype, device=device(nu)), nu]
-    if R_i is not None:
-        parts.append(R_i[:, own_i] @ nu)
-    v = xp.concat(parts)
-    return third_order_rows(nest.oracles, i, below.xs, v, start=start, fd_step=nest.config.fd_step)
+        return M, None
+    H, extra = curvature_terms(nest, j, below, g, start)
+    return M - to_dense(H), extra
 
 
 def _factor(nest: Nest, j: int, A: Any, *, for_step: bool, point: Any) -> Factorization:

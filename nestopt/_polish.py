@@ -26,10 +26,8 @@ import numpy as np
 from ._errors import (
     ConstraintQualificationError,
     ConvergenceError,
-    DegeneracyWarning,
     InfeasibleError,
     NotPositiveDefiniteError,
-    warn_user,
 )
 from ._interior import InteriorResult, RowSets, _host
 from ._kkt import KKTSystem
@@ -189,10 +187,28 @@ def _correct(
     return None
 
 
+def _weakly_active(
+    model: LevelModel, point: LevelPoint, active: Any, lam: Any, sets: RowSets
+) -> Any:
+    """Inequality rows at their bound (zero slack, to rounding) with a zero multiplier.
+
+    The response is only one-sidedly differentiable there. nestopt returns the
+    Jacobian of the piece where these rows are inactive (the response moves
+    freely: the derivative for directions that leave them slack), and says so.
+    """
+    c = np.asarray(_host(point.c))
+    values, multipliers = _sizes(model, point, sets)
+    slack = np.minimum(np.abs(c - sets.lb), np.abs(c - sets.ub)) / values
+    zero = np.abs(lam) <= 1e-7 * multipliers
+    return (sets.lb != sets.ub) & (slack <= 1e-9) & zero
+
+
 def _vet(
     model: LevelModel, point: LevelPoint, active: Any, lam: Any, sets: RowSets, W: Any
 ) -> tuple[KKTSystem, ConstrainedSolution]:
     xp, j, own, text = model.xp, model.j, model.own, model.text
+    weakly = _weakly_active(model, point, active, lam, sets)
+    active = active & ~weakly
     idx = np.flatnonzero(active)
     d, a = own.stop - own.start, idx.size
     labels = model.rows.labels
@@ -216,11 +232,12 @@ def _vet(
             )
     K = _kkt_matrix(xp, W[:, own], J_A)
     eigenvalues = xp.linalg.eigvalsh(0.5 * (K + xp.matrix_transpose(K)))
-    if int(xp.sum(eigenvalues > 0)) != d or int(xp.sum(eigenvalues < 0)) != a:
+    positive = int(xp.count_nonzero(eigenvalues > 0))
+    if positive != d or int(xp.count_nonzero(eigenvalues < 0)) != a:
         raise NotPositiveDefiniteError(
             f"{text}: at its solution the reduced Hessian of its Lagrangian is not positive "
             "definite on the null space of its active constraints (the KKT matrix has "
-            f"{int(xp.sum(eigenvalues > 0))} positive eigenvalues, {d} needed): not a strict "
+            f"{positive} positive eigenvalues, {d} needed): not a strict "
             "local minimum, so its best response is not locally unique. Try a different "
             "starting point, or check the level's hess and constraint hess",
             level=j,
@@ -231,17 +248,7 @@ def _vet(
         raise InfeasibleError(
             f"{text}: its solution violates {labels[int(np.argmax(infeasible))]}", level=j
         )
-    multipliers = _sizes(model, point, sets)[1]
-    weak = [labels[i] for i in idx if sets.lb[i] != sets.ub[i]]
-    weak = [name for name, i in zip(weak, [i for i in idx if sets.lb[i] != sets.ub[i]])
-            if abs(lam[i]) <= 1e-7 * multipliers[i]]  # fmt: skip
-    if weak:
-        warn_user(
-            f"{text}: {', '.join(weak)} {'is' if len(weak) == 1 else 'are'} active with a zero "
-            "multiplier (weakly active): the response is only directionally differentiable "
-            "here; nestopt returns the one-sided Jacobian that keeps these constraints active",
-            DegeneracyWarning,
-        )
+    weak = [labels[i] for i in np.flatnonzero(weakly)]
     C = model.cross_jacobian(point)
     C_A = xp.take(C, _arr(xp, idx, point.g, int), axis=0) if a else C[:0]
     system = KKTSystem(xp, K, W[:, : own.start], C_A, d, text, j)

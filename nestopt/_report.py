@@ -50,9 +50,34 @@ def _progress_bar(progress: bool, total: int) -> Any:
 def solve_result(run: Any, loop: Any, optimizer: Any, started: float) -> SolveResult:
     """The `SolveResult` of a finished loop; logs it and warns when it did not converge."""
     status = loop.status
-    message = status.message + (f": {loop.failure}" if loop.failure else "")
     point = loop.point
     engine = run.engine
+    report = {"multipliers": {}, "active": {}, "degenerate": {}}
+    if point is not None:
+        report = engine.constraint_report(point.state)
+        top = getattr(loop, "solution", None)
+        if top is not None and top.constrained is not None:
+            report["multipliers"][1] = run.xp.asarray(top.constrained.lam, dtype=point.x.dtype)
+            report["active"][1] = tuple(
+                label for label, on in zip(top.constrained.labels, top.constrained.active) if on
+            )
+    failure = loop.failure
+    if report["degenerate"]:
+        from ._hypergrad import warn_degenerate
+
+        warn_degenerate(report["degenerate"])
+    if report["degenerate"] and status in (
+        Status.SUCCESS,
+        Status.SMALL_STEP,
+        Status.LINE_SEARCH_FAILED,
+    ):
+        # A kink of F_1: a lower level's active set changes at the final point.
+        status = Status.DEGENERATE
+        failure = "; ".join(
+            f"level {k}: {', '.join(names)} weakly active (one-sided derivatives)"
+            for k, names in report["degenerate"].items()
+        ) + (f"; the run stopped at a point where F_1 has a kink (last stop: {loop.status.name})")
+    message = status.message + (f": {failure}" if failure else "")
     result = SolveResult(
         x=run.xs[0] if point is None else point.x,
         xs=run.xs if point is None else point.state.xs,
@@ -76,6 +101,9 @@ def solve_result(run: Any, loop: Any, optimizer: Any, started: float) -> SolveRe
         optimizer=optimizer.name,
         backend=run.backend,
         notes=list(engine.stats.notes) + loop.notes,
+        multipliers=report["multipliers"],
+        active=report["active"],
+        weakly_active=report["degenerate"],
     )
     if status.success:
         logger.info("nestopt.solve: %s after %d iterations", message, loop.nit)

@@ -89,6 +89,16 @@ class BestResponse(Result):
         What ``curvature`` computed on this problem, in words.
     notes : list of str
         Precision notes (a level that stopped at rounding above its tol).
+    multipliers : dict {k: array (m_k,)}
+        Per constrained level: one multiplier per constraint row and bound,
+        in the sign of ``L_k = f_k + lambda^T c``: ``<= 0`` at an active lower
+        bound, ``>= 0`` at an active upper bound, 0 where inactive.
+    active : dict {k: tuple of str}
+        Per constrained level: the labels of its active rows
+        (``'linear[0][1]'``, ``'<name>[0]'``, ``'bounds[2]'``).
+    weakly_active : dict {k: tuple of str}
+        Per level, rows at their bound with a zero multiplier (degenerate:
+        the Jacobian returned is that of the piece where they are inactive).
     backend : str
         The backend's name, as `get_backend` spells it.
     """

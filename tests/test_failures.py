@@ -718,7 +718,7 @@ def test_unknown_solve_option_is_named_with_the_known_ones():
     [
         (lambda p: nestopt.hypergradient(p, p.x0, curvature="second"), "'second'", "first_order"),
         (lambda p: nestopt.hypergradient(p, p.x0, method="unrolled"), "'unrolled'", "itd"),
-        (lambda p: nestopt.solve(p, p.x0, optimizer="newton"), "'newton'", "lbfgs"),
+        (lambda p: nestopt.solve(p, p.x0, optimizer="bfgs"), "'bfgs'", "lbfgs"),
     ],
     ids=["curvature", "method", "optimizer"],
 )

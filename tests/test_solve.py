@@ -241,7 +241,7 @@ def test_option_errors_list_the_known_names():
     with pytest.raises(ValueError, match="maxiter, gtol"):
         nestopt.solve(problem, problem.x0, options={"max_iter": 3})
     with pytest.raises(ValueError, match="lbfgs, gd, adam"):
-        nestopt.solve(problem, problem.x0, optimizer="newton")
+        nestopt.solve(problem, problem.x0, optimizer="bfgs")
     with pytest.raises(ValueError, match="either bounds or project"):
         nestopt.solve(problem, problem.x0, bounds=(0, 1), project=lambda x: x)
 
