@@ -11,6 +11,7 @@ per level (DESIGN section 8).
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,6 +144,10 @@ class Nest:
         self.solve_level = solve_level
         self.deadline = deadline
         self.stats = Stats.zeros(problem.n)
+        # Responses reach back to the nest through a weak proxy: the nest's caches hold
+        # responses, and a cycle would keep every run's matrices alive until the cyclic
+        # garbage collector ran.
+        self._proxy = weakref.proxy(self)
         self._responses: dict[int, tuple[tuple[Any, ...], Response]] = {}
         self._stacks: dict[int, tuple[Any, Any, Any]] = {}
         self.level_cache: dict[int, Any] = {}
@@ -150,7 +155,7 @@ class Nest:
     def respond(self, k: int, xs: tuple[Any, ...]) -> Response:
         """Solve levels ``k+1..n`` for fixed ``x_<=k``, starting from ``xs``."""
         if k == self.problem.n:
-            return Response(k, tuple(xs), None, self)
+            return Response(k, tuple(xs), None, self._proxy)
         cached = self._responses.get(k)
         if cached is not None and all(
             same_arrays(self.xp, a, b) for a, b in zip(cached[0], xs, strict=True)
@@ -158,8 +163,8 @@ class Nest:
             self.stats.reused[k] += 1
             return cached[1]
         self.check_time()
-        solution = self.solve_level(self, k + 1, tuple(xs))
-        response = Response(k, solution.below.xs, solution, self)
+        solution = self.solve_level(self._proxy, k + 1, tuple(xs))
+        response = Response(k, solution.below.xs, solution, self._proxy)
         self._responses[k] = (tuple(xs), response)
         return response
 
