@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["Kernels", "kernels", "hypergradient"]
+__all__ = ["Kernels", "kernels", "hypergradient", "adjoint_hypergradient"]
 
 
 class Kernels:
@@ -85,3 +85,47 @@ def hypergradient(
     g = Qs[0] @ x + cs[0]
     d1 = sizes[0]
     return g[:d1] + R.T @ g[d1:]
+
+
+def adjoint_hypergradient(
+    Qs: Sequence[Any], cs: Sequence[Any], sizes: Sequence[int], x: Any, ops: Kernels
+) -> Any:
+    """The same hypergradient in adjoint mode (DESIGN section 8).
+
+    Levels ``n..3`` are composed forward as above (level 2's reduced rows need
+    ``R_2``); level 2 is factored, and instead of ``G_2`` (``d_1`` right-hand
+    sides) one adjoint solve carries ``grad f_1`` up: ``R_1^T g = R_2[:, <2]^T g_>
+    + G_2^T (g_2 + R_2[:, 2]^T g_>)``, ``G_2^T u = -B^T A^{-1} u``.
+    """
+    n = len(sizes)
+    prefix = [0]
+    for size in sizes:
+        prefix.append(prefix[-1] + size)
+    R = None
+    for k in range(n, 1, -1):
+        lo, hi = prefix[k - 1], prefix[k]
+        Q = Qs[k - 1]
+        g = Q @ x + cs[k - 1]
+        if R is None:
+            row = Q[lo:hi, :]
+        else:
+            Rk = R[:, lo:hi].T
+            _ = g[lo:hi] + Rk @ g[hi:]
+            row = Q[lo:hi, :] + Rk @ Q[hi:, :]
+            row = row[:, :hi] + row[:, hi:] @ R
+        factor = ops.factor(row[:, lo:])
+        if k > 2:
+            G = -ops.solve(factor, row[:, :lo])
+            R = G if R is None else ops.concat([G, R[:, :lo] + R[:, lo:hi] @ G], axis=0)
+            continue
+        g1 = Qs[0] @ x + cs[0]
+        d1, d2 = sizes[0], sizes[1]
+        w = g1[d1:]
+        if R is None:
+            y, v = None, w[:d2]
+        else:
+            y = R.T @ w[d2:]  # R_2^T g_>: length s_2
+            v = w[:d2] + y[d1 : d1 + d2]
+        top = -(row[:, :lo].T @ ops.solve(factor, v))  # G_2^T v
+        return g1[:d1] + top + (0 if y is None else y[:d1])
+    raise ValueError("adjoint_hypergradient needs at least two levels")

@@ -2,11 +2,13 @@
 
 Part 1, ``quad(n, d)`` at its solution (every Newton loop stops at
 iteration 0), ``curvature='first_order'``: nestopt's ``hypergradient``
-against `_bare.hypergradient`, the same gradients, reduced rows, Cholesky
-factors (``scipy.linalg.cho_factor``), solves (``cho_solve``) and Jacobian
-compositions written directly in NumPy/SciPy. Both are timed alternately in
-the same run (medians after a warm-up), and their peak memory is measured
-with tracemalloc. Target: nestopt/bare <= 1.25 at d >= 400.
+against `_bare.adjoint_hypergradient`, the same gradients, reduced rows,
+Cholesky factors (``scipy.linalg.cho_factor``), solves (``cho_solve``) and
+compositions written directly in NumPy/SciPy, in adjoint mode (DESIGN 8:
+one right-hand side at the top); the forward composition (every ``G_k``,
+`_bare.hypergradient`) is timed beside it. All are timed alternately in the
+same run (medians after a warm-up), and peak memory is measured with
+tracemalloc. Target: nestopt/bare adjoint <= 1.25 at d >= 400.
 
 Part 2, ``softplus_levels(3, d)``: ``curvature='exact'`` against
 ``'first_order'``, both at a point where the lower levels are already
@@ -70,13 +72,19 @@ def quad_case(n: int, d: int, args: Any) -> tuple[dict[str, Any], str | None]:
     ops = _bare.kernels("numpy")
 
     def bare() -> Any:
+        return _bare.adjoint_hypergradient(Qs, cs, sizes, x, ops)
+
+    def forward() -> Any:
         return _bare.hypergradient(Qs, cs, sizes, x, ops)
 
     def ours() -> Any:
         return nestopt.hypergradient(problem, problem.solution, curvature="first_order")
 
     agree = float(np.max(np.abs(bare() - ours())))
-    t = measure_alternating({"bare": bare, "nestopt": ours}, repeats=args.repeats, budget=60.0)
+    agree = max(agree, float(np.max(np.abs(forward() - ours()))))
+    t = measure_alternating(
+        {"bare": bare, "forward": forward, "nestopt": ours}, repeats=args.repeats, budget=60.0
+    )
     bare_s, ours_s = t["median"]["bare"], t["median"]["nestopt"]
     ratio = paired_ratio(t, "nestopt", "bare")
     row = {
@@ -88,13 +96,16 @@ def quad_case(n: int, d: int, args: Any) -> tuple[dict[str, Any], str | None]:
         "ratio": ratio,
         "target": "<= 1.25" if d >= 400 else "-",
         "met": (ratio <= 1.25) if d >= 400 else None,
+        "forward_s": t["median"]["forward"],
+        "forward/adjoint": paired_ratio(t, "forward", "bare"),
         "bare_MB": peak_memory(bare) / 2**20,
         "nestopt_MB": peak_memory(ours) / 2**20,
         "max_abs_diff": agree,
         "repeats": len(t["times"]),
     }
     print(
-        f"  quad n={n} d={d}: bare {bare_s:.4g} s, nestopt {ours_s:.4g} s, ratio {ratio:.3g}",
+        f"  quad n={n} d={d}: bare adjoint {bare_s:.4g} s, nestopt {ours_s:.4g} s, ratio "
+        f"{ratio:.3g}; bare forward {row['forward_s']:.4g} s",
         flush=True,
     )
     profile = None
@@ -180,14 +191,16 @@ def main() -> None:
             "ratio",
             "target",
             "met",
+            "forward_s",
+            "forward/adjoint",
             "bare_MB",
             "nestopt_MB",
             "max_abs_diff",
             "repeats",
         ],
         "quad(n, d) at its solution, curvature='first_order': nestopt against the bare "
-        "NumPy/SciPy linear algebra (median seconds; ratio: median of per-round ratios; "
-        "peak MB by tracemalloc)",
+        "NumPy/SciPy adjoint composition (bare_s; forward_s: the bare forward composition) "
+        "(median seconds; ratios: medians of per-round ratios; peak MB by tracemalloc)",
     )
     soft_rows = part_softplus(args)
     print_table(
