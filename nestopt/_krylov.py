@@ -77,13 +77,15 @@ def _scipy(matvec: Any, b: Any, method: str, rtol: float, maxiter: int) -> tuple
 
     solver = sl.cg if method == "cg" else sl.minres
     norm_b = float(np.linalg.norm(b))
-    x = None
+    x, best = None, np.inf
     for _ in range(4):
         x, _ = solver(
             operator, b, x0=x, rtol=rtol, maxiter=max(maxiter - count[0], 1), callback=callback
         )
-        if count[0] >= maxiter or np.linalg.norm(matvec(x) - b) <= rtol * norm_b:
-            break
+        residual = np.linalg.norm(matvec(x) - b)
+        if count[0] >= maxiter or residual <= rtol * norm_b or residual > 0.5 * best:
+            break  # done, out of iterations, or stagnating at rounding
+        best = residual
     return x, count[0], f"scipy_{method}"
 
 

@@ -56,6 +56,7 @@ def test_every_example_has_a_smoke_test():
         "backend_switching.py",
         "scenario_sweep.py",
         "autodiff_bilevel.py",
+        "large_sparse_ridge.py",
     }
     assert {path.name for path in EXAMPLES.glob("*.py")} == tested
 
@@ -155,3 +156,13 @@ def test_data_poisoning_saves_the_plot_where_asked(tmp_path):
     assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["plot.png"]
     assert "plot saved to plot.png" in out
+
+
+def test_large_sparse_ridge(tmp_path):
+    out = run_example(
+        "large_sparse_ridge.py", "--features", "5000", "--samples", "500", "--iterations", "2",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert "follower: 5,000 features" in out
+    assert number_after(out, "worst relative residual") <= 1e-9
+    assert "peak memory" in out

@@ -18,12 +18,15 @@ analytic derivatives, a suggested start ``x0`` and, where known, the
   coupled linear and nonlinear inequalities), with refined, verified solutions.
 - `constrained_trilevel`: two quadratic trilevel problems with bounds, a
   coupled inequality and an equality active below the top, solved in closed form.
+- `group_ridge`: per-group ridge weights of a sparse regression with up to
+  millions of features, a matrix-free follower (Hessian-vector products only).
 """
 
 from ._base import KnownProblem
 from ._bolib import bolib, bolib_names
 from ._ctrilevel import constrained_trilevel
 from ._gkv import gkv_quadratic, gkv_quartic
+from ._group_ridge import group_ridge
 from ._market import stackelberg_market
 from ._poisoning import data_poisoning
 from ._quad import quad, quad_reference
@@ -37,6 +40,7 @@ __all__ = [
     "data_poisoning",
     "gkv_quadratic",
     "gkv_quartic",
+    "group_ridge",
     "quad",
     "quad_reference",
     "softplus_levels",
