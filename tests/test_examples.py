@@ -57,6 +57,7 @@ def test_every_example_has_a_smoke_test():
         "scenario_sweep.py",
         "autodiff_bilevel.py",
         "large_sparse_ridge.py",
+        "capacitated_market.py",
     }
     assert {path.name for path in EXAMPLES.glob("*.py")} == tested
 
@@ -160,9 +161,20 @@ def test_data_poisoning_saves_the_plot_where_asked(tmp_path):
 
 def test_large_sparse_ridge(tmp_path):
     out = run_example(
-        "large_sparse_ridge.py", "--features", "5000", "--samples", "500", "--iterations", "2",
+        "large_sparse_ridge.py",
+        "capacitated_market.py", "--features", "5000", "--samples", "500", "--iterations", "2",
         cwd=tmp_path,
     )  # fmt: skip
     assert "follower: 5,000 features" in out
     assert number_after(out, "worst relative residual") <= 1e-9
     assert "peak memory" in out
+
+
+def test_capacitated_market(tmp_path):
+    out = run_example("capacitated_market.py", cwd=tmp_path)
+    assert out.startswith("converged")
+    assert number_after(out, "SciPy's followers at nestopt's q1 differ by") <= 1e-6
+    ours = number_after(out, "leader's profit: nestopt")
+    theirs = number_after(out, "SciPy's best")
+    assert ours == pytest.approx(theirs, rel=1e-6)
+    assert number_after(out, "shadow price of firm 2's shared capacity K2 = 4:") > 0
