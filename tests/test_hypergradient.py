@@ -425,3 +425,25 @@ def test_first_order_mode_takes_no_more_newton_steps_than_exact():
     assert sum(same.level_nit) > sum(first.level_nit)
     # Both stop within tol = 1.5e-10 (relative step) of the same solution.
     np.testing.assert_allclose(first.xs[1], same.xs[1], atol=1e-8 * np.max(np.abs(first.xs[1])))
+
+
+def test_a_run_leaves_nothing_alive_behind_it():
+    # Responses reach the nest through a weak proxy: when a call returns, its matrices are
+    # freed by reference counting at once (a cycle once kept them until the cyclic garbage
+    # collector ran, and repeated calls slowed down).
+    import gc
+    import weakref
+
+    from nestopt._run import start_run
+
+    problem = softplus_levels(3, (2, 3, 2), seed=1)
+    gc.disable()
+    try:
+        run = start_run(problem, problem.x0, "implicit", {})
+        state = run.engine.respond(run.xs)
+        run.engine.hypergradient(state)
+        alive = weakref.ref(run.engine.nest)
+        del run, state
+        assert alive() is None
+    finally:
+        gc.enable()
