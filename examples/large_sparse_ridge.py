@@ -64,9 +64,10 @@ def main():
         f"{result.nit} iterations in {seconds:.1f} s (|grad| {result.grad_norm:.2e}, from "
         f"{result.history['grad_norm'][0]:.2e})"
     )
+    weights = ", ".join(f"{w:.2e}" for w in np.exp(result.x))
     print(
         f"validation error {result.history['fun'][0]:.5f} -> {result.fun:.5f}; "
-        f"ridge weights exp(lam) = {np.array2string(np.exp(result.x), precision=2)}"
+        f"ridge weights exp(lam) = [{weights}]"
     )
     for note in result.notes:
         print("note:", note)

@@ -154,7 +154,10 @@ def _namespace(name: str, source: str = "argument") -> Any:
         xp = spec.loader()
     except ImportError as exc:
         hint = (
-            f"pip install 'nestopt[{spec.extra}]'" if spec.extra else f"pip install {spec.package}"
+            f"pip install {spec.package} (the nestopt[{spec.extra}] extra: in a nestopt "
+            f"checkout, pip install '.[{spec.extra}]')"
+            if spec.extra
+            else f"pip install {spec.package}"
         )
         raise ImportError(
             f"backend {name!r} ({_describe_source(source)}) needs the package "

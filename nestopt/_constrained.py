@@ -17,7 +17,10 @@ def rows_of(nest: Nest, j: int, xs: tuple[Any, ...]) -> Any:
     """Level ``j``'s constraint rows, built once per run (at the first start seen)."""
     key = ("rows", j)
     if key not in nest.level_cache:
-        nest.level_cache[key] = level_rows(nest.problem, j, nest.oracles.target, xs)
+        rows = level_rows(nest.problem, j, nest.oracles.target, xs)
+        if rows is not None:
+            rows.notes = nest.stats.notes  # notes (differenced constraint Hessians) reach results
+        nest.level_cache[key] = rows
     return nest.level_cache[key]
 
 
@@ -27,7 +30,9 @@ def solve_constrained_level(nest: Nest, j: int, xs: tuple[Any, ...]) -> LevelSol
     nest.stats.solves[j - 1] += 1
     model = LevelModel(nest, j, rows_of(nest, j, xs))
     newton_mode = nest.config.newton_mode(j)
-    ip = interior_point(model, xs, newton_mode, maxiter=max(4 * opts.maxiter, 100))
+    # Interior-point iterations: at least 100 for a lower level, as given for the top.
+    maxiter = opts.maxiter if j == 1 else max(4 * opts.maxiter, 100)
+    ip = interior_point(model, xs, newton_mode, maxiter=maxiter)
     point, system, solution = polish(
         model, ip, newton_mode, nest.config.curvature_mode(j), opts.tol, opts.maxiter
     )

@@ -48,7 +48,7 @@ def krylov_solve(
     norm_b = float(xp.linalg.vector_norm(b))
     if norm_b == 0.0:
         return KrylovResult(xp.zeros_like(b), 0, 0.0, True, "zero right-hand side")
-    if compat.is_numpy_namespace(xp):
+    if compat.is_numpy_namespace(xp) and _has_scipy():
         x, iterations, kind = _scipy(matvec, b, method, rtol, maxiter)
     elif compat.is_cupy_namespace(xp):
         x, iterations, kind = _cupy(matvec, b, method, rtol, maxiter)
@@ -60,6 +60,13 @@ def krylov_solve(
     residual = float(xp.linalg.vector_norm(matvec(x) - b)) / norm_b
     converged = math.isfinite(residual) and residual <= max(rtol, 0.0) * 10.0
     return KrylovResult(x, iterations, residual, converged, kind)
+
+
+def _has_scipy() -> bool:
+    """Whether SciPy is installed (NumPy without it falls back to the portable solvers)."""
+    from ._linalg import scipy_linalg
+
+    return scipy_linalg() is not None
 
 
 def _scipy(matvec: Any, b: Any, method: str, rtol: float, maxiter: int) -> tuple[Any, int, str]:

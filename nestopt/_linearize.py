@@ -9,6 +9,7 @@ system are kept while ``M_j`` and ``R_j`` are bit-for-bit what they were.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,11 +77,33 @@ class Linearization:
         return self.block.factor.shift > 0.0
 
     def solve_step(self, forcing: float = 0.0) -> Any:
-        """``A^{-1} grad``: the (possibly shifted) Newton system, solved exactly."""
+        """``A^{-1} grad``: the (possibly shifted) Newton system, solved exactly.
+
+        With least squares the system may have no solution (a gradient outside the
+        block's range): then no step makes the level stationary, and that is an error,
+        not a zero step taken for convergence.
+        """
         try:
-            return self.block.factor.solve(self.grad_own)
+            step = self.block.factor.solve(self.grad_own)
         except FactorizationError as exc:
             raise singular_block(self.text, self.j, str(exc), self.method) from None
+        if self.method == "lstsq":
+            xp = self.nest.xp
+            A = self.block.A
+            residual = float(xp.linalg.vector_norm(A @ step - self.grad_own))
+            scale = float(xp.linalg.vector_norm(A @ step)) + float(
+                xp.linalg.vector_norm(self.grad_own)
+            )
+            eps = float(xp.finfo(step.dtype).eps)
+            if residual > math.sqrt(eps) * max(scale, 1e-300):
+                raise singular_block(
+                    self.text,
+                    self.j,
+                    "singular, and its gradient has a component outside the block's range "
+                    "(no Newton step can make the level stationary)",
+                    self.method,
+                )
+        return step
 
     def predict_below(self, step: Any) -> Any | None:
         """``R_j[:, j] step``: how the levels below move when ``x_j`` moves by ``step``."""

@@ -57,10 +57,13 @@ def solve_result(run: Any, loop: Any, optimizer: Any, started: float) -> SolveRe
         report = engine.constraint_report(point.state)
         top = getattr(loop, "solution", None)
         if top is not None and top.constrained is not None:
-            report["multipliers"][1] = run.xp.asarray(top.constrained.lam, dtype=point.x.dtype)
-            report["active"][1] = tuple(
-                label for label, on in zip(top.constrained.labels, top.constrained.active) if on
-            )
+            found = top.constrained
+            report["multipliers"] = {
+                1: run.xp.asarray(found.lam, dtype=point.x.dtype),
+                **report["multipliers"],
+            }
+            labels = tuple(label for label, on in zip(found.labels, found.active) if on)
+            report["active"] = {1: labels, **report["active"]}
     failure = loop.failure
     if report["degenerate"]:
         from ._hypergrad import warn_degenerate
@@ -78,6 +81,8 @@ def solve_result(run: Any, loop: Any, optimizer: Any, started: float) -> SolveRe
             for k, names in report["degenerate"].items()
         ) + (f"; the run stopped at a point where F_1 has a kink (last stop: {loop.status.name})")
     message = status.message + (f": {failure}" if failure else "")
+    if status is Status.SUCCESS and getattr(loop, "success_message", None):
+        message = loop.success_message
     result = SolveResult(
         x=run.xs[0] if point is None else point.x,
         xs=run.xs if point is None else point.state.xs,

@@ -122,6 +122,25 @@ class ConstraintRows:
             total = term if total is None else total + term
         return total
 
+    def weighted_hessian_dir(self, xs: Sequence[Any], weights: Any, u: Any) -> Any | None:
+        """``d/dt sum_i weights_i hess c_i(x + t u)`` from the constraints' ``hess_dir``;
+        None unless every curved constraint has one."""
+        curved = [item for item in self.nonlinear if not item.linear]
+        if not curved or any(item.hess_dir is None for item in curved):
+            return None
+        total = None
+        offset = 0 if self.A is None else self.A.shape[0]
+        for item in self.nonlinear:
+            w = weights[offset : offset + item.size]
+            offset += item.size
+            if item.linear:
+                continue
+            where = self._where(item, "hess_dir")
+            out = _call(item.hess_dir, [*xs, w, u], where)
+            term = matrix_layout(out, self.sizes, self.target, where)
+            total = term if total is None else total + term
+        return total
+
     def _hessian_by_difference(self, item: _Nonlinear, xs: Sequence[Any], w: Any) -> Any:
         """Central differences of ``w^T jac`` along each coordinate (no ``hess`` given)."""
         xp = self.xp

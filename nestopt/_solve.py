@@ -163,7 +163,9 @@ steps, step_size, symmetry, check_finite, backend, device
     if project is not None and not callable(project):
         raise TypeError(f"project must be callable, got {type(project).__name__}")
     if optimizer == NEWTON or problem.levels[0].constraints:
-        return _solve_top_by_newton(run, opts, started, bounds, project, callback, optimizer)
+        return _solve_top_by_newton(
+            run, opts, started, bounds, project, callback, optimizer, options
+        )
     projector = project or (None if box is None else _box_projector(run.xp, box))
     has_value = run.oracles.has(1, "value")
     stepper = make_optimizer(optimizer, opts, has_value, project is not None)
@@ -179,7 +181,7 @@ steps, step_size, symmetry, check_finite, backend, device
 
 def _solve_top_by_newton(
     run: Run, opts: dict[str, Any], started: float, bounds: Any, project: Any, callback: Any,
-    optimizer: Any,
+    optimizer: Any, options: dict[str, Any] | None,
 ) -> SolveResult:  # fmt: skip
     """Level 1 by Newton's method (or the interior point, when it has constraints)."""
     for name, given in (("bounds=", bounds), ("project", project), ("callback", callback)):
@@ -196,7 +198,7 @@ def _solve_top_by_newton(
     for name in _OPTIMIZER_OPTIONS:
         if opts[name] is not None:
             raise ValueError(f"option {name!r} does not apply to the Newton top level")
-    top = TopNewton(run, opts, started)
+    top = TopNewton(run, opts, started, maxiter_given="maxiter" in (options or {}))
     top.execute(None)
     return solve_result(run, top, top, started)
 

@@ -61,12 +61,18 @@ def curvature_terms(
     nu_weights = xp.asarray(weights, dtype=nu.dtype, device=device(nu))
     H = H + _lagrangian_curvature(nest, rows, below.xs, lam, v, fd)[start:, :]
     H = H + rows.weighted_hessian(below.xs, nu_weights)[start:, :]
-    extra = _multiplier_terms(nest, j, below, rows, active, v, top.system.Lambda())
+    extra = None
+    if active.size:
+        extra = _multiplier_terms(nest, j, below, rows, active, v, top.system.Lambda())
     return H, extra
 
 
 def _lagrangian_curvature(nest: Any, rows: Any, xs: Any, lam: Any, v: Any, fd: Any) -> Any:
-    """``d/dt sum_i lam_i hess c_i(x + t v)`` at ``t = 0``, by central differences."""
+    """``d/dt sum_i lam_i hess c_i(x + t v)`` at ``t = 0``: the constraints' ``hess_dir``
+    where every nonlinear one has it, else central differences of their ``hess``."""
+    analytic = rows.weighted_hessian_dir(xs, lam, v)
+    if analytic is not None:
+        return analytic
     xp = nest.xp
     vmax = float(xp.max(xp.abs(v)))
     if vmax == 0.0:

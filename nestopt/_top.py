@@ -25,7 +25,9 @@ NEWTON = "newton"
 class TopNewton:
     """Runs level 1's Newton (or interior-point) solve and fills the fields `solve` reports."""
 
-    def __init__(self, run: Any, opts: dict[str, Any], started: float) -> None:
+    def __init__(
+        self, run: Any, opts: dict[str, Any], started: float, maxiter_given: bool = False
+    ) -> None:
         self.name = "interior_point" if run.problem.levels[0].constraints else NEWTON
         engine = run.engine
         if not hasattr(engine, "nest"):
@@ -36,7 +38,10 @@ class TopNewton:
         self.run, self.opts, self.started = run, opts, started
         self.nest = engine.nest
         settings = list(self.nest.config.levels)
-        settings[0] = replace(settings[0], maxiter=opts["maxiter"])
+        # Level 1 stops as a lower level does: on a relative Newton step below xtol (or
+        # stalling at rounding); maxiter counts Newton iterations (50 unless given).
+        maxiter = opts["maxiter"] if maxiter_given else 50
+        settings[0] = replace(settings[0], maxiter=maxiter, tol=opts["xtol"])
         self.nest.config = replace(self.nest.config, levels=tuple(settings))
         self.point: Point | None = None
         self.status = Status.MAX_ITER
@@ -51,6 +56,7 @@ class TopNewton:
             "fun": [], "grad_norm": [], "step": [], "inner_nit": [], "time": []
         }  # fmt: skip
         self.solution: Any = None
+        self.success_message: str | None = None
 
     def execute(self, project: Any) -> None:
         from ._newton import solve_level
@@ -63,6 +69,11 @@ class TopNewton:
             if exc.status is None:
                 raise
             self.status, self.failure, self.failed_level = exc.status, str(exc), exc.level
+            if exc.level == 1 and exc.status is Status.LOWER_LEVEL_NOT_CONVERGED:
+                # Level 1 is not a lower level: say what stopped it.
+                line_search = "line search" in str(exc)
+                self.status = Status.LINE_SEARCH_FAILED if line_search else Status.MAX_ITER
+                self.failed_level = None
             return
         finally:
             self.lower_seconds = time.perf_counter() - tic
@@ -84,6 +95,10 @@ class TopNewton:
             residual = grad + xp.matrix_transpose(J) @ lam
             self.pg = float(xp.max(xp.abs(residual))) if grad.shape[0] else 0.0
         self.status = Status.SUCCESS
+        self.success_message = (
+            f"converged: {self.name.replace('_', '-')} on level 1 met its step tolerance "
+            f"(xtol {self.opts['xtol']:.0e}, relative)"
+        )
         for key, value in (
             ("fun", fun),
             ("grad_norm", self.pg),

@@ -161,8 +161,7 @@ def test_data_poisoning_saves_the_plot_where_asked(tmp_path):
 
 def test_large_sparse_ridge(tmp_path):
     out = run_example(
-        "large_sparse_ridge.py",
-        "capacitated_market.py", "--features", "5000", "--samples", "500", "--iterations", "2",
+        "large_sparse_ridge.py", "--features", "5000", "--samples", "500", "--iterations", "2",
         cwd=tmp_path,
     )  # fmt: skip
     assert "follower: 5,000 features" in out

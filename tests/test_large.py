@@ -145,7 +145,7 @@ def test_krylov_kernels_solve_to_their_tolerance(xp, method):
     result = krylov_solve(lambda v: A @ v, b, method=method, rtol=1e-11, maxiter=500, xp=xp)
     assert result.converged and result.residual <= 1e-10
     assert relative_error(result.x, np.linalg.solve(A_np, nestopt.to_numpy(b))) <= 1e-8
-    expected_kind = {"numpy": f"scipy_{method}"}.get(
+    expected_kind = {"numpy": f"scipy_{method}", "cupy": f"cupyx_{method}"}.get(
         nestopt.get_backend().name, f"portable_{method}"
     )
     assert result.kind == expected_kind
