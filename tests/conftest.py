@@ -120,6 +120,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    # The header scrolls away (and -q hides it): repeat the backends at the end.
+    # The header scrolls away (and -q hides it): repeat the backends at the end, and say in
+    # one line why the skipped tests were skipped (optional libraries such as jax, torch).
     for line in _backend_lines()[:2]:
         terminalreporter.write_line(line)
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    if reasons:
+        summary = "; ".join(f"{reason} ({count})" for reason, count in sorted(reasons.items()))
+        terminalreporter.write_line(f"skipped tests: {summary}")
