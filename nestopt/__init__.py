@@ -17,11 +17,11 @@ from ._backend import (
     list_backends,
     register_backend,
     set_backend,
-    to_numpy,
 )
 from ._check import check_derivatives, check_hypergradient
 from ._config import show_config
 from ._constraints import Bounds, LinearConstraint, NonlinearConstraint
+from ._convert import to_numpy
 from ._errors import (
     ConstraintQualificationError,
     ConvergenceError,

@@ -34,7 +34,6 @@ __all__ = [
     "list_backends",
     "register_backend",
     "set_backend",
-    "to_numpy",
 ]
 
 _ENV_NAME = "NESTOPT_BACKEND"
@@ -280,28 +279,3 @@ def get_backend(backend: str | Backend | None = None, device: str | None = None)
 def get_namespace(backend: str | Backend | None = None) -> Any:
     """The array-API namespace of the backend in force (see `get_backend`)."""
     return get_backend(backend).xp
-
-
-def to_numpy(x: Any) -> Any:
-    """A NumPy copy of an array of any backend (results, plots, logging).
-
-    Tuples and lists are converted element by element; Python scalars pass
-    through.
-    """
-    import numpy as np
-    from array_api_compat import is_cupy_array, is_torch_array
-
-    if isinstance(x, (tuple, list)):
-        return type(x)(to_numpy(item) for item in x)
-    if isinstance(x, (int, float, bool, complex)) or x is None:
-        return x
-    if is_cupy_array(x):
-        return x.get()
-    if is_torch_array(x):
-        return x.detach().cpu().numpy()
-    if isinstance(x, np.ndarray):
-        return np.array(x, copy=True)
-    try:
-        return np.from_dlpack(x).copy()
-    except (TypeError, RuntimeError, BufferError, AttributeError):
-        return np.asarray(x).copy()

@@ -91,7 +91,7 @@ def _host(side: Any, fill: float) -> Any:
     if isinstance(side, (list, tuple)):
         return [fill if v is None else float(v) for v in side]
     try:
-        from ._backend import to_numpy
+        from ._convert import to_numpy
 
         return to_numpy(side)
     except Exception:  # scalars and other array-likes go through asarray as given

@@ -178,7 +178,8 @@ def _check_constraints(
     level: Level, layout: _Sizes, points: Any, x: Any, u: Any, step: float, split: Any
 ) -> dict[str, float]:
     """``jac @ u`` against ``d/dt fun(x + t u)`` and ``hess(v) @ u`` against ``d/dt v^T jac``."""
-    from ._rows import ConstraintRows, _as_jacobian, _nonlinear
+    from ._rows import ConstraintRows, as_jacobian
+    from ._rows_build import _nonlinear
 
     xp = array_namespace(x)
     target = Target(xp, device(x), x.dtype)
@@ -197,7 +198,7 @@ def _check_constraints(
 
             def weighted(t: float, item: Any = item, v: Any = v) -> Any:
                 out = item.jac(*split(x + t * u))
-                return v @ _as_jacobian(out, layout.sizes, item.size, target, "")
+                return v @ as_jacobian(out, layout.sizes, item.size, target, "")
 
             errors[f"{item.label}.hess"] = _relative(xp, H @ u, _five_point(weighted, step))
     return errors

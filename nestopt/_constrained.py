@@ -8,7 +8,7 @@ from ._interior import interior_point
 from ._level_model import LevelModel
 from ._nest import LevelSolution, Nest
 from ._polish import polish
-from ._rows import level_rows
+from ._rows_build import level_rows
 
 __all__ = ["solve_constrained_level", "rows_of"]
 

@@ -23,27 +23,9 @@ import numpy as np
 from ._errors import ConvergenceError, FactorizationError, InfeasibleError, NestoptError
 from ._level_model import LevelModel, LevelPoint
 from ._linalg import factorize_shifted
+from ._scaling import RowSets, Scaled, host
 
 __all__ = ["RowSets", "interior_point", "InteriorResult"]
-
-
-@dataclass(frozen=True)
-class RowSets:
-    """Which rows are equalities, lower or upper inequalities (host index arrays)."""
-
-    eq: Any
-    lo: Any
-    hi: Any
-    lb: Any  # host float arrays (m,)
-    ub: Any
-
-    @classmethod
-    def of(cls, lb: Any, ub: Any) -> RowSets:
-        lb, ub = np.asarray(lb, dtype=float), np.asarray(ub, dtype=float)
-        eq = np.flatnonzero(lb == ub)
-        lo = np.flatnonzero((lb != ub) & np.isfinite(lb))
-        hi = np.flatnonzero((lb != ub) & np.isfinite(ub))
-        return cls(eq, lo, hi, lb, ub)
 
 
 @dataclass
@@ -56,82 +38,20 @@ class InteriorResult:
     iterations: int
 
 
-class _Scaled:
-    """The level in scaled units: ``F / f_scale`` and row ``i`` divided by ``row_scale_i``."""
-
-    def __init__(self, model: LevelModel, sets: RowSets, point: LevelPoint, hessian: Any) -> None:
-        xp = model.xp
-        self.model, self.sets, self.xp = model, sets, xp
-        # F's scale: its gradient at the start, or (at a stationary start) its curvature
-        # over the variable's size; both scale with F, so the iterates do not.
-        size = float(xp.max(xp.abs(point.xs[model.j - 1]))) if hessian.shape[0] else 0.0
-        gmax = float(xp.max(xp.abs(point.g_own))) if hessian.shape[0] else 0.0
-        hmax = float(xp.max(xp.abs(hessian))) if hessian.shape[0] else 0.0
-        self.f_scale = max(gmax, hmax * max(size, 1.0), 1e-300)
-        J = np.asarray(_host(point.J))
-        norms = np.max(np.abs(J), axis=1) if J.size else np.zeros(J.shape[0])
-        self.row_scale = np.where(norms > 0, norms, 1.0)
-        ineq = np.concatenate([sets.lo, sets.hi])
-        self.ineq = ineq
-        self.sign = np.concatenate([np.ones(sets.lo.size), -np.ones(sets.hi.size)])
-        self.bound = np.concatenate([sets.lb[sets.lo], sets.ub[sets.hi]])
-        self.dtype, self.device = point.g_own.dtype, _device(point.g_own)
-
-    def arr(self, a: Any) -> Any:
-        return self.xp.asarray(np.asarray(a, dtype=float), dtype=self.dtype, device=self.device)
-
-    def g(self, point: LevelPoint) -> Any:
-        c = np.asarray(_host(point.c))
-        return self.arr(self.sign * (c[self.ineq] - self.bound) / self.row_scale[self.ineq])
-
-    def h(self, point: LevelPoint) -> Any:
-        c = np.asarray(_host(point.c))
-        eq = self.sets.eq
-        return self.arr((c[eq] - self.sets.lb[eq]) / self.row_scale[eq])
-
-    def G(self, point: LevelPoint) -> Any:
-        rows = self.arr(self.sign / self.row_scale[self.ineq])
-        return self.xp.take(point.J, _index(self, self.ineq), axis=0) * rows[:, None]
-
-    def JE(self, point: LevelPoint) -> Any:
-        eq = self.sets.eq
-        scale = self.arr(1.0 / self.row_scale[eq])
-        return self.xp.take(point.J, _index(self, eq), axis=0) * scale[:, None]
-
-    def lam_rows(self, z: Any, y: Any, m: int) -> Any:
-        """Unscaled multipliers per row, in DESIGN's sign (``L = F + lam^T c``)."""
-        lam = np.zeros(m)
-        zh, yh = np.asarray(_host(z)), np.asarray(_host(y))
-        np.add.at(lam, self.ineq, -self.sign * zh / self.row_scale[self.ineq] * self.f_scale)
-        lam[self.sets.eq] += yh / self.row_scale[self.sets.eq] * self.f_scale
-        return self.arr(lam)
-
-
-def _index(scaled: _Scaled, idx: Any) -> Any:
-    return scaled.xp.asarray(np.asarray(idx, dtype=np.int64), device=scaled.device)
-
-
-def _host(a: Any) -> Any:
-    from ._backend import to_numpy
-
-    return to_numpy(a)
-
-
-def _device(a: Any) -> Any:
-    from array_api_compat import device
-
-    return device(a)
-
-
 def interior_point(model: LevelModel, xs: tuple[Any, ...], mode: str, maxiter: int) -> Any:
-    """Run the interior point from ``xs`` until the barrier parameter is small."""
+    """Run the interior point from ``xs`` until the barrier parameter is small.
+
+    (Longer than this package's usual functions: the iteration's state, ``x, s, z,
+    y, mu, nu``, is updated in one place, which is how the method reads in the
+    literature; its pieces are the helpers below.)
+    """
     xp, j, text = model.xp, model.j, model.text
-    sets = RowSets.of(_host(model.rows.lb), _host(model.rows.ub))
+    sets = RowSets.of(host(model.rows.lb), host(model.rows.ub))
     point = model.at(xs)
     if point.fun is None:
         raise ValueError(f"{text} has constraints: its value callable is needed for line searches")
     zero = xp.zeros((model.rows.m,), dtype=point.g.dtype)
-    sc = _Scaled(model, sets, point, model.lagrangian_rows(point, zero, mode)[:, model.own])
+    sc = Scaled(model, sets, point, model.lagrangian_rows(point, zero, mode)[:, model.own])
     m = model.rows.m
     p, q = sc.ineq.size, sets.eq.size
     g0 = sc.g(point)
@@ -192,7 +112,7 @@ def interior_point(model: LevelModel, xs: tuple[Any, ...], mode: str, maxiter: i
         )
     active = np.zeros(m, dtype=bool)
     active[sets.eq] = True
-    s_h, z_h = np.asarray(_host(s)), np.asarray(_host(z))
+    s_h, z_h = np.asarray(host(s)), np.asarray(host(z))
     active[sc.ineq[s_h < z_h]] = True
     return InteriorResult(point, sc.lam_rows(z, y, m), active, iterations)
 
@@ -274,7 +194,7 @@ def _to_boundary(xp: Any, v: Any, dv: Any, mu: float) -> float:
 
 
 def _search(
-    model: LevelModel, sc: _Scaled, xs: tuple[Any, ...], point: LevelPoint, s: Any, dx: Any,
+    model: LevelModel, sc: Scaled, xs: tuple[Any, ...], point: LevelPoint, s: Any, dx: Any,
     ds: Any, alpha_max: float, mu: float, nu: float, text: str, j: int,
 ) -> tuple[LevelPoint, Any, float]:  # fmt: skip
     """Backtrack on the merit ``F - mu sum log s + nu (|g - s|_1 + |h|_1)`` (scaled)."""

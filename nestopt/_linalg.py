@@ -18,7 +18,7 @@ import array_api_compat as compat
 
 from ._errors import FactorizationError
 from ._points import host_floats
-from ._sparse import is_sparse, sparse_extremes, sparse_factor
+from ._sparse import identity_like, is_sparse, sparse_extremes, sparse_factorization
 from ._substitution import backward_substitution, forward_substitution
 
 __all__ = [
@@ -70,7 +70,7 @@ def factorize(a: Any, *, method: str = "cholesky", xp: Any = None) -> Factorizat
             f"unknown linear solver {method!r}; choose one of {', '.join(DENSE_SOLVERS)}"
         )
     if is_sparse(a):
-        return _sparse(a, method, xp)
+        return sparse_factorization(a, method, xp)
     xp = compat.array_namespace(a) if xp is None else xp
     family = _family(xp)
     if method == "cholesky":
@@ -108,7 +108,7 @@ def factorize_shifted(a: Any, *, xp: Any) -> Factorization:
         scale = float(xp.max(xp.abs(a))) if a.shape[0] else 0.0
     if not scale > 0.0:
         raise FactorizationError("zero curvature: the block is exactly zero")
-    eye = _identity(a, xp)
+    eye = identity_like(a, xp)
     shift = 1e-3 * scale
     for _ in range(40):
         try:
@@ -157,35 +157,6 @@ def residual_is_small(
     )
     scale = max(norm_a * norm_xw + norm_bm * norm_w, 1e-300)
     return residual <= tol * scale, residual / scale
-
-
-def _identity(a: Any, xp: Any) -> Any:
-    if is_sparse(a):
-        import scipy.sparse as sp
-
-        return sp.identity(a.shape[0], format="csc", dtype=a.dtype)
-    return xp.eye(a.shape[0], dtype=a.dtype, device=compat.device(a))
-
-
-def _sparse(a: Any, method: str, xp: Any) -> Factorization:
-    """SuperLU in symmetric mode; for Cholesky its pivots must be positive, as Cholesky's."""
-    try:
-        lu, negatives, pivots = sparse_factor(a, method)
-    except RuntimeError as exc:  # SuperLU: "Factor is exactly singular"
-        raise FactorizationError(f"singular ({exc})") from None
-    if method == "cholesky":
-        import numpy as np
-
-        magnitudes = np.abs(pivots)
-        if negatives or not np.all(np.isfinite(pivots)) or magnitudes.min() == 0.0:
-            raise FactorizationError("non-positive or non-finite pivot")
-        eps = float(np.finfo(pivots.dtype).eps)
-        if magnitudes.max() / magnitudes.min() * eps > 1.0:
-            raise FactorizationError(
-                f"numerically singular in {pivots.dtype} (pivot ratio "
-                f"{magnitudes.max() / magnitudes.min():.2e}, above 1/eps = {1 / eps:.1e})"
-            )
-    return Factorization(method, "scipy_splu", a, lu, xp, negatives=negatives)
 
 
 def _family(xp: Any) -> str:

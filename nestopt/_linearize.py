@@ -13,8 +13,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from array_api_compat import device
-
 from ._compose import own_rows, reduced_grad
 from ._curvature import term_is_zero
 from ._errors import (
@@ -28,7 +26,7 @@ from ._errors import (
 from ._linalg import Factorization, factorize, factorize_shifted, smallest_eigenvalues
 from ._nest import Nest, Response, same_arrays
 from ._oracle import abbreviate
-from ._sparse import is_sparse, to_dense
+from ._sparse import identity_like, is_sparse, to_dense
 from ._systems import DenseSystem
 from ._terms import curvature_terms
 
@@ -162,7 +160,7 @@ def linearize(nest: Nest, j: int, below: Response, g: Any, mode: str, *, for_ste
             rows = rows - extra
         A = rows[:, own]
         if opts.ridge:
-            A = A + opts.ridge * _identity(A, xp)
+            A = A + opts.ridge * identity_like(A, xp)
         factor = _factor(nest, j, A, for_step=for_step, point=below.xs)
         block = Block(M, R, rows, A, factor, opts.linear_solver)
         nest.level_cache[key] = block
@@ -219,14 +217,6 @@ def _factor(nest: Nest, j: int, A: Any, *, for_step: bool, point: Any) -> Factor
         if method != "cholesky":
             raise singular_block(text, j, str(exc), method) from None
         raise block_error(nest, j, A, f"its solution ({exc})") from None
-
-
-def _identity(A: Any, xp: Any) -> Any:
-    if is_sparse(A):
-        import scipy.sparse as sp
-
-        return sp.identity(A.shape[0], format="csr", dtype=A.dtype)
-    return xp.eye(A.shape[0], dtype=A.dtype, device=device(A))
 
 
 def _check_minimum(nest: Nest, j: int, A: Any, negatives: int | None = None) -> None:

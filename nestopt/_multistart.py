@@ -6,7 +6,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ._backend import get_backend, to_numpy
+from ._backend import get_backend
+from ._convert import to_numpy
 from ._errors import ConvergenceWarning, warn_user
 from ._many import check_starts, run_tasks
 from ._problem import Problem

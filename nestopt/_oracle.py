@@ -271,7 +271,7 @@ def _copy(xp: Any, a: Any) -> Any:
 
 def abbreviate(xs: Sequence[Any], n: int) -> str:
     """``(x1=[0.1, 0.2, ...], x2=[...])``: a point for messages, a few entries per level."""
-    from ._backend import to_numpy
+    from ._convert import to_numpy
 
     parts = []
     for k, x in enumerate(list(xs)[:n], start=1):

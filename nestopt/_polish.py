@@ -29,9 +29,11 @@ from ._errors import (
     InfeasibleError,
     NotPositiveDefiniteError,
 )
-from ._interior import InteriorResult, RowSets, _host
+from ._interior import InteriorResult
 from ._kkt import KKTSystem
 from ._level_model import LevelModel, LevelPoint
+from ._scaling import RowSets
+from ._scaling import host as _host
 
 __all__ = ["polish", "ConstrainedSolution"]
 

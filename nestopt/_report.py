@@ -52,18 +52,7 @@ def solve_result(run: Any, loop: Any, optimizer: Any, started: float) -> SolveRe
     status = loop.status
     point = loop.point
     engine = run.engine
-    report = {"multipliers": {}, "active": {}, "degenerate": {}}
-    if point is not None:
-        report = engine.constraint_report(point.state)
-        top = getattr(loop, "solution", None)
-        if top is not None and top.constrained is not None:
-            found = top.constrained
-            report["multipliers"] = {
-                1: run.xp.asarray(found.lam, dtype=point.x.dtype),
-                **report["multipliers"],
-            }
-            labels = tuple(label for label, on in zip(found.labels, found.active) if on)
-            report["active"] = {1: labels, **report["active"]}
+    report = _constraint_report(run, loop, point)
     failure = loop.failure
     if report["degenerate"]:
         from ._hypergrad import warn_degenerate
@@ -117,3 +106,21 @@ def solve_result(run: Any, loop: Any, optimizer: Any, started: float) -> SolveRe
         if status is not Status.CALLBACK:
             warn_user(f"nestopt.solve did not converge: {message}", ConvergenceWarning)
     return result
+
+
+def _constraint_report(run: Any, loop: Any, point: Any) -> dict[str, Any]:
+    """Multipliers, active and weakly active rows per level at the final point."""
+    report = {"multipliers": {}, "active": {}, "degenerate": {}}
+    engine = run.engine
+    if point is not None:
+        report = engine.constraint_report(point.state)
+        top = getattr(loop, "solution", None)
+        if top is not None and top.constrained is not None:
+            found = top.constrained
+            report["multipliers"] = {
+                1: run.xp.asarray(found.lam, dtype=point.x.dtype),
+                **report["multipliers"],
+            }
+            labels = tuple(label for label, on in zip(found.labels, found.active) if on)
+            report["active"] = {1: labels, **report["active"]}
+    return report

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import to_numpy
+from ._convert import to_numpy
 from ._errors import NestoptError
 from ._problem import Problem
 from ._result import Result

@@ -1,4 +1,4 @@
-"""One level's bounds and constraints as rows ``lb <= c(x) <= ub``, checked where they enter.
+"""One level's bounds and constraints as rows ``lb <= c(x) <= ub``, evaluated and checked.
 
 Every constraint object of a level (nestopt's or SciPy's) and its bounds
 become one stacked function of all variables: values ``(m,)``, Jacobian
@@ -15,17 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from ._bounds import as_bounds, box_arrays
-from ._constraints import LinearConstraint, NonlinearConstraint
 from ._errors import NonFiniteError, OracleError
 from ._layout import Target, Where, check_array, matrix_layout
 from ._oracle import abbreviate
 
-__all__ = ["ConstraintRows", "level_rows"]
+__all__ = ["ConstraintRows", "Nonlinear", "as_jacobian", "as_vector"]
 
 
 @dataclass(frozen=True)
-class _Nonlinear:
+class Nonlinear:
     """A nonlinear constraint with callables taking one array per level."""
 
     fun: Any
@@ -55,7 +53,7 @@ class ConstraintRows:
         self.xp = target.xp
         self.dim = sum(sizes)
         self.A: Any = None
-        self.nonlinear: list[_Nonlinear] = []
+        self.nonlinear: list[Nonlinear] = []
         self.box: tuple[Any, Any] | None = None
         self.labels: list[str] = []
         self.lb: Any = None
@@ -80,7 +78,7 @@ class ConstraintRows:
             parts.append(self.A @ x)
         for item in self.nonlinear:
             out = _call(item.fun, xs, self._where(item, "fun"))
-            out = _as_vector(xp, out, self.target, self._where(item, "fun"), item.size)
+            out = as_vector(xp, out, self.target, self._where(item, "fun"), item.size)
             self._finite(out, self._where(item, "fun"), xs)
             parts.append(out)
         if self.box is not None:
@@ -95,7 +93,7 @@ class ConstraintRows:
         for item in self.nonlinear:
             where = self._where(item, "jac")
             out = _call(item.jac, xs, where)
-            out = _as_jacobian(out, self.sizes, item.size, self.target, where)
+            out = as_jacobian(out, self.sizes, item.size, self.target, where)
             self._finite(xp.sum(out, axis=1), where, xs)
             parts.append(out)
         if self.box is not None:
@@ -141,7 +139,7 @@ class ConstraintRows:
             total = term if total is None else total + term
         return total
 
-    def _hessian_by_difference(self, item: _Nonlinear, xs: Sequence[Any], w: Any) -> Any:
+    def _hessian_by_difference(self, item: Nonlinear, xs: Sequence[Any], w: Any) -> Any:
         """Central differences of ``w^T jac`` along each coordinate (no ``hess`` given)."""
         xp = self.xp
         x = xp.concat(list(xs))
@@ -157,8 +155,8 @@ class ConstraintRows:
             e = xp.where(xp.arange(self.dim) == i, xp.ones_like(x) * h, e)
             plus = [(x + e)[cuts[j] : cuts[j + 1]] for j in range(len(self.sizes))]
             minus = [(x - e)[cuts[j] : cuts[j + 1]] for j in range(len(self.sizes))]
-            jp = _as_jacobian(_call(item.jac, plus, ""), self.sizes, item.size, self.target, "")
-            jm = _as_jacobian(_call(item.jac, minus, ""), self.sizes, item.size, self.target, "")
+            jp = as_jacobian(_call(item.jac, plus, ""), self.sizes, item.size, self.target, "")
+            jm = as_jacobian(_call(item.jac, minus, ""), self.sizes, item.size, self.target, "")
             columns.append(w @ (jp - jm) / (2 * h))
         H = xp.stack(columns, axis=1)
         return 0.5 * (H + xp.matrix_transpose(H))
@@ -172,7 +170,7 @@ class ConstraintRows:
         eye = xp.eye(d, self.dim, k=start, dtype=self.target.dtype, device=self.target.device)
         return eye
 
-    def _where(self, item: _Nonlinear, what: str) -> Where:
+    def _where(self, item: Nonlinear, what: str) -> Where:
         return Where(self.k, self.text, f"{item.label}.{what}")
 
     def _finite(self, out: Any, where: Where, xs: Sequence[Any]) -> None:
@@ -184,137 +182,11 @@ class ConstraintRows:
             )
 
 
-def level_rows(problem: Any, k: int, target: Target, xs: Sequence[Any]) -> ConstraintRows | None:
-    """The rows of level ``k`` (None when it has neither bounds nor constraints).
-
-    ``xs`` (the run's start) is where a nonlinear constraint is first called, to
-    learn its number of rows when ``lb`` and ``ub`` are scalars.
-    """
-    level = problem.levels[k - 1]
-    if not level.constrained:
-        return None
-    xp = target.xp
-    text = problem.describe(k)
-    rows = ConstraintRows(k, text, problem.sizes, target)
-    lbs, ubs = [], []
-    linear = [c for c in level.constraints if _is_linear(c)]
-    others = [c for c in level.constraints if not _is_linear(c)]
-    if linear:
-        blocks = [_linear_block(c, problem.dim, text) for c in linear]
-        rows.A = xp.asarray(
-            np.concatenate([b[0] for b in blocks]), dtype=target.dtype, device=target.device
-        )
-        for index, (A, lb, ub) in enumerate(blocks):
-            lbs.append(lb)
-            ubs.append(ub)
-            rows.labels += [f"linear[{index}][{i}]" for i in range(A.shape[0])]
-    for index, constraint in enumerate(others):
-        item, lb, ub = _nonlinear(constraint, index, text, target, xs)
-        rows.nonlinear.append(item)
-        lbs.append(lb)
-        ubs.append(ub)
-        rows.labels += [f"{item.label}[{i}]" for i in range(item.size)]
-    box = as_bounds(level.bounds, level.size, text)
-    if box is not None:
-        lower, upper = box_arrays(xp, xs[k - 1], box, text)
-        rows.box = (lower, upper)
-        lbs.append(np.asarray(_host(lower)))
-        ubs.append(np.asarray(_host(upper)))
-        rows.labels += [f"bounds[{i}]" for i in range(level.size)]
-    lb = np.concatenate(lbs) if lbs else np.zeros(0)
-    ub = np.concatenate(ubs) if ubs else np.zeros(0)
-    if np.any(np.isnan(lb)) or np.any(np.isnan(ub)):
-        raise ValueError(f"constraint bounds of {text} contain NaN; use -inf/inf for no bound")
-    if np.any(lb > ub):
-        bad = rows.labels[int(np.argmax(lb > ub))]
-        raise ValueError(f"{text}: {bad} has lb > ub, so the level has no feasible point")
-    rows.lb = xp.asarray(lb, dtype=target.dtype, device=target.device)
-    rows.ub = xp.asarray(ub, dtype=target.dtype, device=target.device)
-    return rows
-
-
-def _host(a: Any) -> Any:
-    from ._backend import to_numpy
-
-    return to_numpy(a)
-
-
-def _is_linear(constraint: Any) -> bool:
-    if isinstance(constraint, LinearConstraint):
-        return True
-    return type(constraint).__name__ == "LinearConstraint" and hasattr(constraint, "A")
-
-
-def _linear_block(constraint: Any, dim: int, text: str) -> tuple[Any, Any, Any]:
-    A = constraint.A
-    if hasattr(A, "toarray"):
-        A = A.toarray()
-    A = np.atleast_2d(np.asarray(_host(A), dtype=float))
-    if A.ndim != 2 or A.shape[1] != dim:
-        raise ValueError(
-            f"a LinearConstraint of {text} has A of shape {A.shape}; A needs {dim} columns "
-            "(one per variable of every level, level 1 first)"
-        )
-    m = A.shape[0]
-    lb = np.broadcast_to(np.asarray(_host(constraint.lb), dtype=float), (m,)).copy()
-    ub = np.broadcast_to(np.asarray(_host(constraint.ub), dtype=float), (m,)).copy()
-    return A, lb, ub
-
-
-def _nonlinear(
-    constraint: Any, index: int, text: str, target: Target, xs: Sequence[Any]
-) -> tuple[_Nonlinear, Any, Any]:
-    label = getattr(constraint, "name", None) or f"nonlinear[{index}]"
-    if isinstance(constraint, NonlinearConstraint):
-        fun, jac, hess = constraint.fun, constraint.jac, constraint.hess
-        hess_dir, linear = constraint.hess_dir, constraint.linear
-    elif type(constraint).__name__ == "NonlinearConstraint" and hasattr(constraint, "fun"):
-        # scipy.optimize.NonlinearConstraint: callables of the flat vector x (SciPy's meaning).
-        if not callable(constraint.jac):
-            raise TypeError(
-                f"scipy NonlinearConstraint {label} has jac={constraint.jac!r}; nestopt needs an "
-                "analytic jac callable"
-            )
-        fun, jac, hess = _flat(constraint.fun), _flat(constraint.jac), None
-        if callable(getattr(constraint, "hess", None)):
-            hess = _flat(constraint.hess, extra=1)
-        hess_dir, linear = None, False
-    else:
-        raise TypeError(
-            f"constraints must be nestopt (or scipy.optimize) LinearConstraint or "
-            f"NonlinearConstraint objects; got {type(constraint).__name__} in {text}"
-        )
-    sizes = {np.size(_host(side)) for side in (constraint.lb, constraint.ub)} - {1}
-    if len(sizes) > 1:
-        raise ValueError(f"{text}: {label} has lb and ub of different lengths {sorted(sizes)}")
-    if sizes:
-        size = sizes.pop()
-    else:
-        probe = fun(*xs)
-        size = int(np.prod(getattr(probe, "shape", ()) or (1,)))
-    lb = np.broadcast_to(np.asarray(_host(constraint.lb), dtype=float), (size,)).copy()
-    ub = np.broadcast_to(np.asarray(_host(constraint.ub), dtype=float), (size,)).copy()
-    return _Nonlinear(fun, jac, hess, hess_dir, bool(linear), size, label), lb, ub
-
-
-def _flat(fn: Any, extra: int = 0) -> Any:
-    """A SciPy callable of the flat ``x`` (and ``extra`` more arguments), as nestopt calls it."""
-
-    def call(*args: Any) -> Any:
-        import array_api_compat
-
-        xs, rest = args[: len(args) - extra], args[len(args) - extra :]
-        xp = array_api_compat.array_namespace(*xs)
-        return fn(xp.concat(list(xs)), *rest)
-
-    return call
-
-
 def _call(fn: Any, args: Sequence[Any], where: Any) -> Any:
     return fn(*args)
 
 
-def _as_vector(xp: Any, out: Any, target: Target, where: Where, size: int) -> Any:
+def as_vector(xp: Any, out: Any, target: Target, where: Where, size: int) -> Any:
     if isinstance(out, (int, float)) and not isinstance(out, bool):
         out = xp.asarray([out], dtype=target.dtype, device=target.device)
     out = check_array(out, target, where)
@@ -327,7 +199,7 @@ def _as_vector(xp: Any, out: Any, target: Target, where: Where, size: int) -> An
     return out
 
 
-def _as_jacobian(out: Any, sizes: tuple[int, ...], m: int, target: Target, where: Any) -> Any:
+def as_jacobian(out: Any, sizes: tuple[int, ...], m: int, target: Target, where: Any) -> Any:
     """``(m, D)`` from one array or a tuple of per-level ``(m, d_k)`` blocks."""
     xp = target.xp
     if isinstance(out, (list, tuple)):

@@ -13,7 +13,18 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-__all__ = ["is_sparse", "to_dense", "sparse_factor", "sparse_extremes"]
+import array_api_compat as compat
+
+from ._errors import FactorizationError
+
+__all__ = [
+    "is_sparse",
+    "to_dense",
+    "sparse_factor",
+    "sparse_factorization",
+    "sparse_extremes",
+    "identity_like",
+]
 
 
 def is_sparse(a: Any) -> bool:
@@ -68,3 +79,35 @@ def sparse_extremes(a: Any) -> tuple[float, float]:
     small = sl.eigsh(a, k=1, which="SA", return_eigenvectors=False)[0]
     large = sl.eigsh(a, k=1, which="LA", return_eigenvectors=False)[0]
     return float(small), float(large)
+
+
+def identity_like(a: Any, xp: Any) -> Any:
+    """The identity of ``a``'s size and kind (sparse or dense, its dtype and device)."""
+    if is_sparse(a):
+        import scipy.sparse as sp
+
+        return sp.identity(a.shape[0], format="csc", dtype=a.dtype)
+    return xp.eye(a.shape[0], dtype=a.dtype, device=compat.device(a))
+
+
+def sparse_factorization(a: Any, method: str, xp: Any) -> Any:
+    """SuperLU in symmetric mode; for Cholesky its pivots must be positive, as Cholesky's."""
+    try:
+        lu, negatives, pivots = sparse_factor(a, method)
+    except RuntimeError as exc:  # SuperLU: "Factor is exactly singular"
+        raise FactorizationError(f"singular ({exc})") from None
+    if method == "cholesky":
+        import numpy as np
+
+        magnitudes = np.abs(pivots)
+        if negatives or not np.all(np.isfinite(pivots)) or magnitudes.min() == 0.0:
+            raise FactorizationError("non-positive or non-finite pivot")
+        eps = float(np.finfo(pivots.dtype).eps)
+        if magnitudes.max() / magnitudes.min() * eps > 1.0:
+            raise FactorizationError(
+                f"numerically singular in {pivots.dtype} (pivot ratio "
+                f"{magnitudes.max() / magnitudes.min():.2e}, above 1/eps = {1 / eps:.1e})"
+            )
+    from ._linalg import Factorization
+
+    return Factorization(method, "scipy_splu", a, lu, xp, negatives=negatives)

@@ -112,6 +112,6 @@ def _multiplier_terms(
 
 
 def _host(a: Any) -> Any:
-    from ._backend import to_numpy
+    from ._convert import to_numpy
 
     return to_numpy(a)
