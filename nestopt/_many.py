@@ -10,8 +10,9 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._errors import ConvergenceWarning, NestoptWarning, warn_user
+from ._errors import ConvergenceWarning, warn_user
 from ._problem import Problem
+from ._report import progress_bar
 from ._result import SolveResult
 from ._solve import solve
 from ._workers import own_start, solve_one, user_limit, worker_environment
@@ -225,7 +226,7 @@ def run_tasks(
     threads = blas_threads
     if threads is None and joblib.effective_n_jobs(n_jobs) != 1 and not user_limit(joblib):
         threads = 1
-    bar = _progress_bar(progress, len(tasks))
+    bar = progress_bar(progress, len(tasks), "nestopt.solve_many", "scenario")
     results: list[SolveResult] = []
     try:
         with worker_environment(joblib, threads):
@@ -249,14 +250,3 @@ def run_tasks(
                 ConvergenceWarning,
             )
     return results
-
-
-def _progress_bar(progress: bool, total: int) -> Any:
-    if not progress:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        warn_user("progress=True needs tqdm: pip install tqdm", NestoptWarning)
-        return None
-    return tqdm(total=total, desc="nestopt.solve_many", unit="scenario")

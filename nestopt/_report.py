@@ -9,7 +9,7 @@ from typing import Any
 from ._errors import ConvergenceWarning, NestoptWarning, Status, warn_user
 from ._result import SolveResult
 
-__all__ = ["Reporter", "solve_result"]
+__all__ = ["Reporter", "progress_bar", "solve_result"]
 
 logger = logging.getLogger("nestopt")
 
@@ -19,7 +19,7 @@ class Reporter:
 
     def __init__(self, verbose: int, progress: bool, total: int) -> None:
         self.verbose = verbose
-        self.bar = _progress_bar(progress, total)
+        self.bar = progress_bar(progress, total, "nestopt.solve", "it")
 
     def iteration(self, nit: int, point: Any, pg: float, step: float) -> None:
         fun = "-" if point.fun is None else f"{point.fun: .6e}"
@@ -36,7 +36,8 @@ class Reporter:
             self.bar.close()
 
 
-def _progress_bar(progress: bool, total: int) -> Any:
+def progress_bar(progress: bool, total: int, desc: str, unit: str) -> Any:
+    """A tqdm bar when ``progress`` is set and tqdm is installed (warns when not)."""
     if not progress:
         return None
     try:
@@ -44,7 +45,7 @@ def _progress_bar(progress: bool, total: int) -> Any:
     except ImportError:
         warn_user("progress=True needs tqdm: pip install tqdm", NestoptWarning)
         return None
-    return tqdm(total=total, desc="nestopt.solve", unit="it")
+    return tqdm(total=total, desc=desc, unit=unit)
 
 
 def solve_result(run: Any, loop: Any, optimizer: Any, started: float) -> SolveResult:

@@ -100,16 +100,19 @@ class ConstraintRows:
             parts.append(self._box_rows())
         return xp.concat(parts, axis=0)
 
+    def _curved_weights(self, weights: Any) -> Any:
+        """Each curved nonlinear constraint with its slice of the row weights."""
+        offset = 0 if self.A is None else self.A.shape[0]
+        for item in self.nonlinear:
+            if not item.linear:
+                yield item, weights[offset : offset + item.size]
+            offset += item.size
+
     def weighted_hessian(self, xs: Sequence[Any], weights: Any) -> Any | None:
         """``sum_i weights_i hess c_i`` over the nonlinear rows; None when all are linear."""
         xp = self.xp
         total = None
-        offset = 0 if self.A is None else self.A.shape[0]
-        for item in self.nonlinear:
-            w = weights[offset : offset + item.size]
-            offset += item.size
-            if item.linear:
-                continue
+        for item, w in self._curved_weights(weights):
             where = self._where(item, "hess")
             if item.hess is None:
                 term = self._hessian_by_difference(item, xs, w)
@@ -127,12 +130,7 @@ class ConstraintRows:
         if not curved or any(item.hess_dir is None for item in curved):
             return None
         total = None
-        offset = 0 if self.A is None else self.A.shape[0]
-        for item in self.nonlinear:
-            w = weights[offset : offset + item.size]
-            offset += item.size
-            if item.linear:
-                continue
+        for item, w in self._curved_weights(weights):
             where = self._where(item, "hess_dir")
             out = _call(item.hess_dir, [*xs, w, u], where)
             term = matrix_layout(out, self.sizes, self.target, where)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._layout import Target
-from ._methods import resolve_method
+from ._methods import IMPLICIT_KEYWORDS, UNROLLED_KEYWORDS, resolve_method
 from ._options import check_choice
 from ._oracle import SYMMETRY_POLICIES, Oracles
 from ._points import namespace_name, prepare_points
@@ -15,16 +15,7 @@ from ._problem import Problem
 
 __all__ = ["Run", "start_run", "split_keywords", "METHOD_KEYWORDS", "RUN_KEYWORDS"]
 
-METHOD_KEYWORDS = (
-    "curvature",
-    "linear_solver",
-    "fd_step",
-    "level_options",
-    "predict",
-    "newton_curvature",
-    "steps",
-    "step_size",
-)
+METHOD_KEYWORDS = IMPLICIT_KEYWORDS + UNROLLED_KEYWORDS
 RUN_KEYWORDS = ("backend", "device", "check_finite", "symmetry")
 
 

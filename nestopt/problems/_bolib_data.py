@@ -1,12 +1,7 @@
-"""The problems of `bolib`: formulations, sources, published and refined solutions.
+"""The problems of `bolib` by name: the registry over the data modules.
 
-Each problem is a function returning a `Spec`; its docstring records the
-source (library, name as listed there, original paper), the formulation, the
-published solution and the refined one with every discrepancy. Constraints
-are written ``lb <= expr <= ub``; an ``expr`` given as a dict of coefficients
-is linear, a tuple of terms (`._terms`) is nonlinear. Bounds of a level's own
-variable are written ``(lower, upper)`` per entry and labelled like
-``"y1 >= 0"``; the labels name the constraints in ``data["active_lower"]``.
+How each problem is written down (a function returning a `Spec`, its sources
+and discrepancies in the docstring) is described in `._bolib_spec`.
 """
 
 from __future__ import annotations
