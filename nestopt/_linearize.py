@@ -2,14 +2,17 @@
 
 ``linearize`` forms ``c_j^T grad f_j`` and ``H_j[j, :] = c_j^T M_j P_j`` with
 ``M_j = hess f_j`` (minus the curvature term ``T_{j+1}`` in exact mode) and
-factors the own block ``A = H_j[j, j]``. Work is reused exactly: a declared
-quadratic level's Hessian is asked for once per run, and rows, factor and
-system are kept while ``M_j`` and ``R_j`` are bit-for-bit what they were.
+factors the own block ``A = H_j[j, j]``. Work is reused exactly: rows, factor
+and system are kept while ``M_j`` and ``R_j`` are bit-for-bit what they were.
+A declared quadratic level's ``M_j`` never changes, so while its ``R_j`` does
+not either its Hessian is not asked for again; ``M_j`` itself is not kept (it
+can be most of the joint Hessian, and only its reduced rows are needed).
 """
 
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,9 +38,13 @@ __all__ = ["Linearization", "linearize", "block_error"]
 
 @dataclass(eq=False)
 class Block:
-    """Reduced rows of one level at one point, with ``A = H_j[j, j]`` factored."""
+    """Reduced rows of one level at one point, with ``A = H_j[j, j]`` factored.
 
-    M: Any
+    ``source`` tells which ``M_j`` the rows came from without keeping it alive:
+    `CONSTANT` for a declared quadratic level, else a weak reference (or None).
+    """
+
+    source: Any
     R: Any
     rows: Any
     A: Any
@@ -134,8 +141,8 @@ def linearize(nest: Nest, j: int, below: Response, g: Any, mode: str, *, for_ste
 
     ``for_step`` factors for a Newton step (Cholesky shifted until positive
     definite); otherwise the factor is the Jacobian's, unshifted. The block
-    of the previous call is reused while ``M_j`` is the same array and
-    ``R_j`` is bit-for-bit the same.
+    of the previous call is reused while ``M_j`` is the same array (or the
+    level is declared quadratic) and ``R_j`` is bit-for-bit the same.
     """
     xp, problem = nest.xp, nest.problem
     own = problem.block(j)
@@ -143,16 +150,14 @@ def linearize(nest: Nest, j: int, below: Response, g: Any, mode: str, *, for_ste
     text = problem.describe(j)
     R = below.R()
     grad_own = reduced_grad(xp, g, R, own)
-    M, extra = _hessian_rows(nest, j, below, g, mode)
     key = (j, mode)
     block = nest.level_cache.get(key)
-    reusable = (
-        block is not None
-        and block.M is M
-        and same_arrays(xp, block.R, R)
-        and (for_step or block.factor.shift == 0.0)
-    )
-    if reusable:
+    constant = problem.levels[j - 1].quadratic and not _has_curvature_term(nest, j, below, mode)
+    if constant and _reusable(block, CONSTANT, R, xp, for_step):
+        nest.stats.reused[j - 1] += 1
+        return Linearization(nest, j, text, mode, R, grad_own, block)
+    M, extra = _hessian_rows(nest, j, below, g, mode)
+    if not constant and _reusable(block, M, R, xp, for_step):
         nest.stats.reused[j - 1] += 1
     else:
         rows = own_rows(xp, M, R, own)
@@ -162,7 +167,7 @@ def linearize(nest: Nest, j: int, below: Response, g: Any, mode: str, *, for_ste
         if opts.ridge:
             A = A + opts.ridge * identity_like(A, xp)
         factor = _factor(nest, j, A, for_step=for_step, point=below.xs)
-        block = Block(M, R, rows, A, factor, opts.linear_solver)
+        block = Block(CONSTANT if constant else _weak(M), R, rows, A, factor, opts.linear_solver)
         nest.level_cache[key] = block
     return Linearization(nest, j, text, mode, R, grad_own, block)
 
@@ -179,24 +184,42 @@ def block_error(nest: Nest, j: int, A: Any, where: str) -> NestoptError:
     return not_positive_definite(text, j, smallest, largest, where)
 
 
+CONSTANT = "constant"
+
+
+def _weak(M: Any) -> Any:
+    try:
+        return weakref.ref(M)
+    except TypeError:  # an array type without weak references: no reuse
+        return None
+
+
+def _reusable(block: Block | None, M: Any, R: Any, xp: Any, for_step: bool) -> bool:
+    """Whether ``block`` was built from this ``M`` (or the constant one) and this ``R``."""
+    if block is None or (not for_step and block.factor.shift != 0.0):
+        return False
+    if M is CONSTANT or block.source is CONSTANT or block.source is None:
+        same_source = M is block.source
+    else:
+        same_source = block.source() is M
+    return same_source and same_arrays(xp, block.R, R)
+
+
+def _has_curvature_term(nest: Nest, j: int, below: Response, mode: str) -> bool:
+    return mode == "exact" and below.top is not None and not term_is_zero(nest.problem, j)
+
+
 def _hessian_rows(nest: Nest, j: int, below: Response, g: Any, mode: str) -> tuple[Any, Any]:
     """Rows ``s_{j-1}:D`` of ``M_j = hess f_j`` less ``T_{j+1}`` in exact mode, and the own
     rows of the multiplier terms of a constrained level below (or None)."""
-    problem, oracles = nest.problem, nest.oracles
-    start = problem.block(j).start
-    level = problem.levels[j - 1]
-    if level.quadratic:
-        # Declared constant: asked for once per run, kept (a copy) for reuse.
-        M = nest.level_cache.get(("hess", j))
-        if M is None:
-            M = oracles.hess(j, below.xs, start=start, keep=True)
-            nest.level_cache[("hess", j)] = M
-    else:
-        M = oracles.hess(j, below.xs, start=start)
+    start = nest.problem.block(j).start
+    # Copied when they would be kept as they are (bottom level): the callable may
+    # reuse its output buffer.
+    M = nest.oracles.hess(j, below.xs, start=start, keep=below.top is None)
     if below.top is not None and is_sparse(M):
         # The reduced rows c^T M P are dense once levels below respond: form them densely.
         M = to_dense(M)
-    if mode != "exact" or below.top is None or term_is_zero(problem, j):
+    if not _has_curvature_term(nest, j, below, mode):
         return M, None
     H, extra = curvature_terms(nest, j, below, g, start)
     return M - to_dense(H), extra
