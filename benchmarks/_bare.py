@@ -1,7 +1,7 @@
 """The bare linear algebra of one hypergradient of ``quad(n, d)``, without nestopt.
 
 At an already solved point nestopt's Newton loop stops at iteration 0 and
-its work (``nestopt/_respond.py``) is, level by level from ``n`` down to 2:
+its work (``nestopt/_linearize.py`` and ``_compose.py``) is, level by level from ``n`` down to 2:
 one gradient, the reduced gradient, the reduced rows ``c_k^T Q_k P_k``, one
 Cholesky factor of the own block, one solve for the best-response Jacobian
 ``G_k`` and the composition of ``R``; then level 1's gradient and

@@ -24,7 +24,7 @@ _SHARED_PARAMETERS = """
         Settings of ``method='itd'``: see `Unrolled`.
     symmetry : {'raise', 'warn'}, default 'raise'
         What an asymmetric Hessian (beyond rounding) does; checked once per
-        level and run.
+        level and run (a level that passed is not probed again).
     check_finite : bool, default True
         Check every callable output for NaN and Inf.
     backend, device : optional

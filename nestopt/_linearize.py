@@ -214,8 +214,9 @@ def _hessian_rows(nest: Nest, j: int, below: Response, g: Any, mode: str) -> tup
     rows of the multiplier terms of a constrained level below (or None)."""
     start = nest.problem.block(j).start
     # Copied when they would be kept as they are (bottom level): the callable may
-    # reuse its output buffer.
-    M = nest.oracles.hess(j, below.xs, start=start, keep=below.top is None)
+    # reuse its output buffer. A declared quadratic level's values never change.
+    keep = below.top is None and not nest.problem.levels[j - 1].quadratic
+    M = nest.oracles.hess(j, below.xs, start=start, keep=keep)
     if below.top is not None and is_sparse(M):
         # The reduced rows c^T M P are dense once levels below respond: form them densely.
         M = to_dense(M)

@@ -4,12 +4,16 @@ Every array a user callable returns is checked for type, backend, device,
 dtype, shape/layout and finiteness before the core touches it, and turned
 into one flat layout: gradients ``(D,)``, Hessian rows ``(D - start, D)``.
 One `Oracles` serves one run (a `best_response`, a `solve`, a check), so the
-once-per-run checks (symmetry, call signatures) hold per run.
+once-per-run checks (call signatures) hold per run. Symmetry, a property of
+the callable, is probed on the first Hessian of each level object (and row
+offset) in the process, and so is the finiteness of a declared quadratic
+level's constant Hessian: a user's loop of `hypergradient` calls pays them once.
 """
 
 from __future__ import annotations
 
 import inspect
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,6 +32,18 @@ __all__ = ["Oracles", "SYMMETRY_POLICIES"]
 
 SYMMETRY_POLICIES = ("raise", "warn")
 _CALLABLES = ("value", "grad", "hess", "hess_dir", "hvp", "hvp_dir")
+# (id(level), start, check, dtype) -> weak reference to the level: checks passed before.
+_PASSED: dict[tuple[int, int, str, str], Any] = {}
+
+
+def _passed(level: Any, start: int, check: str, dtype: Any) -> bool:
+    ref = _PASSED.get((id(level), start, check, str(dtype)))
+    return ref is not None and ref() is level
+
+
+def _mark_passed(level: Any, start: int, check: str, dtype: Any) -> None:
+    key = (id(level), start, check, str(dtype))
+    _PASSED[key] = weakref.ref(level, lambda _, key=key: _PASSED.pop(key, None))
 
 
 class Oracles:
@@ -122,14 +138,14 @@ class Oracles:
         if self.levels[k - 1].hess_rows and start > 0:
             out = self._call(k, "hess", xs, start=start)
             rows = matrix_layout(out, self.sizes, self.target, where, rows=self.dim - start)
-            self._check_finite_matrix(rows, where, xs)
+            self._check_finite_matrix(rows, where, xs, start=start)
             self._check_symmetry(rows, k, where, start=start)
             return _copy(self.xp, rows) if keep and rows is out else rows
         out = self._call(k, "hess", xs)
         full = matrix_layout(out, self.sizes, self.target, where)
         # The whole output is checked (a NaN anywhere means a broken callable),
         # finiteness first: NaN would pass any symmetry test.
-        self._check_finite_matrix(full, where, xs)
+        self._check_finite_matrix(full, where, xs, start=0)
         self._check_symmetry(full, k, where, start=0)
         rows = full[start:, :] if start else full
         if keep and (full is out or is_sparse(full)):  # the caller's buffer, or a view of it
@@ -203,14 +219,24 @@ class Oracles:
                 level=k,
             ) from None
 
-    def _check_finite_matrix(self, out: Any, where: Where, xs: Sequence[Any]) -> None:
+    def _check_finite_matrix(
+        self, out: Any, where: Where, xs: Sequence[Any], *, start: int | None = None
+    ) -> None:
         """NaN or Inf anywhere in ``out`` shows in ``out @ probe`` (no zero in the probe).
 
         One matrix-vector product instead of a boolean temporary of the
-        matrix's size and its reduction.
+        matrix's size and its reduction. With ``start``, the Hessian rows of a
+        declared quadratic level: constant, so checked once per level object.
         """
-        if self.check_finite:
-            self._check_finite(out @ self._probe(out.shape[1]), where, xs)
+        if not self.check_finite:
+            return
+        level = self.levels[where.level - 1] if start is not None else None
+        constant = level is not None and level.quadratic
+        if constant and _passed(level, start, "finite", out.dtype):
+            return
+        self._check_finite(out @ self._probe(out.shape[1]), where, xs)
+        if constant:
+            _mark_passed(level, start, "finite", out.dtype)
 
     def _probe(self, dim: int) -> Any:
         xp = self.xp
@@ -226,13 +252,15 @@ class Oracles:
             )
 
     def _check_symmetry(self, rows: Any, k: int, where: Where, *, start: int) -> None:
-        """``u^T H v = v^T H u`` on the square part of ``rows``, once per level and run.
+        """``u^T H v = v^T H u`` on the square part of ``rows``, once per level and run
+        (and not again for a level object found symmetric before).
 
         Two matrix-vector products instead of forming ``H - H^T``; for a
         nonsymmetric ``H`` the two sides differ except on a set of probes of
         measure zero.
         """
-        if k in self._symmetry_checked:
+        level = self.levels[k - 1]
+        if k in self._symmetry_checked or _passed(level, start, "symmetry", rows.dtype):
             return
         self._symmetry_checked.add(k)
         xp = self.xp
@@ -251,6 +279,7 @@ class Oracles:
         scale *= float(dim) ** 0.5
         tol = 1e3 * float(xp.finfo(square.dtype).eps) * max(scale, 1e-300)
         if not gap > tol:
+            _mark_passed(level, start, "symmetry", rows.dtype)
             return
         message = (
             f"{self.level_texts[k - 1]}: hess is not symmetric (|u^T H v - v^T H u| = "

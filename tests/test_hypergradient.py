@@ -447,3 +447,70 @@ def test_a_run_leaves_nothing_alive_behind_it():
         assert alive() is None
     finally:
         gc.enable()
+
+
+def test_a_quadratic_levels_hessian_is_asked_once_and_not_kept():
+    # Declared constant: while R_j is unchanged its factored block serves again without
+    # the oracle, and the (D - s_{j-1}) x D rows it was built from are freed at once.
+    import gc
+    import weakref
+
+    from nestopt._run import start_run
+
+    problem = quad(3, 4, seed=3)
+    calls, outputs = [0, 0, 0], []
+
+    def counted(k, hess):
+        def wrapped(*xs):
+            calls[k - 1] += 1
+            out = np.array(hess(*xs), copy=True)  # a fresh array each call
+            outputs.append((k, weakref.ref(out)))
+            return out
+
+        return wrapped
+
+    levels = [
+        dataclasses.replace(lv, hess=counted(k, lv.hess))
+        for k, lv in enumerate(problem.levels, start=1)
+    ]
+    counted_problem = nestopt.Problem(levels)
+    run = start_run(counted_problem, problem.x0, "implicit", {"curvature": "first_order"})
+    state = run.engine.respond(run.xs)
+    g = run.engine.hypergradient(state)
+    gc.collect()
+    assert all(ref() is None for k, ref in outputs if k == 2), "level 2's Hessian was kept"
+    rows_shape = (problem.dim - problem.sizes[0], problem.dim)  # M_2's rows s_1:D
+    held = []
+    for value in run.engine.nest.level_cache.values():
+        held += list(vars(value).values()) if dataclasses.is_dataclass(value) else [value]
+    assert all(getattr(a, "shape", None) != rows_shape for a in held), "M_2's rows are kept"
+    result = nestopt.solve(counted_problem, problem.x0, curvature="first_order")
+    assert result.success
+    reference = nestopt.hypergradient(problem, problem.x0, curvature="first_order")
+    assert relative_error(g, reference) <= 1e-13
+    calls[:] = [0, 0, 0]
+    nestopt.solve(counted_problem, problem.x0, curvature="first_order")
+    assert calls[1:] == [1, 1], calls  # once per run for levels 2 and 3
+
+
+def test_a_nan_in_the_cross_rows_of_a_later_call_is_still_caught():
+    # Finiteness of an undeclared level's Hessian is checked on every call (only a declared
+    # quadratic level's constant Hessian is checked once per level object); the NaN sits
+    # in the rows B that no factorization reads.
+    problem = quad(2, 3, seed=4)
+    level = problem.levels[1]
+    calls = [0]
+
+    def hess(*xs):
+        calls[0] += 1
+        out = np.array(level.hess(*xs), copy=True)
+        if calls[0] > 1:
+            out[3, 0] = out[0, 3] = np.nan
+        return out
+
+    nan_later = nestopt.Problem(
+        [problem.levels[0], dataclasses.replace(level, hess=hess, quadratic=False)]
+    )
+    nestopt.hypergradient(nan_later, problem.solution)
+    with pytest.raises(nestopt.NonFiniteError, match="level 2"):
+        nestopt.hypergradient(nan_later, problem.solution)
