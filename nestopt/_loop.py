@@ -9,18 +9,19 @@ from typing import Any
 
 from ._errors import ConvergenceWarning, NestoptError, Status, TimeLimitError, warn_user
 from ._optimizers import LineSearchFailed, Point
-from ._report import Reporter
+from ._report import Outcome, Reporter
 from ._result import SolveResult
 from ._run import Run
 
 __all__ = ["Loop"]
 
 
-class Loop:
+class Loop(Outcome):
     """The outer iteration: evaluate, step, record; ends with a status."""
 
     def __init__(self, run: Run, stepper: Any, projector: Any, box: Any, opts: dict, started: float,
                  deadline: float | None) -> None:  # fmt: skip
+        super().__init__()
         self.run = run
         self.xp = run.xp
         self.stepper = stepper
@@ -31,19 +32,7 @@ class Loop:
         self.started = started
         self.deadline = deadline
         self.accepted: Point | None = None
-        self.point: Point | None = None
-        self.status = Status.MAX_ITER
-        self.failure: str | None = None
-        self.failed_level: int | None = None
-        self.nit = 0
-        self.pg = math.nan
-        self.lower_seconds = 0.0
-        self.history: dict[str, list[Any]] = {
-            "fun": [], "grad_norm": [], "step": [], "inner_nit": [], "time": []
-        }  # fmt: skip
         self._work: list[int] = []
-        self.notes: list[str] = []
-        self.target = math.nan
         self._warned_work = False
 
     def project(self, x: Any) -> Any:

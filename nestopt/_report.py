@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
 from ._errors import ConvergenceWarning, NestoptWarning, Status, warn_user
 from ._result import SolveResult
 
-__all__ = ["Reporter", "progress_bar", "solve_result"]
+__all__ = ["Outcome", "Reporter", "progress_bar", "solve_result"]
 
 logger = logging.getLogger("nestopt")
 
@@ -34,6 +35,24 @@ class Reporter:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class Outcome:
+    """The fields of an outer run that `solve_result` reads; `Loop` and `TopNewton` fill them."""
+
+    def __init__(self) -> None:
+        self.point: Any = None
+        self.status = Status.MAX_ITER
+        self.failure: str | None = None
+        self.failed_level: int | None = None
+        self.nit = 0
+        self.pg = math.nan
+        self.target = math.nan
+        self.lower_seconds = 0.0
+        self.notes: list[str] = []
+        self.history: dict[str, list[Any]] = {
+            "fun": [], "grad_norm": [], "step": [], "inner_nit": [], "time": []
+        }  # fmt: skip
 
 
 def progress_bar(progress: bool, total: int, desc: str, unit: str) -> Any:

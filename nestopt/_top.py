@@ -9,20 +9,20 @@ level 1 with constraints.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import replace
 from typing import Any
 
 from ._errors import NestoptError, Status
 from ._optimizers import Point
+from ._report import Outcome
 
 __all__ = ["TopNewton", "NEWTON"]
 
 NEWTON = "newton"
 
 
-class TopNewton:
+class TopNewton(Outcome):
     """Runs level 1's Newton (or interior-point) solve and fills the fields `solve` reports."""
 
     def __init__(
@@ -35,6 +35,7 @@ class TopNewton:
                 "optimizer='newton' (and a level 1 with constraints) needs the implicit method: "
                 "it uses level 1's reduced Hessian, which ITD does not provide"
             )
+        super().__init__()
         self.run, self.opts, self.started = run, opts, started
         self.nest = engine.nest
         settings = list(self.nest.config.levels)
@@ -43,18 +44,6 @@ class TopNewton:
         maxiter = opts["maxiter"] if maxiter_given else 50
         settings[0] = replace(settings[0], maxiter=maxiter, tol=opts["xtol"])
         self.nest.config = replace(self.nest.config, levels=tuple(settings))
-        self.point: Point | None = None
-        self.status = Status.MAX_ITER
-        self.failure: str | None = None
-        self.failed_level: int | None = None
-        self.nit = 0
-        self.pg = math.nan
-        self.target = math.nan
-        self.lower_seconds = 0.0
-        self.notes: list[str] = []
-        self.history: dict[str, list[Any]] = {
-            "fun": [], "grad_norm": [], "step": [], "inner_nit": [], "time": []
-        }  # fmt: skip
         self.solution: Any = None
         self.success_message: str | None = None
 
