@@ -1,4 +1,4 @@
-"""Assertions shared by the tests."""
+"""Assertions and ground truths shared by the tests."""
 
 from __future__ import annotations
 
@@ -27,3 +27,19 @@ def relative_error(actual: Any, expected: Any) -> float:
     a = np.asarray(nestopt.to_numpy(actual), dtype=np.float64)
     e = np.asarray(nestopt.to_numpy(expected), dtype=np.float64)
     return float(np.linalg.norm(a - e) / max(np.linalg.norm(e), 1e-300))
+
+
+def value_function(problem: Any, x1: Any, *, tol: float = 1e-13, **options: Any) -> float:
+    """``F_1(x1)`` by nested Newton solves to a tight tolerance, lower levels from zero."""
+    start = [x1] + [np.zeros(d) for d in problem.sizes[1:]]
+    return nestopt.best_response(problem, start, level_options={"tol": tol}, **options).fun
+
+
+def fd_gradient(fun: Any, x: Any, h: float = 1e-3) -> Any:
+    """Fourth-order central differences; truncation O(h^4)."""
+    out = np.empty_like(x)
+    for i in range(x.size):
+        e = np.zeros_like(x)
+        e[i] = h
+        out[i] = (fun(x - 2 * e) - 8 * fun(x - e) + 8 * fun(x + e) - fun(x + 2 * e)) / (12 * h)
+    return out

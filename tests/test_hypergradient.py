@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from helpers import assert_array_on, relative_error
+from helpers import assert_array_on, fd_gradient, relative_error, value_function
 
 import nestopt
 from nestopt.problems import quad, quad_reference, softplus_levels
@@ -28,22 +28,6 @@ def reference(problem):
 def numpy_point(problem, seed=0):
     rng = np.random.default_rng(seed)
     return [rng.standard_normal(d) for d in problem.sizes]
-
-
-def value_function(problem, x1, **options):
-    """``F_1(x1)`` by nested Newton solves to a tight tolerance."""
-    start = [x1] + [np.zeros(d) for d in problem.sizes[1:]]
-    return nestopt.best_response(problem, start, level_options={"tol": 1e-13}, **options).fun
-
-
-def fd_gradient(fun, x, h=1e-3):
-    """Fourth-order central differences; truncation O(h^4) ~ 1e-12 here."""
-    out = np.empty_like(x)
-    for i in range(x.size):
-        e = np.zeros_like(x)
-        e[i] = h
-        out[i] = (fun(x - 2 * e) - 8 * fun(x - e) + 8 * fun(x + e) - fun(x + 2 * e)) / (12 * h)
-    return out
 
 
 # -- the closed form is itself right ------------------------------------------------
