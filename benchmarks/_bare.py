@@ -59,29 +59,41 @@ def kernels(name: str) -> Kernels:
     return _KERNELS[name]
 
 
+def _reduced_rows(Q: Any, c: Any, x: Any, R: Any, lo: int, hi: int) -> Any:
+    """Level ``k``'s stationarity test and reduced rows ``c_k^T Q_k P_k`` (block ``lo:hi``)."""
+    g = Q @ x + c  # level k's gradient (at the bottom, its stationarity test is g[lo:hi])
+    if R is None:
+        return Q[lo:hi, :]
+    Rk = R[:, lo:hi].T
+    _ = g[lo:hi] + Rk @ g[hi:]  # reduced gradient: level k's stationarity test
+    row = Q[lo:hi, :] + Rk @ Q[hi:, :]
+    return row[:, :hi] + row[:, hi:] @ R
+
+
+def _compose(Qs: Sequence[Any], cs: Sequence[Any], prefix: list[int], x: Any, ops: Kernels,
+             last: int) -> Any:  # fmt: skip
+    """``R_{last-1}``: levels ``n..last`` composed forward (None when there are none)."""
+    R = None
+    for k in range(len(prefix) - 1, last - 1, -1):
+        lo, hi = prefix[k - 1], prefix[k]  # block of level k; lo = s_{k-1}, hi = s_k
+        row = _reduced_rows(Qs[k - 1], cs[k - 1], x, R, lo, hi)
+        G = -ops.solve(ops.factor(row[:, lo:]), row[:, :lo])
+        R = G if R is None else ops.concat([G, R[:, :lo] + R[:, lo:hi] @ G], axis=0)
+    return R
+
+
+def _prefix(sizes: Sequence[int]) -> list[int]:
+    prefix = [0]
+    for size in sizes:
+        prefix.append(prefix[-1] + size)
+    return prefix
+
+
 def hypergradient(
     Qs: Sequence[Any], cs: Sequence[Any], sizes: Sequence[int], x: Any, ops: Kernels
 ) -> Any:
     """``P_1^T grad f_1`` at the solved point ``x`` (flat), with the products nestopt forms."""
-    n = len(sizes)
-    prefix = [0]
-    for size in sizes:
-        prefix.append(prefix[-1] + size)
-    R = None
-    for k in range(n, 1, -1):
-        lo, hi = prefix[k - 1], prefix[k]  # block of level k; lo = s_{k-1}, hi = s_k
-        Q = Qs[k - 1]
-        g = Q @ x + cs[k - 1]
-        if R is None:
-            row = Q[lo:hi, :]
-        else:
-            Rk = R[:, lo:hi].T
-            _ = g[lo:hi] + Rk @ g[hi:]  # reduced gradient: level k's stationarity test
-            row = Q[lo:hi, :] + Rk @ Q[hi:, :]
-            row = row[:, :hi] + row[:, hi:] @ R
-        factor = ops.factor(row[:, lo:])
-        G = -ops.solve(factor, row[:, :lo])
-        R = G if R is None else ops.concat([G, R[:, :lo] + R[:, lo:hi] @ G], axis=0)
+    R = _compose(Qs, cs, _prefix(sizes), x, ops, last=2)
     g = Qs[0] @ x + cs[0]
     d1 = sizes[0]
     return g[:d1] + R.T @ g[d1:]
@@ -97,35 +109,20 @@ def adjoint_hypergradient(
     sides) one adjoint solve carries ``grad f_1`` up: ``R_1^T g = R_2[:, <2]^T g_>
     + G_2^T (g_2 + R_2[:, 2]^T g_>)``, ``G_2^T u = -B^T A^{-1} u``.
     """
-    n = len(sizes)
-    prefix = [0]
-    for size in sizes:
-        prefix.append(prefix[-1] + size)
-    R = None
-    for k in range(n, 1, -1):
-        lo, hi = prefix[k - 1], prefix[k]
-        Q = Qs[k - 1]
-        g = Q @ x + cs[k - 1]
-        if R is None:
-            row = Q[lo:hi, :]
-        else:
-            Rk = R[:, lo:hi].T
-            _ = g[lo:hi] + Rk @ g[hi:]
-            row = Q[lo:hi, :] + Rk @ Q[hi:, :]
-            row = row[:, :hi] + row[:, hi:] @ R
-        factor = ops.factor(row[:, lo:])
-        if k > 2:
-            G = -ops.solve(factor, row[:, :lo])
-            R = G if R is None else ops.concat([G, R[:, :lo] + R[:, lo:hi] @ G], axis=0)
-            continue
-        g1 = Qs[0] @ x + cs[0]
-        d1, d2 = sizes[0], sizes[1]
-        w = g1[d1:]
-        if R is None:
-            y, v = None, w[:d2]
-        else:
-            y = R.T @ w[d2:]  # R_2^T g_>: length s_2
-            v = w[:d2] + y[d1 : d1 + d2]
-        top = -(row[:, :lo].T @ ops.solve(factor, v))  # G_2^T v
-        return g1[:d1] + top + (0 if y is None else y[:d1])
-    raise ValueError("adjoint_hypergradient needs at least two levels")
+    if len(sizes) < 2:
+        raise ValueError("adjoint_hypergradient needs at least two levels")
+    prefix = _prefix(sizes)
+    R = _compose(Qs, cs, prefix, x, ops, last=3)
+    lo, hi = prefix[1], prefix[2]
+    row = _reduced_rows(Qs[1], cs[1], x, R, lo, hi)
+    factor = ops.factor(row[:, lo:])
+    g1 = Qs[0] @ x + cs[0]
+    d1, d2 = sizes[0], sizes[1]
+    w = g1[d1:]
+    if R is None:
+        y, v = None, w[:d2]
+    else:
+        y = R.T @ w[d2:]  # R_2^T g_>: length s_2
+        v = w[:d2] + y[d1 : d1 + d2]
+    top = -(row[:, :lo].T @ ops.solve(factor, v))  # G_2^T v
+    return g1[:d1] + top + (0 if y is None else y[:d1])
