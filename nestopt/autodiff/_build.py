@@ -17,9 +17,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .. import Level, NonlinearConstraint
+
 __all__ = [
     "HESSIAN_MODES",
     "Transforms",
+    "build_constraint",
+    "build_level",
     "check_fun",
     "constraint_derivatives",
     "describe",
@@ -207,3 +211,29 @@ def row_blocks(callables: dict[str, Any], rows: Callable[..., Any]) -> dict[str,
     hess.__name__ = hess.__qualname__ = "hess"
     hess_dir.__name__ = hess_dir.__qualname__ = "hess_dir"
     return {"hess": hess, "hess_dir": hess_dir}
+
+
+def build_level(bridge: Any, fun: Callable[..., Any], label: str, kinds: tuple[str, ...],
+                **fields: Any) -> Level:  # fmt: skip
+    """A `Level` of the callables ``kinds`` of ``fun``, converted by the library's ``bridge``
+    (``transforms``, ``wrap``, ``wrap_rows``); ``fields`` are the Level's other fields."""
+    built = level_derivatives(bridge.transforms, fun, label)
+    callables = {kind: bridge.wrap(built[kind]) for kind in kinds if kind != "hess_rows"}
+    if "hess_rows" in kinds:
+        callables.update(row_blocks(callables, bridge.wrap_rows(built["hess_rows"])))
+    return Level(**callables, hess_rows="hess_rows" in kinds, **fields)
+
+
+def build_constraint(bridge: Any, fun: Callable[..., Any], lb: Any, ub: Any, label: str,
+                     name: str | None) -> NonlinearConstraint:  # fmt: skip
+    """A `NonlinearConstraint` ``lb <= fun <= ub`` with derivatives converted by ``bridge``."""
+    built = constraint_derivatives(bridge.transforms, fun, label)
+    return NonlinearConstraint(
+        bridge.wrap(built["fun"]),
+        lb,
+        ub,
+        jac=bridge.wrap(built["jac"]),
+        hess=bridge.wrap(built["hess"]),
+        hess_dir=bridge.wrap(built["hess_dir"]),
+        name=name,
+    )

@@ -10,12 +10,11 @@ import numpy as np
 from .. import Level, NonlinearConstraint
 from ._build import (
     Transforms,
+    build_constraint,
+    build_level,
     check_fun,
-    constraint_derivatives,
     describe,
-    level_derivatives,
     oracles,
-    row_blocks,
 )
 
 __all__ = ["jax_constraint", "jax_level"]
@@ -130,13 +129,11 @@ def jax_level(
     label = describe("jax_level", name)
     check_fun(fun, label)
     bridge = _Bridge(_import_jax("jax_level"), jit, label)
-    built = level_derivatives(bridge.transforms, fun, label)
-    callables = {kind: bridge.wrap(built[kind]) for kind in kinds if kind != "hess_rows"}
-    if "hess_rows" in kinds:
-        callables.update(row_blocks(callables, bridge.wrap_rows(built["hess_rows"])))
-    return Level(
-        **callables,
-        hess_rows="hess_rows" in kinds,
+    return build_level(
+        bridge,
+        fun,
+        label,
+        kinds,
         size=size,
         name=name,
         quadratic=quadratic,
@@ -193,16 +190,7 @@ def jax_constraint(
     label = describe("jax_constraint", name)
     check_fun(fun, label)
     bridge = _Bridge(_import_jax("jax_constraint"), jit, label)
-    built = constraint_derivatives(bridge.transforms, fun, label)
-    return NonlinearConstraint(
-        bridge.wrap(built["fun"]),
-        lb,
-        ub,
-        jac=bridge.wrap(built["jac"]),
-        hess=bridge.wrap(built["hess"]),
-        hess_dir=bridge.wrap(built["hess_dir"]),
-        name=name,
-    )
+    return build_constraint(bridge, fun, lb, ub, label, name)
 
 
 def _import_jax(adapter: str) -> Any:

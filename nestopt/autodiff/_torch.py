@@ -11,12 +11,11 @@ import numpy as np
 from .. import Level, NonlinearConstraint
 from ._build import (
     Transforms,
+    build_constraint,
+    build_level,
     check_fun,
-    constraint_derivatives,
     describe,
-    level_derivatives,
     oracles,
-    row_blocks,
 )
 
 __all__ = ["torch_constraint", "torch_level"]
@@ -108,13 +107,11 @@ def torch_level(
     label = describe("torch_level", name)
     check_fun(fun, label)
     bridge = _Bridge(_import_torch("torch_level"), label)
-    built = level_derivatives(bridge.transforms, fun, label)
-    callables = {kind: bridge.wrap(built[kind]) for kind in kinds if kind != "hess_rows"}
-    if "hess_rows" in kinds:
-        callables.update(row_blocks(callables, bridge.wrap_rows(built["hess_rows"])))
-    return Level(
-        **callables,
-        hess_rows="hess_rows" in kinds,
+    return build_level(
+        bridge,
+        fun,
+        label,
+        kinds,
         size=size,
         name=name,
         quadratic=quadratic,
@@ -168,16 +165,7 @@ def torch_constraint(
     label = describe("torch_constraint", name)
     check_fun(fun, label)
     bridge = _Bridge(_import_torch("torch_constraint"), label)
-    built = constraint_derivatives(bridge.transforms, fun, label)
-    return NonlinearConstraint(
-        bridge.wrap(built["fun"]),
-        lb,
-        ub,
-        jac=bridge.wrap(built["jac"]),
-        hess=bridge.wrap(built["hess"]),
-        hess_dir=bridge.wrap(built["hess_dir"]),
-        name=name,
-    )
+    return build_constraint(bridge, fun, lb, ub, label, name)
 
 
 def _import_torch(adapter: str) -> Any:
