@@ -152,11 +152,12 @@ def linearize(nest: Nest, j: int, below: Response, g: Any, mode: str, *, for_ste
     grad_own = reduced_grad(xp, g, R, own)
     key = (j, mode)
     block = nest.level_cache.get(key)
-    constant = problem.levels[j - 1].quadratic and not _has_curvature_term(nest, j, below, mode)
+    with_term = _has_curvature_term(nest, j, below, mode)
+    constant = problem.levels[j - 1].quadratic and not with_term
     if constant and _reusable(block, CONSTANT, R, xp, for_step):
         nest.stats.reused[j - 1] += 1
         return Linearization(nest, j, text, mode, R, grad_own, block)
-    M, extra = _hessian_rows(nest, j, below, g, mode)
+    M, extra = _hessian_rows(nest, j, below, g, with_term)
     if not constant and _reusable(block, M, R, xp, for_step):
         nest.stats.reused[j - 1] += 1
     else:
@@ -209,8 +210,8 @@ def _has_curvature_term(nest: Nest, j: int, below: Response, mode: str) -> bool:
     return mode == "exact" and below.top is not None and not term_is_zero(nest.problem, j)
 
 
-def _hessian_rows(nest: Nest, j: int, below: Response, g: Any, mode: str) -> tuple[Any, Any]:
-    """Rows ``s_{j-1}:D`` of ``M_j = hess f_j`` less ``T_{j+1}`` in exact mode, and the own
+def _hessian_rows(nest: Nest, j: int, below: Response, g: Any, with_term: bool) -> tuple[Any, Any]:
+    """Rows ``s_{j-1}:D`` of ``M_j = hess f_j`` less ``T_{j+1}`` (``with_term``), and the own
     rows of the multiplier terms of a constrained level below (or None)."""
     start = nest.problem.block(j).start
     # Copied when they would be kept as they are (bottom level): the callable may
@@ -220,7 +221,7 @@ def _hessian_rows(nest: Nest, j: int, below: Response, g: Any, mode: str) -> tup
     if below.top is not None and is_sparse(M):
         # The reduced rows c^T M P are dense once levels below respond: form them densely.
         M = to_dense(M)
-    if not _has_curvature_term(nest, j, below, mode):
+    if not with_term:
         return M, None
     H, extra = curvature_terms(nest, j, below, g, start)
     return M - to_dense(H), extra
