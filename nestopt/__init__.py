@@ -9,7 +9,9 @@ CuPy, torch or any array-API library.
 
 import logging as _logging
 
-from ._backend import (
+from ._backend.config import show_config
+from ._backend.host import to_numpy
+from ._backend.selection import (
     Backend,
     backend,
     get_backend,
@@ -18,10 +20,8 @@ from ._backend import (
     register_backend,
     set_backend,
 )
-from ._check import check_derivatives, check_hypergradient
-from ._config import show_config
-from ._constraints import Bounds, LinearConstraint, NonlinearConstraint
-from ._convert import to_numpy
+from ._checks.derivatives import check_derivatives, check_hypergradient
+from ._checks.responses import check_responses
 from ._errors import (
     ConstraintQualificationError,
     ConvergenceError,
@@ -43,18 +43,17 @@ from ._errors import (
     SymmetryWarning,
     TimeLimitError,
 )
-from ._hypergrad import best_response, hypergradient
-from ._implicit import Implicit
-from ._itd import Unrolled
-from ._many import solve_many
-from ._multistart import MultistartResult, multistart
-from ._optimizers import LBFGS, Adam, GradientDescent
-from ._problem import Level, Problem
-from ._responses import check_responses
+from ._levels.constraints import Bounds, LinearConstraint, NonlinearConstraint
+from ._levels.problem import Level, Problem
+from ._methods.entry import best_response, hypergradient
+from ._methods.implicit import Implicit
+from ._methods.unrolled import Unrolled
+from ._parallel.many import solve_many
+from ._parallel.multistart import MultistartResult, multistart
 from ._result import BestResponse, Result, SolveResult
-from ._solve import solve
-
-__version__ = "0.1.0"
+from ._solve.optimizers import LBFGS, Adam, GradientDescent
+from ._solve.solve import solve
+from ._version import __version__ as __version__
 
 # A library logs, the application decides what is shown.
 _logging.getLogger("nestopt").addHandler(_logging.NullHandler())

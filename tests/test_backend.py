@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import nestopt
-from nestopt import _backend
+from nestopt._backend import selection as _backend
 from nestopt.problems import quad
 
 

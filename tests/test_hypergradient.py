@@ -381,7 +381,7 @@ def test_a_cold_start_factors_no_more_than_a_solved_point():
 
 
 def test_responses_are_reused_only_for_bit_identical_inputs():
-    from nestopt._run import start_run
+    from nestopt._methods.run import start_run
 
     problem = softplus_levels(3, (2, 3, 2), seed=5, beta=2.0)
     run = start_run(problem, problem.x0, "implicit", {})
@@ -418,7 +418,7 @@ def test_a_run_leaves_nothing_alive_behind_it():
     import gc
     import weakref
 
-    from nestopt._run import start_run
+    from nestopt._methods.run import start_run
 
     problem = softplus_levels(3, (2, 3, 2), seed=1)
     gc.disable()
@@ -439,7 +439,7 @@ def test_a_quadratic_levels_hessian_is_asked_once_and_not_kept():
     import gc
     import weakref
 
-    from nestopt._run import start_run
+    from nestopt._methods.run import start_run
 
     problem = quad(3, 4, seed=3)
     calls, outputs = [0, 0, 0], []

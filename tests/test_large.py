@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from helpers import assert_array_on, fd_gradient, relative_error, value_function
 
 import nestopt
-from nestopt._krylov import krylov_solve
+from nestopt._linalg.krylov import krylov_solve
 from nestopt.problems import quad, quad_reference, softplus_levels
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from helpers import assert_array_on, relative_error
 
-from nestopt import _linalg
 from nestopt._errors import FactorizationError
-from nestopt._linalg import factorize
-from nestopt._substitution import backward_substitution, forward_substitution
+from nestopt._linalg import factor as _linalg
+from nestopt._linalg.factor import factorize
+from nestopt._linalg.triangular import backward_substitution, forward_substitution
 
 
 def spd(n: int, seed: int = 0) -> np.ndarray:

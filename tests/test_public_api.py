@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import inspect
+import pkgutil
 
 import pytest
 
@@ -41,18 +42,11 @@ def test_every_public_symbol_has_a_docstring(module):
     assert not missing, f"undocumented: {missing}"
 
 
-DOCTEST_MODULES = [
-    "nestopt._backend",
-    "nestopt._hypergrad",
-    "nestopt._linalg",
-    "nestopt._check",
-    "nestopt._solve",
-    "nestopt._config",
-    "nestopt._implicit",
-    "nestopt._itd",
-    "nestopt._constraints",
-    "nestopt._many",
-]
+DOCTEST_MODULES = sorted(
+    info.name
+    for info in pkgutil.walk_packages(nestopt.__path__, "nestopt.")
+    if not info.ispkg and ".autodiff." not in info.name
+)
 
 
 @pytest.mark.parametrize("name", DOCTEST_MODULES)

@@ -488,10 +488,11 @@ def test_max_time_stops_with_its_own_status():
 def test_exploding_inner_work_warns_once():
     # The rule of solve's watcher, on scripted inner-iteration counts: one outer
     # iteration costing more than 20 times the median before (and over 100) warns.
-    from nestopt._loop import Loop as _Loop
+    from nestopt._methods.run import start_run
+    from nestopt._solve.loop import Loop as _Loop
 
     problem = quad(2, 2, seed=0)
-    loop = _Loop(nestopt._run.start_run(problem, problem.x0, "implicit", {}), None, None, None,
+    loop = _Loop(start_run(problem, problem.x0, "implicit", {}), None, None, None,
                  {"maxiter": 10}, 0.0, None)  # fmt: skip
     counts = [0, 3, 6, 9, 12, 500, 1000]
     with warnings.catch_warnings(record=True) as record:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .._problem import Level, Problem
+from .._levels.problem import Level, Problem
 
 __all__ = ["KnownProblem"]
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .. import Bounds, Level, LinearConstraint, NonlinearConstraint
-from .._backend import get_backend
+from .._backend.selection import get_backend
 from ._base import KnownProblem
 from ._bolib_data import PROBLEMS, Spec
 from ._terms import compile_terms

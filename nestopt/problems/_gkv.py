@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import get_backend
-from .._problem import Level
+from .._backend.selection import get_backend
+from .._levels.problem import Level
 from ._base import KnownProblem
 from ._quad import _quadratic_level
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .._problem import Level
+from .._levels.problem import Level
 from ._base import KnownProblem
 
 __all__ = ["group_ridge"]

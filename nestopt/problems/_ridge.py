@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._problem import Level
+from .._levels.problem import Level
 
 __all__ = ["RidgeFit"]
 

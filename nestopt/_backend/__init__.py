@@ -1,0 +1,1 @@
+"""Which array library and device nestopt uses; starting points and host copies."""

@@ -1,0 +1,151 @@
+"""Starting points onto the backend, the dtype policy, and host copies of scalars.
+
+Supported working dtypes are real float32 and float64 (a NumPy float32 start
+runs in float32 on any backend). Integer and boolean starts run in float64.
+Everything else (float16, bfloat16, complex, long double, strings, objects)
+is refused up front, saying what is supported, rather than failing later
+inside a factorization or a user callable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import array_api_compat as compat
+
+from .selection import get_backend
+
+__all__ = ["prepare_points", "host_floats", "namespace_name", "SUPPORTED_DTYPES"]
+
+SUPPORTED_DTYPES = "float32 or float64 (integer and boolean starts run in float64)"
+
+
+def host_floats(xp: Any, *scalars: Any) -> list[float]:
+    """Several 0-d device arrays as Python floats, in one device-to-host copy."""
+    stacked = xp.stack([xp.reshape(s, ()) for s in scalars])
+    if compat.is_cupy_array(stacked):
+        return [float(v) for v in stacked.get()]
+    if compat.is_torch_array(stacked):
+        return [float(v) for v in stacked.cpu().tolist()]
+    return [float(stacked[i]) for i in range(len(scalars))]
+
+
+def namespace_name(xp: Any) -> str:
+    """The backend name of a namespace, as `nestopt.get_backend` spells it."""
+    if xp is None:
+        return "an unknown library"
+    if compat.is_numpy_namespace(xp):
+        return "numpy"
+    if compat.is_cupy_namespace(xp):
+        return "cupy"
+    if compat.is_torch_namespace(xp):
+        return "torch"
+    if compat.is_array_api_strict_namespace(xp):
+        return "array_api_strict"
+    from .selection import _loaded_name
+
+    return _loaded_name(xp) or getattr(xp, "__name__", repr(xp)).replace("array_api_compat.", "")
+
+
+def prepare_points(
+    problem: Any, xs: Sequence[Any], backend: Any = None, device: Any = None
+) -> tuple[Any, Any, tuple[Any, ...]]:
+    """Copy the starting points onto the backend: ``(xp, device, xs)``.
+
+    The points are always copied, so nothing the user passed is ever
+    modified or aliased by a result. Arrays of a non-NumPy library passed
+    while no backend was chosen anywhere select that library (nothing to
+    copy across devices then); otherwise the backend in force applies.
+    ``problem`` needs ``n``, ``sizes`` and ``describe(k)``.
+    """
+    if isinstance(xs, (str, bytes)) or not isinstance(xs, Sequence):
+        raise TypeError(
+            f"xs must be a sequence of {problem.n} per-level arrays, got {type(xs).__name__}"
+        )
+    if len(xs) != problem.n:
+        raise ValueError(
+            f"xs has {len(xs)} entries but the problem has {problem.n} levels; pass one "
+            f"starting array per level, of sizes {problem.sizes}"
+        )
+    chosen = get_backend(backend, device)
+    arrays = [x for x in xs if compat.is_array_api_obj(x) and not isinstance(x, (int, float))]
+    bits = [_width(problem, k, x) for k, x in enumerate(xs, start=1)]
+    inferred = None
+    if chosen.source == "default" and arrays and len(arrays) == len(xs):
+        try:
+            inferred = compat.array_namespace(*arrays)
+        except TypeError:
+            inferred = None
+        if inferred is not None and compat.is_numpy_namespace(inferred):
+            inferred = None
+    if inferred is not None:
+        xp = inferred
+        target = compat.device(arrays[0])
+    else:
+        xp = chosen.xp
+        target = chosen.native_device
+    width = next((b for b in bits if b is not None), 64)
+    dtype = xp.float32 if width == 32 else xp.float64
+    out = []
+    for k, (x, size) in enumerate(zip(xs, problem.sizes), start=1):
+        kwargs = {"dtype": dtype, "copy": True}
+        if target is not None:
+            kwargs["device"] = target
+        try:
+            arr = xp.asarray(x, **kwargs)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise TypeError(
+                f"the starting point of {problem.describe(k)} could not be made an array "
+                f"of {namespace_name(xp)}: {exc}"
+            ) from exc
+        if arr.ndim == 0 and size == 1:
+            arr = xp.reshape(arr, (1,))
+        if tuple(arr.shape) != (size,):
+            raise ValueError(
+                f"the starting point of {problem.describe(k)} has shape {tuple(arr.shape)}; "
+                f"expected ({size},)"
+            )
+        out.append(arr)
+    return xp, compat.device(out[0]), tuple(out)
+
+
+def _width(problem: Any, k: int, x: Any) -> int | None:
+    """32 or 64 for a real floating start, None for integers and booleans; refuse the rest."""
+    where = f"the starting point of {problem.describe(k)}"
+    if isinstance(x, (str, bytes)):
+        raise TypeError(f"{where} is a string ({x!r}); pass numbers. Supported: {SUPPORTED_DTYPES}")
+    if getattr(x, "requires_grad", False):
+        raise TypeError(
+            f"{where} has requires_grad=True; nestopt computes derivatives itself and would "
+            "otherwise record an autograd graph through the whole solve. Pass x.detach()"
+        )
+    if type(x).__name__ == "MaskedArray":
+        raise TypeError(f"{where} is a masked array; pass a plain array ({SUPPORTED_DTYPES})")
+    if compat.is_array_api_obj(x) and not isinstance(x, (int, float, bool)):
+        own = compat.array_namespace(x)
+        dtype = x.dtype
+        if own.isdtype(dtype, ("signed integer", "unsigned integer", "bool")):
+            return None
+        if own.isdtype(dtype, "real floating"):
+            bits = own.finfo(dtype).bits
+            if bits in (32, 64) and "bfloat" not in str(dtype):
+                return bits
+        raise TypeError(
+            f"{where} has dtype {dtype}, which nestopt does not support; "
+            f"supported: {SUPPORTED_DTYPES}"
+        )
+    import numpy as np
+
+    try:
+        probe = np.asarray(x)
+    except Exception as exc:
+        raise TypeError(f"{where} could not be read as numbers: {exc}") from exc
+    if probe.dtype.kind in "biu":
+        return None
+    if probe.dtype.kind == "f" and probe.dtype.itemsize in (4, 8):
+        return None if isinstance(x, (int, float, list, tuple)) else probe.dtype.itemsize * 8
+    raise TypeError(
+        f"{where} has dtype {probe.dtype} ({type(x).__name__}), which nestopt does not "
+        f"support; supported: {SUPPORTED_DTYPES}"
+    )

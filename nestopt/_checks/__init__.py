@@ -1,0 +1,1 @@
+"""Checks of derivatives, hypergradients and responses against independent computations."""

@@ -1,0 +1,314 @@
+"""Call the user's oracles and check what comes back, once, where it enters.
+
+Every array a user callable returns is checked for type, backend, device,
+dtype, shape/layout and finiteness before the core touches it, and turned
+into one flat layout: gradients ``(D,)``, Hessian rows ``(D - start, D)``.
+One `Oracles` serves one run (a `best_response`, a `solve`, a check), so the
+once-per-run checks (call signatures) hold per run. Symmetry, a property of
+the callable, is probed on the first Hessian of each level object (and row
+offset) in the process, and so is the finiteness of a declared quadratic
+level's constant Hessian: a user's loop of `hypergradient` calls pays them once.
+"""
+
+from __future__ import annotations
+
+import inspect
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .._backend.points import host_floats
+from .._errors import (
+    NonFiniteError,
+    OracleError,
+    SymmetryError,
+    SymmetryWarning,
+    warn_user,
+)
+from .._linalg.sparse import is_sparse
+from .outputs import Target, Where, check_array, matrix_layout, vector_layout
+
+__all__ = ["Oracles", "SYMMETRY_POLICIES"]
+
+SYMMETRY_POLICIES = ("raise", "warn")
+_CALLABLES = ("value", "grad", "hess", "hess_dir", "hvp", "hvp_dir")
+# (id(level), start, check, dtype) -> weak reference to the level: checks passed before.
+_PASSED: dict[tuple[int, int, str, str], Any] = {}
+
+
+def _passed(level: Any, start: int, check: str, dtype: Any) -> bool:
+    ref = _PASSED.get((id(level), start, check, str(dtype)))
+    return ref is not None and ref() is level
+
+
+def _mark_passed(level: Any, start: int, check: str, dtype: Any) -> None:
+    key = (id(level), start, check, str(dtype))
+    _PASSED[key] = weakref.ref(level, lambda _, key=key: _PASSED.pop(key, None))
+
+
+class Oracles:
+    """The user's callables for one run, on one backend, device and dtype.
+
+    Parameters
+    ----------
+    levels : sequence of Level
+        The levels, top first (``levels[k - 1]`` is level ``k``).
+    sizes : tuple of int
+        Every level's size; ``D = sum(sizes)``.
+    level_texts : sequence of str
+        How messages name each level (``'level 2 ("attacker")'``).
+    target : Target
+        Namespace, device and dtype every output must have.
+    check_finite : bool
+        Check outputs for NaN and Inf.
+    symmetry : {'raise', 'warn'}
+        What an asymmetric Hessian (beyond rounding) does; checked on the
+        first Hessian of each level in the run.
+
+    Notes
+    -----
+    Arrays are returned as the callable gave them where they are used at
+    once; ``keep=True`` copies, for results held across another call of the
+    same callable (a callable may reuse one output buffer).
+    """
+
+    def __init__(
+        self,
+        levels: Sequence[Any],
+        sizes: tuple[int, ...],
+        level_texts: Sequence[str],
+        target: Target,
+        *,
+        check_finite: bool = True,
+        symmetry: str = "raise",
+    ) -> None:
+        self.levels = tuple(levels)
+        self.sizes = tuple(sizes)
+        self.dim = sum(sizes)
+        self.level_texts = tuple(level_texts)
+        self.target = target
+        self.xp = target.xp
+        self.check_finite = check_finite
+        self.symmetry = symmetry
+        self.counts = {name: [0] * len(self.levels) for name in _CALLABLES}
+        self._symmetry_checked: set[int] = set()
+
+    @classmethod
+    def for_problem(cls, problem: Any, target: Target, **options: Any) -> Oracles:
+        texts = [problem.describe(k) for k in range(1, problem.n + 1)]
+        return cls(problem.levels, problem.sizes, texts, target, **options)
+
+    # -- calls --------------------------------------------------------------
+
+    def has(self, k: int, name: str) -> bool:
+        return getattr(self.levels[k - 1], name) is not None
+
+    def value(self, k: int, xs: Sequence[Any]) -> Any:
+        where = self._where(k, "value")
+        if self.levels[k - 1].value is None:
+            raise ValueError(
+                f"{self.level_texts[k - 1]} has no value callable, which this computation "
+                "needs; pass Level(..., value=...)"
+            )
+        out = self._call(k, "value", xs)
+        if isinstance(out, (int, float)) and not isinstance(out, bool):
+            out = self.xp.asarray(out, dtype=self.target.dtype, device=self.target.device)
+        out = check_array(out, self.target, where)
+        if out.ndim != 0 and tuple(out.shape) != (1,):
+            raise OracleError(
+                f"{where} returned shape {tuple(out.shape)}; expected a scalar (shape ())",
+                level=k,
+            )
+        out = self.xp.reshape(out, ())
+        self._check_finite(out, where, xs)
+        return out
+
+    def grad(self, k: int, xs: Sequence[Any]) -> Any:
+        """``grad f_k`` as a fresh ``(D,)`` array (always copied: it is cheap)."""
+        out = self._call(k, "grad", xs)
+        flat = vector_layout(out, self.sizes, self.target, self._where(k, "grad"))
+        if flat is out:
+            flat = self.xp.asarray(flat, copy=True)
+        self._check_finite(flat, self._where(k, "grad"), xs)
+        return flat
+
+    def hess(self, k: int, xs: Sequence[Any], *, start: int = 0, keep: bool = False) -> Any:
+        """Rows ``start:D`` of ``hess f_k`` (only those, when the level declares ``hess_rows``)."""
+        where = self._where(k, "hess")
+        if self.levels[k - 1].hess_rows and start > 0:
+            out = self._call(k, "hess", xs, start=start)
+            rows = matrix_layout(out, self.sizes, self.target, where, rows=self.dim - start)
+            self._check_finite_matrix(rows, where, xs, start=start)
+            self._check_symmetry(rows, k, where, start=start)
+            return _copy(self.xp, rows) if keep and rows is out else rows
+        out = self._call(k, "hess", xs)
+        full = matrix_layout(out, self.sizes, self.target, where)
+        # The whole output is checked (a NaN anywhere means a broken callable),
+        # finiteness first: NaN would pass any symmetry test.
+        self._check_finite_matrix(full, where, xs, start=0)
+        self._check_symmetry(full, k, where, start=0)
+        rows = full[start:, :] if start else full
+        if keep and (full is out or is_sparse(full)):  # the caller's buffer, or a view of it
+            rows = _copy(self.xp, rows)
+        return rows
+
+    def hess_dir(self, k: int, xs: Sequence[Any], v: Any, *, start: int = 0) -> Any:
+        """Rows ``start:D`` of ``d/dt hess f_k(x + t v)`` at ``t = 0``."""
+        where = self._where(k, "hess_dir")
+        if self.levels[k - 1].hess_rows and start > 0:
+            out = self._call(k, "hess_dir", [*xs, v], start=start)
+            rows = matrix_layout(out, self.sizes, self.target, where, rows=self.dim - start)
+            self._check_finite_matrix(rows, where, xs)
+            return rows
+        out = self._call(k, "hess_dir", [*xs, v])
+        full = matrix_layout(out, self.sizes, self.target, where)
+        self._check_finite_matrix(full, where, xs)
+        return full[start:, :] if start else full
+
+    def hvp(self, k: int, xs: Sequence[Any], v: Any) -> Any:
+        """``hess f_k @ v`` for a flat ``v``: from ``hvp``, or from the dense ``hess``."""
+        if self.levels[k - 1].hvp is None:
+            return self.hess(k, xs) @ v
+        where = self._where(k, "hvp")
+        out = self._call(k, "hvp", [*xs, v])
+        flat = vector_layout(out, self.sizes, self.target, where)
+        self._check_finite(flat, where, xs)
+        return flat
+
+    def hvp_dir(self, k: int, xs: Sequence[Any], v: Any, u: Any) -> Any:
+        """``d/dt hess f_k(x + t u) @ v`` at ``t = 0``."""
+        where = self._where(k, "hvp_dir")
+        out = self._call(k, "hvp_dir", [*xs, v, u])
+        flat = vector_layout(out, self.sizes, self.target, where)
+        self._check_finite(flat, where, xs)
+        return flat
+
+    # -- checks -------------------------------------------------------------
+
+    def _where(self, k: int, name: str) -> Where:
+        return Where(k, self.level_texts[k - 1], name)
+
+    def _call(self, k: int, name: str, args: Sequence[Any], **keywords: Any) -> Any:
+        fun: Callable[..., Any] = getattr(self.levels[k - 1], name)
+        self.counts[name][k - 1] += 1
+        try:
+            return fun(*args, **keywords)
+        except TypeError:
+            self._check_signature(fun, k, name, len(args), keywords)
+            raise
+
+    def _check_signature(
+        self, fun: Callable[..., Any], k: int, name: str, count: int, keywords: dict[str, Any]
+    ) -> None:
+        """A callable that cannot take ``count`` positional arrays is named, clearly."""
+        try:
+            signature = inspect.signature(fun)
+        except (TypeError, ValueError):
+            return
+        try:
+            signature.bind(*([None] * count), **keywords)
+        except TypeError as exc:
+            extra = {"hess_dir": ", v", "hvp": ", v", "hvp_dir": ", v, u"}
+            if keywords:
+                extra = {name: extra.get(name, "") + ", start=s (hess_rows=True)"}
+            raise OracleError(
+                f"{self._where(k, name)} cannot be called with {count} arrays ({exc}); it "
+                f"must take one array per level, x1, ..., x{len(self.sizes)}"
+                f"{extra.get(name, '')}. (In check_derivatives, xs holds every level's "
+                "variable.)",
+                level=k,
+            ) from None
+
+    def _check_finite_matrix(
+        self, out: Any, where: Where, xs: Sequence[Any], *, start: int | None = None
+    ) -> None:
+        """NaN or Inf anywhere in ``out`` shows in ``out @ probe`` (no zero in the probe).
+
+        One matrix-vector product instead of a boolean temporary of the
+        matrix's size and its reduction. With ``start``, the Hessian rows of a
+        declared quadratic level: constant, so checked once per level object.
+        """
+        if not self.check_finite:
+            return
+        level = self.levels[where.level - 1] if start is not None else None
+        constant = level is not None and level.quadratic
+        if constant and _passed(level, start, "finite", out.dtype):
+            return
+        self._check_finite(out @ self._probe(out.shape[1]), where, xs)
+        if constant:
+            _mark_passed(level, start, "finite", out.dtype)
+
+    def _probe(self, dim: int) -> Any:
+        xp = self.xp
+        index = xp.arange(dim, dtype=self.target.dtype, device=self.target.device)
+        return 1.5 + xp.cos(2.0 + 1.3 * index)  # in [0.5, 2.5]: never zero
+
+    def _check_finite(self, out: Any, where: Where, xs: Sequence[Any]) -> None:
+        if self.check_finite and not bool(self.xp.all(self.xp.isfinite(out))):
+            raise NonFiniteError(
+                f"{where} returned NaN or Inf at {abbreviate(xs, len(self.sizes))}; check "
+                "the callable at this point, or start closer to the solution",
+                level=where.level,
+            )
+
+    def _check_symmetry(self, rows: Any, k: int, where: Where, *, start: int) -> None:
+        """``u^T H v = v^T H u`` on the square part of ``rows``, once per level and run
+        (and not again for a level object found symmetric before).
+
+        Two matrix-vector products instead of forming ``H - H^T``; for a
+        nonsymmetric ``H`` the two sides differ except on a set of probes of
+        measure zero.
+        """
+        level = self.levels[k - 1]
+        if k in self._symmetry_checked or _passed(level, start, "symmetry", rows.dtype):
+            return
+        self._symmetry_checked.add(k)
+        xp = self.xp
+        square = rows[:, start:]
+        dim = square.shape[0]
+        if dim == 0:
+            return
+        index = xp.arange(dim, dtype=square.dtype, device=self.target.device)
+        u = xp.sin(1.0 + 0.7 * index)
+        v = self._probe(dim)
+        hv = square @ v
+        hu = square @ u
+        gap, scale = host_floats(
+            xp, xp.abs(u @ hv - v @ hu), xp.linalg.vector_norm(hv) + xp.linalg.vector_norm(hu)
+        )
+        scale *= float(dim) ** 0.5
+        tol = 1e3 * float(xp.finfo(square.dtype).eps) * max(scale, 1e-300)
+        if not gap > tol:
+            _mark_passed(level, start, "symmetry", rows.dtype)
+            return
+        message = (
+            f"{self.level_texts[k - 1]}: hess is not symmetric (|u^T H v - v^T H u| = "
+            f"{gap:.3e} for probe vectors, tolerance {tol:.1e}); a Hessian is symmetric, so "
+            "the callable is wrong: check it with nestopt.check_derivatives"
+        )
+        if self.symmetry == "warn":
+            warn_user(message + "; nestopt uses its rows as given", SymmetryWarning)
+            return
+        raise SymmetryError(
+            message + ". To use the rows as given anyway, pass symmetry='warn'", level=k
+        )
+
+
+def _copy(xp: Any, a: Any) -> Any:
+    return a.copy() if is_sparse(a) else xp.asarray(a, copy=True)
+
+
+def abbreviate(xs: Sequence[Any], n: int) -> str:
+    """``(x1=[0.1, 0.2, ...], x2=[...])``: a point for messages, a few entries per level."""
+    from .._backend.host import to_numpy
+
+    parts = []
+    for k, x in enumerate(list(xs)[:n], start=1):
+        try:
+            values = to_numpy(x).reshape(-1)
+        except Exception:  # a message must never fail
+            parts.append(f"x{k}=?")
+            continue
+        shown = ", ".join(f"{float(v):.4g}" for v in values[:3])
+        parts.append(f"x{k}=[{shown}{', ...' if values.size > 3 else ''}]")
+    return "(" + ", ".join(parts) + ")"

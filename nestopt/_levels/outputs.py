@@ -1,0 +1,200 @@
+"""Check one array a user callable returned, and bring it into nestopt's flat layout.
+
+Gradients become ``(D,)`` vectors and Hessians ``(rows, D)`` matrices; a
+callable may return per-level blocks instead (``None`` for a zero block).
+Every check names the level, the callable and the block it concerns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import array_api_compat as compat
+
+from .._backend.points import namespace_name
+from .._errors import OracleError, OracleTypeError
+from .._linalg.sparse import is_sparse
+
+__all__ = ["Where", "Target", "check_array", "vector_layout", "matrix_layout"]
+
+
+@dataclass(frozen=True)
+class Where:
+    """Which output is being checked: a level, one of its callables, a block of it."""
+
+    level: int
+    level_text: str
+    callable: str
+    block: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.level_text}, callable {self.callable!r}" + (
+            f" {self.block}" if self.block else ""
+        )
+
+    def at_block(self, block: str) -> Where:
+        return Where(self.level, self.level_text, self.callable, block)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What every returned array must be: namespace, device and dtype of the run."""
+
+    xp: Any
+    device: Any
+    dtype: Any
+
+
+def check_array(out: Any, target: Target, where: Where) -> Any:
+    """Type, backend, device and dtype of one returned array."""
+    xp = target.xp
+    if type(out).__name__ == "MaskedArray":
+        raise OracleTypeError(
+            f"{where} returned a masked array; nestopt ignores no entries, so return a "
+            "plain array (fill or drop the masked entries first)",
+            level=where.level,
+        )
+    if not compat.is_array_api_obj(out) or isinstance(out, (list, tuple, int, float)):
+        raise OracleTypeError(
+            f"{where} returned {type(out).__name__}; expected an array of the active "
+            f"backend ({namespace_name(xp)})",
+            level=where.level,
+        )
+    try:
+        got = compat.array_namespace(out)
+    except TypeError:
+        got = None
+    if got is not xp:
+        raise OracleTypeError(
+            f"{where} returned an array of {namespace_name(got)}; the problem is being "
+            f"solved on {namespace_name(xp)}. Write the callable with the namespace of "
+            "its inputs (xp = array_api_compat.array_namespace(x1)) or switch backends",
+            level=where.level,
+        )
+    if compat.device(out) != target.device:
+        raise OracleTypeError(
+            f"{where} returned an array on device {compat.device(out)!r}; the inputs live "
+            f"on {target.device!r}. Create arrays with device=array_api_compat.device(x1); "
+            "nestopt never copies across devices behind your back",
+            level=where.level,
+        )
+    if out.dtype != target.dtype:
+        raise OracleTypeError(
+            f"{where} returned dtype {out.dtype}; expected {target.dtype} (the dtype of "
+            "the starting point)",
+            level=where.level,
+        )
+    return out
+
+
+def vector_layout(out: Any, sizes: tuple[int, ...], target: Target, where: Where) -> Any:
+    """A ``(D,)`` vector from one array or a sequence of per-level blocks (``None``: zero)."""
+    xp = target.xp
+    dim, n = sum(sizes), len(sizes)
+    expected = (
+        f"expected an array of shape ({dim},) or a tuple of {n} arrays of shapes "
+        f"{tuple((d,) for d in sizes)} (None for a zero block)"
+    )
+    if isinstance(out, (list, tuple)):
+        if len(out) != n:
+            raise OracleError(
+                f"{where} returned a sequence of length {len(out)}; " + expected,
+                level=where.level,
+            )
+        parts = []
+        for j, (part, size) in enumerate(zip(out, sizes), start=1):
+            if part is None:
+                parts.append(xp.zeros((size,), dtype=target.dtype, device=target.device))
+                continue
+            part = check_array(part, target, where.at_block(f"block {j}"))
+            if tuple(part.shape) != (size,):
+                raise OracleError(
+                    f"{where}: block {j} has shape {tuple(part.shape)}; " + expected,
+                    level=where.level,
+                )
+            parts.append(part)
+        return xp.concat(parts)
+    out = check_array(out, target, where)
+    if tuple(out.shape) != (dim,):
+        raise OracleError(
+            f"{where} returned shape {tuple(out.shape)}; " + expected, level=where.level
+        )
+    return out
+
+
+def matrix_layout(
+    out: Any, sizes: tuple[int, ...], target: Target, where: Where, *, rows: int | None = None
+) -> Any:
+    """A ``(rows, D)`` matrix from one array or an ``n x n`` nested sequence of blocks.
+
+    ``rows`` is the number of rows expected of a flat array (default ``D``);
+    blocks always describe the full ``(D, D)`` matrix.
+    """
+    xp = target.xp
+    dim, n = sum(sizes), len(sizes)
+    rows = dim if rows is None else rows
+    if is_sparse(out):
+        return _sparse_layout(out, rows, dim, target, where)
+    expected = (
+        f"expected a ({rows}, {dim}) array or a {n} x {n} nested sequence of blocks "
+        f"(block (i, j) of shape (d_i, d_j) with d = {sizes}, None for zero)"
+    )
+    if isinstance(out, (list, tuple)):
+        if len(out) != n or any(not isinstance(row, (list, tuple)) or len(row) != n for row in out):
+            raise OracleError(
+                f"{where} returned a nested sequence that is not {n} x {n}; " + expected,
+                level=where.level,
+            )
+        stacked = []
+        for i, row in enumerate(out):
+            blocks = []
+            for j, block in enumerate(row):
+                shape = (sizes[i], sizes[j])
+                if block is None:
+                    blocks.append(xp.zeros(shape, dtype=target.dtype, device=target.device))
+                    continue
+                block = check_array(block, target, where.at_block(f"block ({i + 1}, {j + 1})"))
+                if tuple(block.shape) != shape:
+                    raise OracleError(
+                        f"{where}: block ({i + 1}, {j + 1}) has shape {tuple(block.shape)}, "
+                        f"expected {shape}",
+                        level=where.level,
+                    )
+                blocks.append(block)
+            stacked.append(xp.concat(blocks, axis=1))
+        full = xp.concat(stacked, axis=0)
+        return full[dim - rows :, :] if rows != dim else full
+    out = check_array(out, target, where)
+    if tuple(out.shape) != (rows, dim):
+        raise OracleError(
+            f"{where} returned shape {tuple(out.shape)}; " + expected, level=where.level
+        )
+    return out
+
+
+def _sparse_layout(out: Any, rows: int, dim: int, target: Target, where: Where) -> Any:
+    """A sparse Hessian (SciPy on NumPy, cupyx on CuPy): shape and dtype, rows sliceable."""
+    import array_api_compat as compat
+
+    on_gpu = type(out).__module__.startswith("cupyx")
+    if on_gpu != compat.is_cupy_namespace(target.xp):
+        raise OracleTypeError(
+            f"{where} returned a {type(out).__module__} sparse matrix; on "
+            f"{namespace_name(target.xp)} return a dense array"
+            + (" or a cupyx.scipy.sparse matrix" if compat.is_cupy_namespace(target.xp) else "")
+            + (" or a scipy.sparse matrix" if compat.is_numpy_namespace(target.xp) else ""),
+            level=where.level,
+        )
+    if tuple(out.shape) != (rows, dim):
+        raise OracleError(
+            f"{where} returned a sparse matrix of shape {tuple(out.shape)}; expected "
+            f"({rows}, {dim})",
+            level=where.level,
+        )
+    if out.dtype != target.dtype:
+        raise OracleTypeError(
+            f"{where} returned a sparse matrix of dtype {out.dtype}; expected {target.dtype}",
+            level=where.level,
+        )
+    return out.tocsr()

@@ -1,0 +1,1 @@
+"""Factorizations, triangular and Krylov solves, sparse blocks and Jacobian systems."""

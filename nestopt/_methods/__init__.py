@@ -1,0 +1,1 @@
+"""How a hypergradient is computed: method objects, runs, and the entry points."""

@@ -1,0 +1,1 @@
+"""Many solves at once: scenario sweeps and multistart."""

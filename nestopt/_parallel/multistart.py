@@ -1,0 +1,221 @@
+"""``multistart``: several starts of one problem through `solve_many`, and the best of them."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from .._backend.host import to_numpy
+from .._backend.selection import get_backend
+from .._errors import ConvergenceWarning, warn_user
+from .._levels.problem import Problem
+from .._result import Result, SolveResult
+from .many import check_starts, run_tasks
+
+__all__ = ["multistart", "MultistartResult"]
+
+
+class MultistartResult(Result):
+    """The outcome of `multistart`: the best of several solves and how many agree.
+
+    Attributes
+    ----------
+    x, fun : array (d_1,) and float, or None
+        Level 1's solution and ``F_1`` there of the best start (None when no
+        start succeeded).
+    best : SolveResult or None
+        The successful result with the lowest ``fun``.
+    best_index : int or None
+        Its position in ``x0s`` and ``results``.
+    n_starts, n_success, n_agree : int
+        Starts run, starts that succeeded, successful starts that agree with
+        the best (itself included).
+    agree : list of int
+        Indices of the agreeing starts.
+    xtol, ftol : float
+        The agreement tolerances used.
+    x0s : list of tuple of arrays
+        The starts, in order.
+    results : list of SolveResult
+        Every start's result, in order (as from `solve_many`).
+    """
+
+
+def multistart(
+    problem: Problem,
+    x0s: Sequence[Sequence[Any]] | None = None,
+    *,
+    n_starts: int | None = None,
+    box: tuple[Any, Any] | None = None,
+    seed: Any = None,
+    x0: Sequence[Any] | None = None,
+    xtol: float = 1e-4,
+    ftol: float = 1e-6,
+    n_jobs: int | None = None,
+    progress: bool = False,
+    blas_threads: int | None = None,
+    **solve_options: Any,
+) -> MultistartResult:
+    """Solve from several level-1 starts and keep the best: a guard against local minima.
+
+    The top-level value function ``F_1(x_1)`` need not be convex, so `solve`
+    finds a local minimum that depends on the start. ``multistart`` runs
+    `solve_many` from several starts and returns the successful result with
+    the lowest ``F_1``, with counts that say how often it was found.
+
+    Parameters
+    ----------
+    problem : Problem
+        Level 1 must have a ``value`` callable: starts are ranked by it.
+    x0s : sequence of starts, optional
+        Explicit starts, each a sequence of ``n`` per-level arrays.
+    n_starts : int, optional
+        Instead of ``x0s``: draw this many level-1 starts uniformly in ``box``.
+    box : (lower, upper), optional
+        Bounds of the draws: floats or arrays of shape ``(d_1,)``, finite.
+    seed : int, numpy.random.Generator or None
+        Seed of ``numpy.random.default_rng`` for the draws.
+    x0 : sequence of n arrays, optional
+        The start of the lower levels (and the arrays' backend, dtype and
+        device) under the drawn ``x_1``; default ``problem.x0`` when the
+        problem carries one, otherwise zeros on the backend in force.
+    xtol, ftol : float
+        A successful start agrees with the best when ``max|x_1 - x_1^best|
+        <= xtol (1 + max|x_1^best|)`` and ``|F_1 - F_1^best| <= ftol (1 +
+        |F_1^best|)``.
+    n_jobs, progress, blas_threads, **solve_options
+        As in `solve_many`.
+
+    Returns
+    -------
+    MultistartResult
+        ``x``, ``fun``, ``best``, ``best_index``, ``n_starts``,
+        ``n_success``, ``n_agree``, ``agree``, ``xtol``, ``ftol``, ``x0s``,
+        ``results``.
+
+    Warns
+    -----
+    ConvergenceWarning
+        When no start succeeded (``best`` is then None). Failed starts among
+        successful ones are normal and only counted.
+
+    Notes
+    -----
+    A low ``n_agree / n_success`` says the basin of the best solution is
+    small: more starts, or a box that better covers the region of interest,
+    may find a better one. Agreement is judged on level 1 only; the lower
+    levels follow from ``x_1`` when their solutions are unique.
+
+    Examples
+    --------
+    >>> import nestopt
+    >>> from nestopt.problems import quad
+    >>> found = nestopt.multistart(quad(2, 2, seed=0), n_starts=4, box=(-1, 1), seed=0)
+    >>> found.n_success, found.n_agree
+    (4, 4)
+    """
+    if not isinstance(problem, Problem):
+        raise TypeError(f"multistart takes one Problem, got {type(problem).__name__}")
+    if problem.levels[0].value is None:
+        raise ValueError(
+            "multistart ranks the starts by F_1, but level 1 has no value callable; "
+            "give nestopt.Level(value=...) for level 1"
+        )
+    if x0s is not None:
+        if n_starts is not None or box is not None:
+            raise ValueError("pass either x0s or n_starts with box, not both")
+        starts = [tuple(start) for start in check_starts(x0s, problem.n)]
+    else:
+        if n_starts is None or box is None:
+            raise ValueError("multistart needs x0s, or n_starts and box to draw level-1 starts")
+        starts = _draw_starts(problem, n_starts, box, seed, x0)
+    tasks = [(problem, False, None, start) for start in starts]
+    results = run_tasks(tasks, n_jobs, progress, blas_threads, solve_options, warn=False)
+    return _rank(results, starts, xtol, ftol)
+
+
+# -- scenarios ----------------------------------------------------------------
+
+
+def _draw_starts(
+    problem: Problem, n_starts: int, box: Any, seed: Any, x0: Sequence[Any] | None
+) -> list[tuple[Any, ...]]:
+    import array_api_compat
+    import numpy as np
+
+    if isinstance(n_starts, bool) or not isinstance(n_starts, int) or n_starts < 1:
+        raise ValueError(f"n_starts must be a positive int, got {n_starts!r}")
+    base = x0 if x0 is not None else getattr(problem, "x0", None)
+    if base is None:
+        chosen = get_backend()
+        base = [chosen.asarray(np.zeros(d), dtype=chosen.xp.float64) for d in problem.sizes]
+    base = tuple(base)
+    d1 = problem.sizes[0]
+    if not (isinstance(box, Sequence) and len(box) == 2):
+        raise ValueError(f"box must be (lower, upper), got {box!r}")
+    try:
+        lower, upper = (np.broadcast_to(np.asarray(side, dtype=float), (d1,)) for side in box)
+    except ValueError:
+        raise ValueError(
+            f"box sides must be floats or arrays of shape ({d1},), got {box!r}"
+        ) from None
+    if not (np.all(np.isfinite(lower)) and np.all(np.isfinite(upper)) and np.all(lower <= upper)):
+        raise ValueError(f"box must be finite with lower <= upper, got {box!r}")
+    draws = np.random.default_rng(seed).uniform(lower, upper, size=(n_starts, d1))
+    xp = array_api_compat.array_namespace(base[0])
+    device = array_api_compat.device(base[0])
+    return [
+        (xp.asarray(row.tolist(), dtype=base[0].dtype, device=device), *base[1:]) for row in draws
+    ]
+
+
+def _rank(
+    results: list[SolveResult], starts: list[tuple[Any, ...]], xtol: float, ftol: float
+) -> MultistartResult:
+    import numpy as np
+
+    ok = [
+        i
+        for i, result in enumerate(results)
+        if result.success and result.fun is not None and math.isfinite(result.fun)
+    ]
+    found = MultistartResult(
+        x=None,
+        fun=None,
+        best=None,
+        best_index=None,
+        n_starts=len(results),
+        n_success=len(ok),
+        n_agree=0,
+        agree=[],
+        xtol=xtol,
+        ftol=ftol,
+        x0s=starts,
+        results=results,
+    )
+    if not ok:
+        warn_user(
+            f"multistart: none of the {len(results)} starts succeeded; the first failed "
+            f"with: {results[0].message}"
+            if results
+            else "multistart: no starts",
+            ConvergenceWarning,
+        )
+        return found
+    best_index = min(ok, key=lambda i: results[i].fun)
+    best = results[best_index]
+    x_best = np.asarray(to_numpy(best.x))
+    x_scale = xtol * (1.0 + float(np.max(np.abs(x_best), initial=0.0)))
+    f_scale = ftol * (1.0 + abs(best.fun))
+    agree = [
+        i
+        for i in ok
+        if float(np.max(np.abs(np.asarray(to_numpy(results[i].x)) - x_best), initial=0.0))
+        <= x_scale
+        and abs(results[i].fun - best.fun) <= f_scale
+    ]
+    found.update(
+        x=best.x, fun=best.fun, best=best, best_index=best_index, n_agree=len(agree), agree=agree
+    )
+    return found

@@ -1,0 +1,257 @@
+"""Polish a constrained level on its active set, check the solution, build its KKT system.
+
+From the interior point's guess, Newton's method on the active set's
+equality KKT system
+
+    grad_j F + J_A^T lambda_A = 0,        c_A(x) = b_A
+
+converges quadratically, so solution and multipliers are exact to rounding,
+not to the barrier parameter. The active set is then checked and corrected
+(a violated inactive row joins it, an active row whose multiplier has the
+wrong sign leaves it), and the solution is vetted: linearly independent
+active gradients (LICQ), a reduced Hessian positive definite on their null
+space (the inertia of the KKT matrix), and strict complementarity (an
+active row with a zero multiplier is reported as degenerate: the response
+is then only one-sidedly differentiable).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..._errors import (
+    ConstraintQualificationError,
+    ConvergenceError,
+    InfeasibleError,
+    NotPositiveDefiniteError,
+)
+from ..._linalg.kkt_system import KKTSystem
+from .interior import InteriorResult
+from .reduced import LevelModel, LevelPoint
+from .scaling import RowSets
+from .scaling import host as _host
+
+__all__ = ["polish", "ConstrainedSolution"]
+
+
+@dataclass
+class ConstrainedSolution:
+    """A constrained level at its solution: multipliers and active rows, with labels."""
+
+    lam: Any  # per row, DESIGN's sign (L = F + lam^T c): <= 0 at a lower bound, >= 0 at an upper
+    active: Any  # host bool array per row
+    labels: list[str]
+    degenerate: list[str]
+
+
+def polish(
+    model: LevelModel, ip: InteriorResult, mode: str, jacobian_mode: str, tol: float, maxiter: int
+) -> Any:
+    """Newton on the active set from ``ip``; returns ``(point, system, solution)``.
+
+    ``mode`` is the curvature of the Newton steps, ``jacobian_mode`` that of the
+    returned system.
+    """
+    sets = RowSets.of(_host(model.rows.lb), _host(model.rows.ub))
+    active = ip.active.copy()
+    lam = np.asarray(_host(ip.lam), dtype=float)
+    point = ip.point
+    for _ in range(2 * model.rows.m + 2):
+        point, lam, W = _newton(model, point, active, lam, sets, mode, tol, maxiter)
+        change = _correct(model, point, active, lam, sets)
+        if change is None:
+            break
+        active[change[0]] = change[1]
+    else:
+        raise ConvergenceError(
+            f"{model.text}: its active set did not settle; the level may be degenerate at "
+            "this point",
+            level=model.j,
+        )
+    if jacobian_mode != mode:
+        W = model.lagrangian_rows(point, _arr(model.xp, lam, point.g), jacobian_mode)
+    system, solution = _vet(model, point, active, lam, sets, W)
+    return point, system, solution
+
+
+def _targets(sets: RowSets, c: Any, lam: Any, active: Any) -> Any:
+    """The bound each active row is held at: ``lb`` or ``ub`` (by the multiplier's sign)."""
+    target = np.where(lam > 0, sets.ub, sets.lb)
+    target = np.where(np.isfinite(target), target, np.where(np.isfinite(sets.lb), sets.lb, sets.ub))
+    equal = sets.lb == sets.ub
+    target[equal] = sets.lb[equal]
+    nearer_upper = np.abs(c - sets.ub) < np.abs(c - sets.lb)
+    undecided = active & (lam == 0) & ~equal
+    target[undecided] = np.where(nearer_upper[undecided], sets.ub[undecided], sets.lb[undecided])
+    return target
+
+
+def _newton(
+    model: LevelModel, point: LevelPoint, active: Any, lam: Any, sets: RowSets, mode: str,
+    tol: float, maxiter: int,
+) -> tuple[LevelPoint, Any, Any]:  # fmt: skip
+    xp, j, own = model.xp, model.j, model.own
+    idx = np.flatnonzero(active)
+    d, a = own.stop - own.start, idx.size
+    lam = np.where(active, lam, 0.0)
+    target = _targets(sets, np.asarray(_host(point.c)), lam, active)
+    scale = float(xp.max(xp.abs(point.xs[j - 1]))) if d else 0.0
+    eps = float(xp.finfo(point.g.dtype).eps)
+    previous = math.inf
+    for iteration in range(maxiter + 1):
+        model.nest.check_time()
+        lam_x = _arr(xp, lam, point.g)
+        W = model.lagrangian_rows(point, lam_x, mode)
+        J_A = xp.take(point.J, _arr(xp, idx, point.g, int), axis=0) if a else point.J[:0]
+        residual = point.g_own + xp.matrix_transpose(J_A) @ _arr(xp, lam[idx], point.g)
+        gap = _arr(xp, np.asarray(_host(point.c))[idx] - target[idx], point.g)
+        K = _kkt_matrix(xp, W[:, own], J_A)
+        try:
+            step = xp.linalg.solve(K, -xp.concat([residual, gap]))
+        except Exception:  # singular K: vetted (and named) in _vet
+            return point, lam, W
+        dx, dlam = step[:d], np.asarray(_host(step[d:]))
+        size = float(xp.max(xp.abs(dx))) if d else 0.0
+        if iteration == 0:
+            scale = max(scale, size)
+        # To rounding, not to tol: Newton converges quadratically here, and the
+        # multipliers and Jacobians are only as good as the point.
+        if size <= 100.0 * eps * scale or (size >= previous and size <= math.sqrt(eps) * scale):
+            return point, lam, W
+        if iteration == maxiter:
+            break
+        lam[idx] = lam[idx] + dlam
+        trial = list(point.xs)
+        trial[j - 1] = point.xs[j - 1] + dx
+        if point.R is not None and model.nest.config.predict:
+            moved = point.R[:, own] @ dx
+            for k in range(j + 1, model.problem.n + 1):
+                block = model.problem.block(k)
+                trial[k - 1] = (
+                    point.xs[k - 1] + moved[block.start - own.stop : block.stop - own.stop]
+                )
+        point = model.at(tuple(trial))
+        previous = size
+    raise ConvergenceError(
+        f"{model.text}: Newton's method on its active set did not converge in {maxiter} "
+        "iterations; raise maxiter in level_options",
+        level=j,
+    )
+
+
+def _kkt_matrix(xp: Any, A: Any, J_A: Any) -> Any:
+    a = J_A.shape[0]
+    top = xp.concat([A, xp.matrix_transpose(J_A)], axis=1)
+    bottom = xp.concat([J_A, xp.zeros((a, a), dtype=A.dtype)], axis=1)
+    return xp.concat([top, bottom], axis=0)
+
+
+def _arr(xp: Any, a: Any, like: Any, kind: type = float) -> Any:
+    from array_api_compat import device
+
+    dtype = like.dtype if kind is float else xp.int64
+    return xp.asarray(np.asarray(a, dtype=kind), dtype=dtype, device=device(like))
+
+
+def _sizes(model: LevelModel, point: LevelPoint, sets: RowSets) -> tuple[Any, Any]:
+    """Per row: the scale of its values and of its multiplier (for relative tests)."""
+    xp = model.xp
+    J = np.asarray(_host(point.J))
+    row = np.max(np.abs(J), axis=1) if J.size else np.ones(J.shape[0])
+    row = np.where(row > 0, row, 1.0)
+    x = float(xp.max(xp.abs(point.xs[model.j - 1]))) if point.J.shape[1] else 0.0
+    bounds = np.where(np.isfinite(sets.lb), np.abs(sets.lb), 0.0)
+    bounds = np.maximum(bounds, np.where(np.isfinite(sets.ub), np.abs(sets.ub), 0.0))
+    values = np.maximum(bounds, row * max(x, 1.0))
+    gscale = max(float(xp.max(xp.abs(point.g_own))) if point.J.shape[1] else 0.0, 1e-300)
+    return values, gscale / row
+
+
+def _correct(
+    model: LevelModel, point: LevelPoint, active: Any, lam: Any, sets: RowSets
+) -> tuple[int, bool] | None:
+    """The row to add (violated) or drop (wrong-sign multiplier), or None when all is well."""
+    c = np.asarray(_host(point.c))
+    values, multipliers = _sizes(model, point, sets)
+    violation = np.maximum(sets.lb - c, c - sets.ub) / values
+    violation[active] = -np.inf
+    if violation.size and np.max(violation) > 1e-8:
+        return int(np.argmax(violation)), True
+    target = _targets(sets, c, lam, active)
+    wrong = np.where(target == sets.lb, lam, -lam) / multipliers  # should be <= 0
+    wrong[~active | (sets.lb == sets.ub)] = -np.inf
+    if wrong.size and np.max(wrong) > 1e-8:
+        return int(np.argmax(wrong)), False
+    return None
+
+
+def _weakly_active(
+    model: LevelModel, point: LevelPoint, active: Any, lam: Any, sets: RowSets
+) -> Any:
+    """Inequality rows at their bound (zero slack, to rounding) with a zero multiplier.
+
+    The response is only one-sidedly differentiable there. nestopt returns the
+    Jacobian of the piece where these rows are inactive (the response moves
+    freely: the derivative for directions that leave them slack), and says so.
+    """
+    c = np.asarray(_host(point.c))
+    values, multipliers = _sizes(model, point, sets)
+    slack = np.minimum(np.abs(c - sets.lb), np.abs(c - sets.ub)) / values
+    zero = np.abs(lam) <= 1e-7 * multipliers
+    return (sets.lb != sets.ub) & (slack <= 1e-9) & zero
+
+
+def _vet(
+    model: LevelModel, point: LevelPoint, active: Any, lam: Any, sets: RowSets, W: Any
+) -> tuple[KKTSystem, ConstrainedSolution]:
+    xp, j, own, text = model.xp, model.j, model.own, model.text
+    weakly = _weakly_active(model, point, active, lam, sets)
+    active = active & ~weakly
+    idx = np.flatnonzero(active)
+    d, a = own.stop - own.start, idx.size
+    labels = model.rows.labels
+    names = ", ".join(labels[i] for i in idx)
+    J_A = xp.take(point.J, _arr(xp, idx, point.g, int), axis=0) if a else point.J[:0]
+    if a:
+        if a > d:
+            raise ConstraintQualificationError(
+                f"{text}: {a} constraints are active on {d} variables ({names}); their "
+                "gradients cannot be independent (LICQ fails)",
+                level=j,
+            )
+        singular = xp.linalg.svdvals(J_A)
+        eps = float(xp.finfo(J_A.dtype).eps)
+        if float(xp.min(singular)) <= 1e3 * eps * float(xp.max(singular)):
+            raise ConstraintQualificationError(
+                f"{text}: the gradients of its active constraints ({names}) are linearly "
+                "dependent (LICQ fails): multipliers and best-response derivatives are not "
+                "unique. Remove a redundant constraint",
+                level=j,
+            )
+    K = _kkt_matrix(xp, W[:, own], J_A)
+    eigenvalues = xp.linalg.eigvalsh(0.5 * (K + xp.matrix_transpose(K)))
+    positive = int(xp.count_nonzero(eigenvalues > 0))
+    if positive != d or int(xp.count_nonzero(eigenvalues < 0)) != a:
+        raise NotPositiveDefiniteError(
+            f"{text}: at its solution the reduced Hessian of its Lagrangian is not positive "
+            "definite on the null space of its active constraints (the KKT matrix has "
+            f"{positive} positive eigenvalues, {d} needed): not a strict "
+            "local minimum, so its best response is not locally unique. Try a different "
+            "starting point, or check the level's hess and constraint hess",
+            level=j,
+        )
+    c = np.asarray(_host(point.c))
+    infeasible = np.maximum(sets.lb - c, c - sets.ub) / _sizes(model, point, sets)[0]
+    if infeasible.size and np.max(infeasible) > 1e-6:
+        raise InfeasibleError(
+            f"{text}: its solution violates {labels[int(np.argmax(infeasible))]}", level=j
+        )
+    weak = [labels[i] for i in np.flatnonzero(weakly)]
+    C = model.cross_jacobian(point)
+    C_A = xp.take(C, _arr(xp, idx, point.g, int), axis=0) if a else C[:0]
+    system = KKTSystem(xp, K, W[:, : own.start], C_A, d, text, j)
+    return system, ConstrainedSolution(lam, active.copy(), labels, weak)

@@ -1,0 +1,92 @@
+"""A constrained level's reduced problem at fixed upper variables (DESIGN section 7).
+
+Level ``j`` minimizes ``F_j(x_<=j)`` over ``x_j`` subject to
+``lb <= c~(x_<=j) <= ub`` with ``c~ = c(x_<=j, r_>j(x_<=j))``. At a point the
+model gives ``F_j``, its reduced gradient ``c_j^T grad f_j``, the constraint
+values, their reduced Jacobian ``J = (jac c) c_j`` and cross Jacobian
+``(jac c P_j)[:, <j]``, and the rows of the reduced Hessian of the
+Lagrangian ``L_j = f_j + lambda^T c`` (with the curvature term of the level
+below taken for ``L_j`` in exact mode).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..._derivatives.compose import own_rows, reduced_grad
+from ..._derivatives.curvature import term_is_zero
+from ..._derivatives.curvature_terms import curvature_terms
+from ..._levels.rows import ConstraintRows
+from ..nest import Nest, Response
+
+__all__ = ["LevelModel", "LevelPoint"]
+
+
+@dataclass(eq=False)
+class LevelPoint:
+    """Level ``j`` evaluated at one ``x_j`` with the levels below solved."""
+
+    below: Response
+    g: Any  # grad f_j, all variables
+    g_own: Any  # c_j^T grad f_j
+    fun: float | None
+    c: Any  # constraint values (m,)
+    J_full: Any  # (m, D)
+    J: Any  # (m, d_j): (jac c) c_j
+    R: Any
+
+    @property
+    def xs(self) -> tuple[Any, ...]:
+        return self.below.xs
+
+
+class LevelModel:
+    """Evaluations of level ``j``'s reduced problem for the interior-point solver."""
+
+    def __init__(self, nest: Nest, j: int, rows: ConstraintRows) -> None:
+        self.nest, self.j, self.rows = nest, j, rows
+        self.xp = nest.xp
+        self.problem = nest.problem
+        self.own = nest.problem.block(j)
+        self.text = nest.problem.describe(j)
+
+    def at(self, xs: tuple[Any, ...]) -> LevelPoint:
+        """Solve the levels below at ``xs`` and evaluate level ``j`` there."""
+        nest, j, xp = self.nest, self.j, self.xp
+        below = nest.respond(j, xs)
+        oracles = nest.oracles
+        g = oracles.grad(j, below.xs)
+        R = below.R()
+        fun = float(oracles.value(j, below.xs)) if oracles.has(j, "value") else None
+        c = self.rows.values(below.xs)
+        J_full = self.rows.jacobian(below.xs)
+        J = J_full[:, self.own]
+        if R is not None:
+            J = J + J_full[:, self.own.stop :] @ R[:, self.own]
+        return LevelPoint(below, g, reduced_grad(xp, g, R, self.own), fun, c, J_full, J, R)
+
+    def cross_jacobian(self, point: LevelPoint) -> Any:
+        """``(jac c P_j)[:, <j]``: how the constraints move with the upper variables."""
+        J_full, R, own = point.J_full, point.R, self.own
+        C = J_full[:, : own.start]
+        if R is not None:
+            C = C + J_full[:, own.stop :] @ R[:, : own.start]
+        return C
+
+    def lagrangian_rows(self, point: LevelPoint, lam: Any, mode: str) -> Any:
+        """``c_j^T M P_j``, ``M = hess f_j + sum lam_i hess c_i``, less the curvature term of
+        the level below taken for ``L_j`` in exact mode (DESIGN 7)."""
+        nest, j, xp = self.nest, self.j, self.xp
+        start = self.own.start
+        M = nest.oracles.hess(j, point.xs, start=start)
+        curvature = self.rows.weighted_hessian(point.xs, lam)
+        if curvature is not None:
+            M = M + curvature[start:, :]
+        extra = None
+        if mode == "exact" and point.below.top is not None and not term_is_zero(self.problem, j):
+            grad_L = point.g + xp.matrix_transpose(point.J_full) @ lam
+            H, extra = curvature_terms(nest, j, point.below, grad_L, start)
+            M = M - H
+        rows = own_rows(xp, M, point.R, self.own)
+        return rows if extra is None else rows - extra

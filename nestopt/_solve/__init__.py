@@ -1,0 +1,1 @@
+"""The top level: the outer loop, its optimizers, reports and results."""

@@ -1,0 +1,98 @@
+"""The top level solved like a lower one: Newton, or the interior point when it is constrained.
+
+Level 1's reduced Hessian ``W_1 = P_1^T hess L_1 P_1 (+ S_1)`` needs ``R_1``,
+which the nested solves provide; with it Newton's method (and the
+interior-point method of a constrained top level, DESIGN section 7) converge
+quadratically. This is `solve`'s path for ``optimizer='newton'`` and for a
+level 1 with constraints.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any
+
+from .._errors import NestoptError, Status
+from .optimizers import Point
+from .report import Outcome
+
+__all__ = ["TopNewton", "NEWTON"]
+
+NEWTON = "newton"
+
+
+class TopNewton(Outcome):
+    """Runs level 1's Newton (or interior-point) solve and fills the fields `solve` reports."""
+
+    def __init__(
+        self, run: Any, opts: dict[str, Any], started: float, maxiter_given: bool = False
+    ) -> None:
+        self.name = "interior_point" if run.problem.levels[0].constraints else NEWTON
+        engine = run.engine
+        if not hasattr(engine, "nest"):
+            raise ValueError(
+                "optimizer='newton' (and a level 1 with constraints) needs the implicit method: "
+                "it uses level 1's reduced Hessian, which ITD does not provide"
+            )
+        super().__init__()
+        self.run, self.opts, self.started = run, opts, started
+        self.nest = engine.nest
+        settings = list(self.nest.config.levels)
+        # Level 1 stops as a lower level does: on a relative Newton step below xtol (or
+        # stalling at rounding); maxiter counts Newton iterations (50 unless given).
+        maxiter = opts["maxiter"] if maxiter_given else 50
+        settings[0] = replace(settings[0], maxiter=maxiter, tol=opts["xtol"])
+        self.nest.config = replace(self.nest.config, levels=tuple(settings))
+        self.solution: Any = None
+        self.success_message: str | None = None
+
+    def execute(self, project: Any) -> None:
+        from .._respond.newton import solve_level
+
+        run, nest = self.run, self.nest
+        tic = time.perf_counter()
+        try:
+            self.solution = solve_level(nest, 1, run.xs)
+        except NestoptError as exc:
+            if exc.status is None:
+                raise
+            self.status, self.failure, self.failed_level = exc.status, str(exc), exc.level
+            if exc.level == 1 and exc.status is Status.LOWER_LEVEL_NOT_CONVERGED:
+                # Level 1 is not a lower level: say what stopped it.
+                line_search = "line search" in str(exc)
+                self.status = Status.LINE_SEARCH_FAILED if line_search else Status.MAX_ITER
+                self.failed_level = None
+            return
+        finally:
+            self.lower_seconds = time.perf_counter() - tic
+        state = self.solution.below
+        engine = run.engine
+        grad = engine.hypergradient(state)
+        fun = float(run.oracles.value(1, state.xs)) if run.oracles.has(1, "value") else None
+        self.point = Point(state.xs[0], fun, grad, state)
+        self.nit = nest.stats.newton[0]
+        constrained = self.solution.constrained
+        xp = run.xp
+        if constrained is None:
+            self.pg = float(xp.max(xp.abs(grad))) if grad.shape[0] else 0.0
+        else:  # the Lagrangian's gradient: zero at a KKT point
+            lam = xp.asarray(constrained.lam, dtype=grad.dtype)
+            d1 = run.problem.sizes[0]
+            J_full = nest.level_cache[("rows", 1)].jacobian(state.xs)
+            J = J_full[:, :d1] + J_full[:, d1:] @ state.R()  # through the responses
+            residual = grad + xp.matrix_transpose(J) @ lam
+            self.pg = float(xp.max(xp.abs(residual))) if grad.shape[0] else 0.0
+        self.status = Status.SUCCESS
+        self.success_message = (
+            f"converged: {self.name.replace('_', '-')} on level 1 met its step tolerance "
+            f"(xtol {self.opts['xtol']:.0e}, relative)"
+        )
+        for key, value in (
+            ("fun", fun),
+            ("grad_norm", self.pg),
+            ("step", 0.0),
+            ("inner_nit", engine.level_nit()),
+            ("time", time.perf_counter() - self.started),
+        ):
+            self.history[key].append(value)
