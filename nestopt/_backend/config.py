@@ -6,6 +6,9 @@ import platform
 import sys
 from typing import Any
 
+from .._version import __version__
+from .selection import get_backend
+
 __all__ = ["show_config"]
 
 
@@ -42,8 +45,6 @@ def show_config(mode: str = "stdout") -> dict[str, Any] | None:
     """
     if mode not in ("stdout", "dicts"):
         raise ValueError(f"unknown mode {mode!r}; choose 'stdout' or 'dicts'")
-    from .._version import __version__
-    from .selection import get_backend
 
     chosen = get_backend()
     info = {

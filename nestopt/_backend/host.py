@@ -1,10 +1,12 @@
-"""``to_numpy``: a NumPy copy of an array of any backend, at the edges (results, plots)."""
+"""Host copies at the edges (results, plots, logging): `to_numpy` and `host_floats`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["to_numpy"]
+import array_api_compat as compat
+
+__all__ = ["to_numpy", "host_floats"]
 
 
 def to_numpy(x: Any) -> Any:
@@ -30,3 +32,13 @@ def to_numpy(x: Any) -> Any:
         return np.from_dlpack(x).copy()
     except (TypeError, RuntimeError, BufferError, AttributeError):
         return np.asarray(x).copy()
+
+
+def host_floats(xp: Any, *scalars: Any) -> list[float]:
+    """Several 0-d device arrays as Python floats, in one device-to-host copy."""
+    stacked = xp.stack([xp.reshape(s, ()) for s in scalars])
+    if compat.is_cupy_array(stacked):
+        return [float(v) for v in stacked.get()]
+    if compat.is_torch_array(stacked):
+        return [float(v) for v in stacked.cpu().tolist()]
+    return [float(stacked[i]) for i in range(len(scalars))]

@@ -1,4 +1,4 @@
-"""Starting points onto the backend, the dtype policy, and host copies of scalars.
+"""Starting points onto the backend, and the dtype policy.
 
 Supported working dtypes are real float32 and float64 (a NumPy float32 start
 runs in float32 on any backend). Integer and boolean starts run in float64.
@@ -14,38 +14,12 @@ from typing import Any
 
 import array_api_compat as compat
 
+from .names import namespace_name
 from .selection import get_backend
 
-__all__ = ["prepare_points", "host_floats", "namespace_name", "SUPPORTED_DTYPES"]
+__all__ = ["prepare_points", "SUPPORTED_DTYPES"]
 
 SUPPORTED_DTYPES = "float32 or float64 (integer and boolean starts run in float64)"
-
-
-def host_floats(xp: Any, *scalars: Any) -> list[float]:
-    """Several 0-d device arrays as Python floats, in one device-to-host copy."""
-    stacked = xp.stack([xp.reshape(s, ()) for s in scalars])
-    if compat.is_cupy_array(stacked):
-        return [float(v) for v in stacked.get()]
-    if compat.is_torch_array(stacked):
-        return [float(v) for v in stacked.cpu().tolist()]
-    return [float(stacked[i]) for i in range(len(scalars))]
-
-
-def namespace_name(xp: Any) -> str:
-    """The backend name of a namespace, as `nestopt.get_backend` spells it."""
-    if xp is None:
-        return "an unknown library"
-    if compat.is_numpy_namespace(xp):
-        return "numpy"
-    if compat.is_cupy_namespace(xp):
-        return "cupy"
-    if compat.is_torch_namespace(xp):
-        return "torch"
-    if compat.is_array_api_strict_namespace(xp):
-        return "array_api_strict"
-    from .selection import _loaded_name
-
-    return _loaded_name(xp) or getattr(xp, "__name__", repr(xp)).replace("array_api_compat.", "")
 
 
 def prepare_points(

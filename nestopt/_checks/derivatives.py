@@ -10,9 +10,11 @@ from array_api_compat import array_namespace, device
 
 from .._backend.points import prepare_points
 from .._errors import NestoptError, OracleError
+from .._levels.build_rows import _nonlinear
 from .._levels.oracles import Oracles
 from .._levels.outputs import Target
 from .._levels.problem import Level, Problem
+from .._levels.rows import ConstraintRows, as_jacobian
 from .._methods.entry import best_response
 from .._methods.implicit import Implicit
 from .._methods.run import split_keywords
@@ -178,8 +180,6 @@ def _check_constraints(
     level: Level, layout: _Sizes, points: Any, x: Any, u: Any, step: float, split: Any
 ) -> dict[str, float]:
     """``jac @ u`` against ``d/dt fun(x + t u)`` and ``hess(v) @ u`` against ``d/dt v^T jac``."""
-    from .._levels.build_rows import _nonlinear
-    from .._levels.rows import ConstraintRows, as_jacobian
 
     xp = array_namespace(x)
     target = Target(xp, device(x), x.dtype)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from array_api_compat import device
 
+from .._backend.host import to_numpy
 from .compose import pull_back, reduced_grad
 from .curvature import third_order_rows
 
@@ -112,6 +113,5 @@ def _multiplier_terms(
 
 
 def _host(a: Any) -> Any:
-    from .._backend.host import to_numpy
 
     return to_numpy(a)

@@ -7,6 +7,7 @@ from typing import Any
 
 from array_api_compat import device
 
+from .._backend.host import to_numpy
 from .constraints import Bounds
 
 __all__ = ["box_arrays", "as_bounds"]
@@ -91,8 +92,6 @@ def _host(side: Any, fill: float) -> Any:
     if isinstance(side, (list, tuple)):
         return [fill if v is None else float(v) for v in side]
     try:
-        from .._backend.host import to_numpy
-
         return to_numpy(side)
     except Exception:  # scalars and other array-likes go through asarray as given
         return side

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .._backend.host import to_numpy
 from .box import as_bounds, box_arrays
 from .constraints import LinearConstraint, NonlinearConstraint
 from .outputs import Target
@@ -70,7 +71,6 @@ def level_rows(problem: Any, k: int, target: Target, xs: Sequence[Any]) -> Const
 
 
 def _host(a: Any) -> Any:
-    from .._backend.host import to_numpy
 
     return to_numpy(a)
 

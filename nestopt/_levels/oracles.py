@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .._backend.points import host_floats
+from .._backend.host import host_floats, to_numpy
 from .._errors import (
     NonFiniteError,
     OracleError,
@@ -300,7 +300,6 @@ def _copy(xp: Any, a: Any) -> Any:
 
 def abbreviate(xs: Sequence[Any], n: int) -> str:
     """``(x1=[0.1, 0.2, ...], x2=[...])``: a point for messages, a few entries per level."""
-    from .._backend.host import to_numpy
 
     parts = []
     for k, x in enumerate(list(xs)[:n], start=1):

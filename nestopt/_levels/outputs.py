@@ -12,7 +12,7 @@ from typing import Any
 
 import array_api_compat as compat
 
-from .._backend.points import namespace_name
+from .._backend.names import namespace_name
 from .._errors import OracleError, OracleTypeError
 from .._linalg.sparse import is_sparse
 

@@ -16,9 +16,10 @@ from typing import Any
 
 import array_api_compat as compat
 
-from .._backend.points import host_floats
+from .._backend.host import host_floats
+from .._backend.names import kernel_family
 from .._errors import FactorizationError
-from .sparse import identity_like, is_sparse, sparse_extremes, sparse_factorization
+from .sparse import identity_like, is_sparse, sparse_extremes, sparse_factor
 from .triangular import backward_substitution, forward_substitution
 
 __all__ = [
@@ -72,7 +73,7 @@ def factorize(a: Any, *, method: str = "cholesky", xp: Any = None) -> Factorizat
     if is_sparse(a):
         return sparse_factorization(a, method, xp)
     xp = compat.array_namespace(a) if xp is None else xp
-    family = _family(xp)
+    family = kernel_family(xp)
     if method == "cholesky":
         return _cholesky(a, xp, family)
     if method == "lu":
@@ -157,16 +158,6 @@ def residual_is_small(
     )
     scale = max(norm_a * norm_xw + norm_bm * norm_w, 1e-300)
     return residual <= tol * scale, residual / scale
-
-
-def _family(xp: Any) -> str:
-    if compat.is_numpy_namespace(xp):
-        return "numpy"
-    if compat.is_cupy_namespace(xp):
-        return "cupy"
-    if compat.is_torch_namespace(xp):
-        return "torch"
-    return "portable"
 
 
 _SCIPY: list[Any] = []
@@ -280,3 +271,24 @@ _SOLVERS = {
     "pinv": _solve_pinv,
     "scipy_splu": _solve_splu,
 }
+
+
+def sparse_factorization(a: Any, method: str, xp: Any) -> Any:
+    """SuperLU in symmetric mode; for Cholesky its pivots must be positive, as Cholesky's."""
+    try:
+        lu, negatives, pivots = sparse_factor(a, method)
+    except RuntimeError as exc:  # SuperLU: "Factor is exactly singular"
+        raise FactorizationError(f"singular ({exc})") from None
+    if method == "cholesky":
+        import numpy as np
+
+        magnitudes = np.abs(pivots)
+        if negatives or not np.all(np.isfinite(pivots)) or magnitudes.min() == 0.0:
+            raise FactorizationError("non-positive or non-finite pivot")
+        eps = float(np.finfo(pivots.dtype).eps)
+        if magnitudes.max() / magnitudes.min() * eps > 1.0:
+            raise FactorizationError(
+                f"numerically singular in {pivots.dtype} (pivot ratio "
+                f"{magnitudes.max() / magnitudes.min():.2e}, above 1/eps = {1 / eps:.1e})"
+            )
+    return Factorization(method, "scipy_splu", a, lu, xp, negatives=negatives)

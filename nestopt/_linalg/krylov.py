@@ -17,6 +17,8 @@ from typing import Any
 
 import array_api_compat as compat
 
+from .factor import scipy_linalg
+
 __all__ = ["KrylovResult", "krylov_solve", "KRYLOV_METHODS"]
 
 KRYLOV_METHODS = ("cg", "minres")
@@ -64,7 +66,6 @@ def krylov_solve(
 
 def _has_scipy() -> bool:
     """Whether SciPy is installed (NumPy without it falls back to the portable solvers)."""
-    from .factor import scipy_linalg
 
     return scipy_linalg() is not None
 

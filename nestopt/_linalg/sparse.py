@@ -15,13 +15,10 @@ from typing import Any
 
 import array_api_compat as compat
 
-from .._errors import FactorizationError
-
 __all__ = [
     "is_sparse",
     "to_dense",
     "sparse_factor",
-    "sparse_factorization",
     "sparse_extremes",
     "identity_like",
 ]
@@ -88,26 +85,3 @@ def identity_like(a: Any, xp: Any) -> Any:
 
         return sp.identity(a.shape[0], format="csc", dtype=a.dtype)
     return xp.eye(a.shape[0], dtype=a.dtype, device=compat.device(a))
-
-
-def sparse_factorization(a: Any, method: str, xp: Any) -> Any:
-    """SuperLU in symmetric mode; for Cholesky its pivots must be positive, as Cholesky's."""
-    try:
-        lu, negatives, pivots = sparse_factor(a, method)
-    except RuntimeError as exc:  # SuperLU: "Factor is exactly singular"
-        raise FactorizationError(f"singular ({exc})") from None
-    if method == "cholesky":
-        import numpy as np
-
-        magnitudes = np.abs(pivots)
-        if negatives or not np.all(np.isfinite(pivots)) or magnitudes.min() == 0.0:
-            raise FactorizationError("non-positive or non-finite pivot")
-        eps = float(np.finfo(pivots.dtype).eps)
-        if magnitudes.max() / magnitudes.min() * eps > 1.0:
-            raise FactorizationError(
-                f"numerically singular in {pivots.dtype} (pivot ratio "
-                f"{magnitudes.max() / magnitudes.min():.2e}, above 1/eps = {1 / eps:.1e})"
-            )
-    from .factor import Factorization
-
-    return Factorization(method, "scipy_splu", a, lu, xp, negatives=negatives)

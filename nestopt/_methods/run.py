@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._backend.points import namespace_name, prepare_points
+from .._backend.names import namespace_name
+from .._backend.points import prepare_points
 from .._levels.oracles import SYMMETRY_POLICIES, Oracles
 from .._levels.outputs import Target
 from .._levels.problem import Problem

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .._backend.points import host_floats
+from .._backend.host import host_floats
 from .._errors import (
     ConvergenceError,
     NestoptError,

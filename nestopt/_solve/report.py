@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from .._errors import ConvergenceWarning, NestoptWarning, Status, warn_user
+from .._methods.entry import warn_degenerate
 from .._result import SolveResult
 
 __all__ = ["Outcome", "Reporter", "progress_bar", "solve_result"]
@@ -75,8 +76,6 @@ def solve_result(run: Any, loop: Any, optimizer: Any, started: float) -> SolveRe
     report = _constraint_report(run, loop, point)
     failure = loop.failure
     if report["degenerate"]:
-        from .._methods.entry import warn_degenerate
-
         warn_degenerate(report["degenerate"])
     if report["degenerate"] and status in (
         Status.SUCCESS,

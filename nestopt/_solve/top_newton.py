@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from .._errors import NestoptError, Status
+from .._respond.newton import solve_level
 from .optimizers import Point
 from .report import Outcome
 
@@ -48,7 +49,6 @@ class TopNewton(Outcome):
         self.success_message: str | None = None
 
     def execute(self, project: Any) -> None:
-        from .._respond.newton import solve_level
 
         run, nest = self.run, self.nest
         tic = time.perf_counter()

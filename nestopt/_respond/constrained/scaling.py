@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..._backend.host import to_numpy
 from .reduced import LevelModel, LevelPoint
 
 __all__ = ["RowSets", "Scaled", "host", "index"]
@@ -94,7 +95,6 @@ def index(scaled: Scaled, idx: Any) -> Any:
 
 
 def host(a: Any) -> Any:
-    from ..._backend.host import to_numpy
 
     return to_numpy(a)
 

@@ -1,0 +1,32 @@
+"""Which array library a namespace belongs to: the one place nestopt tells them apart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_compat as compat
+
+from .selection import _loaded_name
+
+__all__ = ["namespace_name", "kernel_family"]
+
+
+def namespace_name(xp: Any) -> str:
+    """The backend name of a namespace, as `nestopt.get_backend` spells it."""
+    if xp is None:
+        return "an unknown library"
+    if compat.is_numpy_namespace(xp):
+        return "numpy"
+    if compat.is_cupy_namespace(xp):
+        return "cupy"
+    if compat.is_torch_namespace(xp):
+        return "torch"
+    if compat.is_array_api_strict_namespace(xp):
+        return "array_api_strict"
+    return _loaded_name(xp) or getattr(xp, "__name__", repr(xp)).replace("array_api_compat.", "")
+
+
+def kernel_family(xp: Any) -> str:
+    """The library whose native kernels serve ``xp``: numpy, cupy, torch, or portable."""
+    name = namespace_name(xp)
+    return name if name in ("numpy", "cupy", "torch") else "portable"
