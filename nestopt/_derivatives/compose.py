@@ -18,7 +18,6 @@ __all__ = [
     "reduced_grad",
     "own_rows",
     "stack_response",
-    "lift",
     "pull_back",
     "response_jvp",
     "response_vjp",
@@ -49,13 +48,6 @@ def stack_response(xp: Any, G: Any, R: Any | None, own: slice) -> Any:
     if R is None:
         return G
     return xp.concat([G, R[:, : own.start] + R[:, own] @ G], axis=0)
-
-
-def lift(xp: Any, u: Any, R: Any | None) -> Any:
-    """``P_j u = [u; R_j u]``: a change of ``x_<=j`` with the levels below responding."""
-    if R is None:
-        return u
-    return xp.concat([u, R @ u], axis=0)
 
 
 def pull_back(xp: Any, w: Any, R: Any | None, s: int) -> Any:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from array_api_compat import device
+from array_api_compat import array_namespace, device
 
 __all__ = [
     "CURVATURES",
@@ -21,6 +21,7 @@ __all__ = [
     "affine_response",
     "describe_exactness",
     "third_order_rows",
+    "directional_difference",
 ]
 
 CURVATURES = ("exact", "first_order")
@@ -99,35 +100,49 @@ def third_order_rows(
 ) -> Any:
     """Rows ``start:D`` of ``T_i(x, v) = d/dt hess f_i(x + t v)``: ``hess_dir`` or a difference.
 
-    The central difference ``(hess(x + h v) - hess(x - h v)) / 2h`` copies
-    its first Hessian before calling again (a callable may reuse its
-    output buffer). ``h`` is ``eps**(1/3)`` (or ``fd_step``) relative to the
-    size of ``x``, divided by the size of ``v``.
+    The first Hessian of the difference is copied before the second call (a
+    callable may reuse its output buffer).
     """
     xp = oracles.xp
     if oracles.has(i, "hess_dir"):
         return oracles.hess_dir(i, xs, v, start=start)
-    vmax = float(xp.max(xp.abs(v)))
-    dim = v.shape[0]
-    if vmax == 0.0:
+    out = directional_difference(
+        lambda ys, keep: oracles.hess(i, ys, start=start, keep=keep), xs, v, fd_step
+    )
+    if out is None:
+        dim = v.shape[0]
         return xp.zeros((dim - start, dim), dtype=v.dtype, device=device(v))
+    return out
+
+
+def directional_difference(
+    evaluate: Any, xs: tuple[Any, ...], v: Any, fd_step: float | None
+) -> Any | None:
+    """``d/dt evaluate(x + t v)`` at ``t = 0`` by the central difference
+    ``(evaluate(x + h v) - evaluate(x - h v)) / 2h``; None when ``v = 0``.
+
+    ``h`` is ``eps**(1/3)`` (or ``fd_step``) relative to the size of ``x``,
+    divided by the size of ``v``: the truncation error is then ``O(h^2)``
+    and the rounding error ``O(eps / h)``, balanced. ``evaluate(ys, keep)``
+    takes the per-level points and whether its output must survive the next
+    call (the user's callable may reuse its output buffer).
+    """
+    xp = array_namespace(v)
+    vmax = float(xp.max(xp.abs(v)))
+    if vmax == 0.0:
+        return None
     x = xp.concat(list(xs))
     eps = float(xp.finfo(v.dtype).eps)
     rel = fd_step or eps ** (1.0 / 3.0)
     size = float(xp.max(xp.abs(x)))
     h = rel * (size if size > 0.0 else 1.0) / vmax
-    split = _splitter(oracles.sizes)
-    plus = oracles.hess(i, split(x + h * v), start=start, keep=True)
-    minus = oracles.hess(i, split(x - h * v), start=start)
+    cuts = [0]
+    for x_k in xs:
+        cuts.append(cuts[-1] + x_k.shape[0])
+
+    def split(y: Any) -> tuple[Any, ...]:
+        return tuple(y[cuts[k] : cuts[k + 1]] for k in range(len(xs)))
+
+    plus = evaluate(split(x + h * v), True)
+    minus = evaluate(split(x - h * v), False)
     return (plus - minus) / (2.0 * h)
-
-
-def _splitter(sizes: tuple[int, ...]) -> Any:
-    bounds = [0]
-    for size in sizes:
-        bounds.append(bounds[-1] + size)
-
-    def split(x: Any) -> tuple[Any, ...]:
-        return tuple(x[bounds[k] : bounds[k + 1]] for k in range(len(sizes)))
-
-    return split

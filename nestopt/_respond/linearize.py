@@ -18,7 +18,7 @@ from typing import Any
 
 from .._derivatives.compose import own_rows, reduced_grad
 from .._derivatives.curvature import term_is_zero
-from .._derivatives.curvature_terms import curvature_terms
+from .._derivatives.curvature_terms import CurvatureTerm
 from .._errors import (
     FactorizationError,
     NestoptError,
@@ -223,8 +223,8 @@ def _hessian_rows(nest: Nest, j: int, below: Response, g: Any, with_term: bool) 
         M = to_dense(M)
     if not with_term:
         return M, None
-    H, extra = curvature_terms(nest, j, below, g, start)
-    return M - to_dense(H), extra
+    term = CurvatureTerm(nest, j, below, g)
+    return M - to_dense(term.rows(start)), term.extra_rows(below.R())
 
 
 def _factor(nest: Nest, j: int, A: Any, *, for_step: bool, point: Any) -> Factorization:

@@ -2,8 +2,8 @@
 
 For level ``j`` with ``c_j u = (0, u, R_j[:, j] u)`` and ``P_j z = (z, R_j z)``
 (products with ``R_j`` from the `Response` below: one solve per level, no
-matrix formed), and ``M_j w = hvp_j(x, w)`` (less ``T_{j+1}(x, v) w`` in
-exact mode):
+matrix formed), and ``M_j w = hvp_j(x, w)`` (less the curvature term of the
+level below, `CurvatureTerm`, in exact mode: the same terms as a dense level's):
 
     A u   = c_j^T M_j c_j u                 own block H_j[j, j]
     B u   = c_j^T M_j P_j (u, 0)            cross rows H_j[j, <j]
@@ -23,6 +23,8 @@ from typing import Any
 
 from array_api_compat import device
 
+from .._derivatives.curvature import term_is_zero
+from .._derivatives.curvature_terms import CurvatureTerm
 from .._errors import LinearSolveError, NotPositiveDefiniteError
 from .._linalg.krylov import krylov_solve
 from .nest import Nest, Response
@@ -38,7 +40,8 @@ class _Products:
         self.xp = nest.xp
         self.own = nest.problem.block(j)
         self.xs = below.xs
-        self.curvature = _curvature_vector(nest, j, below, g) if mode == "exact" else None
+        exact = mode == "exact" and below.top is not None and not term_is_zero(nest.problem, j)
+        self.term = CurvatureTerm(nest, j, below, g) if exact else None
         self.min_curvature = math.inf
         self._matrix: Any = None
 
@@ -50,24 +53,18 @@ class _Products:
             if self._matrix is None:
                 self._matrix = oracles.hess(self.j, self.xs)
             out = self._matrix @ w
-        if self.curvature is not None:
-            out = out - _third_order_product(self.nest, self.j + 1, self.xs, w, self.curvature)
+        if self.term is not None:
+            out = out - self.term.apply(w)
         return out
 
-    def _below_jvp(self, z: Any) -> Any | None:
-        return None if self.below.top is None else self.below.jvp(z)
-
-    def _pull(self, y: Any) -> Any:
-        """``P_j^T y``: length ``s_j``."""
-        s = self.own.stop
-        if self.below.top is None:
-            return y[:s]
-        return y[:s] + self.below.vjp(y[s:])
-
-    def _lift(self, z: Any) -> Any:
-        """``P_j z`` for ``z`` of length ``s_j``."""
-        below = self._below_jvp(z)
-        return z if below is None else self.xp.concat([z, below])
+    def reduced(self, z: Any) -> Any:
+        """``H_j z``, ``H_j = P_j^T M_j P_j + S_j`` (the exact reduced Hessian in exact mode)."""
+        out = self.below.pull(self.M(self.below.lift(z)))
+        if self.term is not None:
+            extra = self.term.extra_apply(z, self.below.pull)
+            if extra is not None:
+                out = out - extra
+        return out
 
     def _own_vector(self, u: Any) -> Any:
         xp = self.xp
@@ -75,7 +72,7 @@ class _Products:
         return xp.concat([zeros, u])
 
     def A(self, u: Any) -> Any:
-        out = self._pull(self.M(self._lift(self._own_vector(u))))[self.own]
+        out = self.reduced(self._own_vector(u))[self.own]
         step = float(self.xp.sum(u * out)) / max(float(self.xp.sum(u * u)), 1e-300)
         self.min_curvature = min(self.min_curvature, step)
         return out
@@ -84,56 +81,10 @@ class _Products:
         xp = self.xp
         d_j = self.own.stop - self.own.start
         z = xp.concat([u, xp.zeros((d_j,), dtype=u.dtype, device=device(u))])
-        return self._pull(self.M(self._lift(z)))[self.own]
+        return self.reduced(z)[self.own]
 
     def BT(self, v: Any) -> Any:
-        return self._pull(self.M(self._lift(self._own_vector(v))))[: self.own.start]
-
-
-def _curvature_vector(nest: Nest, j: int, below: Response, g: Any) -> Any | None:
-    """``v = (0, c_{j+1} nu)`` of the curvature term, ``nu`` level ``j+1``'s adjoint."""
-    top = below.top
-    if top is None or _all_quadratic(nest, j + 1):
-        return None
-    xp = nest.xp
-    own = nest.problem.block(j + 1)
-    deeper = top.below
-    rhs = g[own]
-    if deeper.top is not None:
-        rhs = rhs + deeper.vjp(g[own.stop :])[own]
-    nu = top.system.adjoint(rhs)
-    z = xp.concat([xp.zeros((own.start,), dtype=nu.dtype, device=device(nu)), nu])
-    tail = [] if deeper.top is None else [deeper.jvp(z)]
-    return xp.concat([z, *tail])
-
-
-def _all_quadratic(nest: Nest, k: int) -> bool:
-    return all(level.quadratic for level in nest.problem.levels[k - 1 :])
-
-
-def _third_order_product(nest: Nest, i: int, xs: tuple[Any, ...], w: Any, v: Any) -> Any:
-    """``T_i(x, v) w = d/dt hess f_i(x + t v) w``: ``hvp_dir``, or a difference of ``hvp``."""
-    oracles, xp = nest.oracles, nest.xp
-    if oracles.has(i, "hvp_dir"):
-        return oracles.hvp_dir(i, xs, w, v)
-    x = xp.concat(list(xs))
-    vmax = float(xp.max(xp.abs(v)))
-    if vmax == 0.0:
-        return xp.zeros_like(w)
-    eps = float(xp.finfo(v.dtype).eps)
-    size = float(xp.max(xp.abs(x)))
-    h = (nest.config.fd_step or eps ** (1.0 / 3.0)) * (size if size > 0.0 else 1.0) / vmax
-    bounds = [0]
-    for d in nest.problem.sizes:
-        bounds.append(bounds[-1] + d)
-
-    def split(y: Any) -> tuple[Any, ...]:
-        return tuple(y[bounds[k] : bounds[k + 1]] for k in range(len(bounds) - 1))
-
-    plus = oracles.hvp(i, split(x + h * v), w)
-    plus = xp.asarray(plus, copy=True)
-    minus = oracles.hvp(i, split(x - h * v), w)
-    return (plus - minus) / (2.0 * h)
+        return self.reduced(self._own_vector(v))[: self.own.start]
 
 
 class OperatorLinearization:

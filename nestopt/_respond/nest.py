@@ -99,6 +99,16 @@ class Response:
             self.nest.xp, u, top.system.G_apply, below.jvp if below.top is not None else None
         )
 
+    def lift(self, z: Any) -> Any:
+        """``P_k z = (z, R_k z)`` for ``z`` of length ``s_k``: a move of ``x_<=k`` with the
+        levels below following it to first order."""
+        return z if self.top is None else self.nest.xp.concat([z, self.jvp(z)])
+
+    def pull(self, w: Any) -> Any:
+        """``P_k^T w = w[:s_k] + R_k^T w[s_k:]`` for ``w`` of length ``D``."""
+        s = self.nest.problem.block(self.k).stop
+        return w[:s] if self.top is None else w[:s] + self.vjp(w[s:])
+
     def vjp(self, w: Any) -> Any:
         """``R_k^T w`` for ``w`` of length ``D - s_k``."""
         xp = self.nest.xp

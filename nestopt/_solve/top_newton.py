@@ -79,7 +79,7 @@ class TopNewton(Outcome):
         else:  # the Lagrangian's gradient: zero at a KKT point
             lam = xp.asarray(constrained.lam, dtype=grad.dtype)
             d1 = run.problem.sizes[0]
-            J_full = nest.level_cache[("rows", 1)].jacobian(state.xs)
+            J_full = constrained.rows.jacobian(state.xs)
             J = J_full[:, :d1] + J_full[:, d1:] @ state.R()  # through the responses
             residual = grad + xp.matrix_transpose(J) @ lam
             self.pg = float(xp.max(xp.abs(residual))) if grad.shape[0] else 0.0

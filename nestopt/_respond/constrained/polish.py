@@ -46,6 +46,7 @@ class ConstrainedSolution:
     active: Any  # host bool array per row
     labels: list[str]
     degenerate: list[str]
+    rows: Any  # the level's ConstraintRows
 
 
 def polish(
@@ -254,4 +255,4 @@ def _vet(
     C = model.cross_jacobian(point)
     C_A = xp.take(C, _arr(xp, idx, point.g, int), axis=0) if a else C[:0]
     system = KKTSystem(xp, K, W[:, : own.start], C_A, d, text, j)
-    return system, ConstrainedSolution(lam, active.copy(), labels, weak)
+    return system, ConstrainedSolution(lam, active.copy(), labels, weak, model.rows)

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..._derivatives.compose import own_rows, reduced_grad
 from ..._derivatives.curvature import term_is_zero
-from ..._derivatives.curvature_terms import curvature_terms
+from ..._derivatives.curvature_terms import CurvatureTerm
 from ..._levels.rows import ConstraintRows
 from ..nest import Nest, Response
 
@@ -86,7 +86,8 @@ class LevelModel:
         extra = None
         if mode == "exact" and point.below.top is not None and not term_is_zero(self.problem, j):
             grad_L = point.g + xp.matrix_transpose(point.J_full) @ lam
-            H, extra = curvature_terms(nest, j, point.below, grad_L, start)
-            M = M - H
+            term = CurvatureTerm(nest, j, point.below, grad_L)
+            M = M - term.rows(start)
+            extra = term.extra_rows(point.R)
         rows = own_rows(xp, M, point.R, self.own)
         return rows if extra is None else rows - extra
