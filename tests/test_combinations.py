@@ -73,3 +73,13 @@ def test_exact_hypergradient_is_the_same_in_every_combination(second, third, tru
     assert relative_error(got, truth[key]) <= 1e-7
     first = nestopt.hypergradient(problem, X, curvature="first_order")
     assert relative_error(first, truth[key]) >= 1e-4  # the terms matter on this problem
+
+
+def test_every_jacobian_system_implements_the_protocol():
+    from nestopt._linalg.dense_system import DenseSystem
+    from nestopt._linalg.jacobian_system import JacobianSystem
+    from nestopt._linalg.kkt_system import KKTSystem
+    from nestopt._respond.matrix_free import OperatorSystem
+
+    for cls in (DenseSystem, KKTSystem, OperatorSystem):
+        assert issubclass(cls, JacobianSystem), cls.__name__

@@ -465,7 +465,7 @@ def test_a_quadratic_levels_hessian_is_asked_once_and_not_kept():
     assert all(ref() is None for k, ref in outputs if k == 2), "level 2's Hessian was kept"
     rows_shape = (problem.dim - problem.sizes[0], problem.dim)  # M_2's rows s_1:D
     held = []
-    for value in run.engine.nest.level_cache.values():
+    for value in run.engine.nest.blocks.values():
         held += list(vars(value).values()) if dataclasses.is_dataclass(value) else [value]
     assert all(getattr(a, "shape", None) != rows_shape for a in held), "M_2's rows are kept"
     result = nestopt.solve(counted_problem, problem.x0, curvature="first_order")

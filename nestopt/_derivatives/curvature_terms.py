@@ -59,10 +59,7 @@ class CurvatureTerm:
         deeper = top.below
         rhs = deeper.pull(grad_L)[own_i]
         self.solution = solution = top.constrained
-        if solution is None:
-            nu, nu_lambda = top.system.adjoint(rhs), None
-        else:
-            nu, nu_lambda = top.system.adjoint_full(rhs)
+        nu, nu_lambda = top.system.adjoint_full(rhs)
         zeros = xp.zeros((own_i.start,), dtype=nu.dtype, device=device(nu))
         self.v = deeper.lift(xp.concat([zeros, nu]))
         self.rows_i = None if solution is None or solution.rows.all_linear else solution.rows

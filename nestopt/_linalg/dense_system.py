@@ -86,6 +86,14 @@ class DenseSystem:
         """``nu = A^{-1} v``: the level's adjoint for another level's gradient ``v``."""
         return self.solve(v)
 
+    def adjoint_full(self, v: Any) -> tuple[Any, None]:
+        """``(nu, None)``: no multipliers."""
+        return self.solve(v), None
+
+    def Lambda(self) -> None:
+        """No multipliers: None."""
+        return None
+
     def _probe(self) -> None:
         """Check ``A (G w) = -B w`` along ``w = 1``: catches inconsistent or failed solves."""
         xp = self.xp

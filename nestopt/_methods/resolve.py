@@ -10,7 +10,7 @@ moves). `best_response`, `hypergradient`, `solve` and
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from .implicit import Implicit
 from .unrolled import Unrolled
@@ -29,6 +29,7 @@ IMPLICIT_KEYWORDS = (
 UNROLLED_KEYWORDS = ("steps", "step_size")
 
 
+@runtime_checkable
 class Method(Protocol):
     """What `solve` and friends need of a method object."""
 
@@ -48,9 +49,7 @@ def resolve_method(method: Any, **keywords: Any) -> Any:
     unknown = sorted(set(given) - set(IMPLICIT_KEYWORDS) - set(UNROLLED_KEYWORDS))
     if unknown:  # a programming error inside nestopt, not a user mistake
         raise TypeError(f"unexpected method keyword(s): {unknown}")
-    if isinstance(method, (Implicit, Unrolled)) or (
-        not isinstance(method, str) and hasattr(method, "bind")
-    ):
+    if isinstance(method, Method):
         if given:
             raise ValueError(
                 f"{', '.join(sorted(given))} given beside the method object "

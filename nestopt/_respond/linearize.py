@@ -151,7 +151,7 @@ def linearize(nest: Nest, j: int, below: Response, g: Any, mode: str, *, for_ste
     R = below.R()
     grad_own = reduced_grad(xp, g, R, own)
     key = (j, mode)
-    block = nest.level_cache.get(key)
+    block = nest.blocks.get(key)
     with_term = _has_curvature_term(nest, j, below, mode)
     constant = problem.levels[j - 1].quadratic and not with_term
     if constant and _reusable(block, CONSTANT, R, xp, for_step):
@@ -169,7 +169,7 @@ def linearize(nest: Nest, j: int, below: Response, g: Any, mode: str, *, for_ste
             A = A + opts.ridge * identity_like(A, xp)
         factor = _factor(nest, j, A, for_step=for_step, point=below.xs)
         block = Block(CONSTANT if constant else _weak(M), R, rows, A, factor, opts.linear_solver)
-        nest.level_cache[key] = block
+        nest.blocks[key] = block
     return Linearization(nest, j, text, mode, R, grad_own, block)
 
 

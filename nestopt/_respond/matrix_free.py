@@ -190,6 +190,13 @@ class OperatorSystem:
     def adjoint(self, v: Any) -> Any:
         return self.solve(v)
 
+    def adjoint_full(self, v: Any) -> tuple[Any, None]:
+        """``(nu, None)``: a matrix-free level has no multipliers."""
+        return self.solve(v), None
+
+    def Lambda(self) -> None:
+        return None
+
     def G_apply(self, u: Any) -> Any:
         if u.ndim == 2:
             return self.xp.stack([self.G_apply(u[:, i]) for i in range(u.shape[1])], axis=1)

@@ -160,7 +160,11 @@ class Nest:
         self._proxy = weakref.proxy(self)
         self._responses: dict[int, tuple[tuple[Any, ...], Response]] = {}
         self._stacks: dict[int, tuple[Any, Any, Any]] = {}
-        self.level_cache: dict[int, Any] = {}
+        # Built once per run: each constrained level's rows (by level number).
+        self.constraint_rows: dict[int, Any] = {}
+        # Each level's latest factored block (by level and curvature mode), kept while its
+        # inputs are bit-for-bit the same (`linearize`).
+        self.blocks: dict[tuple[int, str], Any] = {}
 
     def respond(self, k: int, xs: tuple[Any, ...]) -> Response:
         """Solve levels ``k+1..n`` for fixed ``x_<=k``, starting from ``xs``."""

@@ -15,13 +15,12 @@ __all__ = ["solve_constrained_level", "rows_of"]
 
 def rows_of(nest: Nest, j: int, xs: tuple[Any, ...]) -> Any:
     """Level ``j``'s constraint rows, built once per run (at the first start seen)."""
-    key = ("rows", j)
-    if key not in nest.level_cache:
+    if j not in nest.constraint_rows:
         rows = level_rows(nest.problem, j, nest.oracles.target, xs)
         if rows is not None:
             rows.notes = nest.stats.notes  # notes (differenced constraint Hessians) reach results
-        nest.level_cache[key] = rows
-    return nest.level_cache[key]
+        nest.constraint_rows[j] = rows
+    return nest.constraint_rows[j]
 
 
 def solve_constrained_level(nest: Nest, j: int, xs: tuple[Any, ...]) -> LevelSolution:
