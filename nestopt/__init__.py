@@ -27,7 +27,6 @@ from ._errors import (
     ConvergenceError,
     ConvergenceWarning,
     DegeneracyWarning,
-    DegenerateError,
     InfeasibleError,
     LinearSolveError,
     NestoptError,
@@ -58,6 +57,24 @@ from ._version import __version__ as __version__
 # A library logs, the application decides what is shown.
 _logging.getLogger("nestopt").addHandler(_logging.NullHandler())
 
+
+def __getattr__(name: str) -> object:
+    """Names kept for one release with a DeprecationWarning (see docs/api.md)."""
+    if name == "DegenerateError":
+        import warnings
+
+        from ._errors import DegenerateError
+
+        warnings.warn(
+            "nestopt.DegenerateError is deprecated and will be removed: nestopt never raised "
+            "it. A degenerate point is reported by DegeneracyWarning and Status.DEGENERATE",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return DegenerateError
+    raise AttributeError(f"module 'nestopt' has no attribute {name!r}")
+
+
 __all__ = [
     "Adam",
     "Backend",
@@ -67,7 +84,6 @@ __all__ = [
     "ConvergenceError",
     "ConvergenceWarning",
     "DegeneracyWarning",
-    "DegenerateError",
     "GradientDescent",
     "Implicit",
     "InfeasibleError",

@@ -25,7 +25,6 @@ __all__ = [
     "ConvergenceError",
     "InfeasibleError",
     "ConstraintQualificationError",
-    "DegenerateError",
     "SingularKKTError",
     "TimeLimitError",
     "FactorizationError",
@@ -164,7 +163,7 @@ class ConstraintQualificationError(NestoptError, ArithmeticError):
 
 
 class DegenerateError(NestoptError, ArithmeticError):
-    """A level's active set is degenerate where exact derivatives were required."""
+    """Deprecated, never raised: degeneracy is reported by `DegeneracyWarning` and status."""
 
     status = Status.DEGENERATE
 

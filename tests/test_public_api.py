@@ -83,3 +83,12 @@ def test_show_config_lists_both_blas_pools_when_scipy_is_installed(capsys):
     assert out.count("BLAS pool:") == len(files)
     with pytest.raises(ValueError, match="stdout"):
         nestopt.show_config(mode="json")
+
+
+def test_deprecated_names_resolve_with_a_warning():
+    with pytest.warns(DeprecationWarning, match="never raised"):
+        cls = nestopt.DegenerateError
+    assert issubclass(cls, nestopt.NestoptError)
+    assert "DegenerateError" not in nestopt.__all__
+    with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
+        nestopt.no_such_name  # noqa: B018

@@ -37,8 +37,8 @@ def to_dense(a: Any) -> Any:
     return a.toarray() if is_sparse(a) else a
 
 
-def sparse_factor(a: Any, method: str, shift: float = 0.0) -> tuple[Any, int, Any]:
-    """SuperLU of ``a + shift I`` in symmetric mode, its number of negative pivots, the pivots.
+def sparse_factor(a: Any, method: str) -> tuple[Any, int, Any]:
+    """SuperLU of ``a`` in symmetric mode, its number of negative pivots, the pivots.
 
     Raises ``RuntimeError`` (SuperLU's) when the matrix is exactly singular.
     """
@@ -52,8 +52,6 @@ def sparse_factor(a: Any, method: str, shift: float = 0.0) -> tuple[Any, int, An
             "with 'cholesky' (positive pivots required) or 'lu'"
         )
     matrix = sp.csc_matrix(a)
-    if shift:
-        matrix = matrix + shift * sp.identity(matrix.shape[0], format="csc")
     lu = sl.splu(
         matrix,
         permc_spec="MMD_AT_PLUS_A",
