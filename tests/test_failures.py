@@ -804,3 +804,16 @@ def test_exact_curvature_with_quadratic_deep_levels_matches_the_closed_form(n):
     reference = quad_reference(base.data["Q"], base.data["c"], sizes)
     expected = reference["hessian"] @ x1 + reference["grad_at_zero"]
     assert relative_error(result.hypergrad, expected) <= 1e-9
+
+
+def test_check_derivatives_names_the_failing_level_of_a_problem():
+    leader = nestopt.Level(
+        grad=lambda x, y: np.concatenate([x, y]), hess=lambda x, y: np.eye(2), size=1, name="L1"
+    )
+    follower = nestopt.Level(
+        grad=lambda x, y: np.array([np.nan, 0.0]), hess=lambda x, y: np.eye(2), size=1, name="L2"
+    )
+    with pytest.raises(nestopt.NonFiniteError) as info:
+        nestopt.check_derivatives(nestopt.Problem([leader, follower]), [np.ones(1), np.ones(1)])
+    assert info.value.level == 2
+    assert "level 2 ('L2')" in str(info.value)

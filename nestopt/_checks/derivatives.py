@@ -98,15 +98,20 @@ def check_derivatives(
         one such result per level.
     """
     if isinstance(level, Problem):
-        reports = [
-            _check_level(lv, xs, f"level {k}", rtol, h, seed + k - 1, backend, device)
-            for k, lv in enumerate(level.levels, start=1)
-        ]
-        lines = [f"level {k}: {r.summary}" for k, r in enumerate(reports, start=1)]
+        reports = []
+        for k, lv in enumerate(level.levels, start=1):
+            try:
+                reports.append(
+                    _check_level(lv, xs, level.describe(k), rtol, h, seed + k - 1, backend, device)
+                )
+            except NestoptError as exc:
+                exc.level = k  # each level is checked alone, as level 1 of its own oracles
+                raise
+        lines = [f"{level.describe(k)}: {r.summary}" for k, r in enumerate(reports, start=1)]
         return Result(ok=all(r.ok for r in reports), levels=reports, summary="\n".join(lines))
     if not isinstance(level, Level):
         raise TypeError(f"expected a nestopt.Level or Problem, got {type(level).__name__}")
-    text = f"level {level.name!r}" if level.name else "the level checked"
+    text = f"the level ({level.name!r})" if level.name else "the level checked"
     return _check_level(level, xs, text, rtol, h, seed, backend, device)
 
 
@@ -144,7 +149,7 @@ def _check_level(
             f"{layout.n} array(s) of sizes {layout.sizes}. check_derivatives needs the point "
             "as one array per level of the problem (x1, ..., xn: every variable), as the "
             "callables receive it",
-            level=1,
+            level=None,
         ) from exc
     if level.value is not None:
         fd = _five_point(lambda t: oracles.value(1, split(x + t * u)), step)

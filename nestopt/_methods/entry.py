@@ -128,7 +128,7 @@ def hypergradient(
     """
     run = _start(problem, xs, method, locals())
     state = run.engine.respond(run.xs)
-    warn_degenerate(run.engine.constraint_report(state)["degenerate"])
+    warn_degenerate(run.problem, run.engine.constraint_report(state)["degenerate"])
     return run.engine.hypergradient(state)
 
 
@@ -136,11 +136,11 @@ best_response.__doc__ = best_response.__doc__.format(shared=_SHARED_PARAMETERS.s
 hypergradient.__doc__ = hypergradient.__doc__.format(shared=_SHARED_PARAMETERS.strip())
 
 
-def warn_degenerate(degenerate: dict[int, tuple[str, ...]]) -> None:
+def warn_degenerate(problem: Problem, degenerate: dict[int, tuple[str, ...]]) -> None:
     """One `DegeneracyWarning` naming each level's weakly active rows at the point returned."""
     for k, names in degenerate.items():
         warn_user(
-            f"level {k}: {', '.join(names)} {'is' if len(names) == 1 else 'are'} at "
+            f"{problem.describe(k)}: {', '.join(names)} {'is' if len(names) == 1 else 'are'} at "
             f"{'its bound' if len(names) == 1 else 'their bounds'} with a zero multiplier "
             "(weakly active): the response is only directionally differentiable here; "
             "nestopt returns the one-sided Jacobian of the piece where "
@@ -170,7 +170,7 @@ def _result(run: Run, state: Any, *, with_fun: bool, with_jacobians: bool) -> Be
         fun = float(run.oracles.value(1, state.xs))
     level_nit = engine.level_nit()
     report = engine.constraint_report(state)
-    warn_degenerate(report["degenerate"])
+    warn_degenerate(run.problem, report["degenerate"])
     return BestResponse(
         hypergrad=hypergrad,
         xs=state.xs,

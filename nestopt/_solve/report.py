@@ -76,7 +76,7 @@ def solve_result(run: Any, loop: Any, optimizer: Any, started: float) -> SolveRe
     report = _constraint_report(run, loop, point)
     failure = loop.failure
     if report["degenerate"]:
-        warn_degenerate(report["degenerate"])
+        warn_degenerate(run.problem, report["degenerate"])
     if report["degenerate"] and status in (
         Status.SUCCESS,
         Status.SMALL_STEP,
@@ -85,7 +85,7 @@ def solve_result(run: Any, loop: Any, optimizer: Any, started: float) -> SolveRe
         # A kink of F_1: a lower level's active set changes at the final point.
         status = Status.DEGENERATE
         failure = "; ".join(
-            f"level {k}: {', '.join(names)} weakly active (one-sided derivatives)"
+            f"{run.problem.describe(k)}: {', '.join(names)} weakly active (one-sided derivatives)"
             for k, names in report["degenerate"].items()
         ) + (f"; the run stopped at a point where F_1 has a kink (last stop: {loop.status.name})")
     message = status.message + (f": {failure}" if failure else "")
