@@ -92,3 +92,18 @@ def test_deprecated_names_resolve_with_a_warning():
     assert "DegenerateError" not in nestopt.__all__
     with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
         nestopt.no_such_name  # noqa: B018
+
+
+def test_old_keyword_names_still_work_with_a_warning():
+    from nestopt.problems import quad
+
+    problem = quad(2, 2, seed=0)
+    expected = nestopt.hypergradient(problem, x0=problem.x0)
+    with pytest.warns(DeprecationWarning, match=r"hypergradient\(xs=...\) is deprecated"):
+        got = nestopt.hypergradient(problem, xs=problem.x0)
+    assert (got == expected).all()
+    with pytest.warns(DeprecationWarning, match=r"check_derivatives\(h=...\)"):
+        report = nestopt.check_derivatives(problem, problem.x0, h=1e-3)
+    assert report.ok
+    with pytest.raises(TypeError, match="got both xs="):
+        nestopt.hypergradient(problem, problem.x0, xs=problem.x0)

@@ -9,6 +9,7 @@ from typing import Any
 from array_api_compat import array_namespace, device
 
 from .._backend.points import prepare_points
+from .._deprecation import renamed_keywords
 from .._errors import NestoptError, OracleError
 from .._levels.build_rows import _nonlinear
 from .._levels.oracles import Oracles
@@ -55,12 +56,13 @@ class _Sizes:
         return f"{self.text} (variable x{k})"
 
 
+@renamed_keywords(xs="x0", h="fd_step")
 def check_derivatives(
     level: Level | Problem,
-    xs: Sequence[Any],
+    x0: Sequence[Any],
     *,
     rtol: float | None = None,
-    h: float | None = None,
+    fd_step: float | None = None,
     seed: int = 0,
     backend: Any = None,
     device: Any = None,
@@ -80,12 +82,12 @@ def check_derivatives(
     ----------
     level : Level or Problem
         One level, or a problem (then every level is checked).
-    xs : sequence of arrays
+    x0 : sequence of arrays
         The point: one array per level (every level's variable).
     rtol : float, optional
         Largest relative error reported as ``ok`` (default ``1e-6``, looser
         in float32: ``100 eps^(4/5)``, what the differences can resolve).
-    h : float, optional
+    fd_step : float, optional
         Difference step (default ``eps**(1/5)`` times the size of ``x``).
     seed : int
         Seed of the random direction.
@@ -102,7 +104,9 @@ def check_derivatives(
         for k, lv in enumerate(level.levels, start=1):
             try:
                 reports.append(
-                    _check_level(lv, xs, level.describe(k), rtol, h, seed + k - 1, backend, device)
+                    _check_level(
+                        lv, x0, level.describe(k), rtol, fd_step, seed + k - 1, backend, device
+                    )
                 )
             except NestoptError as exc:
                 exc.level = k  # each level is checked alone, as level 1 of its own oracles
@@ -112,7 +116,7 @@ def check_derivatives(
     if not isinstance(level, Level):
         raise TypeError(f"expected a nestopt.Level or Problem, got {type(level).__name__}")
     text = f"the level ({level.name!r})" if level.name else "the level checked"
-    return _check_level(level, xs, text, rtol, h, seed, backend, device)
+    return _check_level(level, x0, text, rtol, fd_step, seed, backend, device)
 
 
 def _check_level(
@@ -209,12 +213,13 @@ def _check_constraints(
     return errors
 
 
+@renamed_keywords(xs="x0", h="fd_step")
 def check_hypergradient(
     problem: Problem,
-    xs: Sequence[Any],
+    x0: Sequence[Any],
     method: Any = "implicit",
     *,
-    h: float | None = None,
+    fd_step: float | None = None,
     rtol: float | None = None,
     **keywords: Any,
 ) -> Result:
@@ -229,10 +234,13 @@ def check_hypergradient(
 
     Parameters
     ----------
-    problem, xs, method, **keywords
-        As for `best_response` (``keywords``: its keyword arguments).
-    h : float, optional
-        Difference step (default ``eps**(1/5)`` times the size of ``x_1``).
+    problem, x0, method, **keywords
+        As for `best_response` (``keywords``: its keyword arguments; the
+        difference step of the exact curvature term goes in the method object,
+        ``method=nestopt.Implicit(fd_step=...)``).
+    fd_step : float, optional
+        Difference step of the check (default ``eps**(1/5)`` times the size of
+        ``x_1``).
     rtol : float, optional
         Largest relative error reported as ``ok`` (default ``sqrt(eps)``).
 
@@ -245,11 +253,11 @@ def check_hypergradient(
     if problem.levels[0].value is None:
         raise ValueError("check_hypergradient needs level 1's value callable")
     _, run_keywords = split_keywords(keywords)
-    base = best_response(problem, xs, method, **keywords)
+    base = best_response(problem, x0, method, **keywords)
     xp = array_namespace(base.hypergrad)
     x1 = base.xs[0]
     eps = float(xp.finfo(x1.dtype).eps)
-    step = h if h is not None else eps**0.2 * max(1.0, float(xp.max(xp.abs(x1))))
+    step = fd_step if fd_step is not None else eps**0.2 * max(1.0, float(xp.max(xp.abs(x1))))
     reference_method = Implicit(curvature="first_order", level_options={"tol": 0.0})
     run_keywords["symmetry"] = "warn"  # the run being checked already said it, if it mattered
     d1 = problem.sizes[0]

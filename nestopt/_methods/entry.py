@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .._deprecation import renamed_keywords
 from .._errors import DegeneracyWarning, warn_user
 from .._levels.problem import Problem
 from .._result import BestResponse
@@ -32,9 +33,10 @@ _SHARED_PARAMETERS = """
 """
 
 
+@renamed_keywords(xs="x0")
 def best_response(
     problem: Problem,
-    xs: Sequence[Any],
+    x0: Sequence[Any],
     method: Any = "implicit",
     *,
     curvature: str | None = None,
@@ -50,12 +52,12 @@ def best_response(
     backend: Any = None,
     device: Any = None,
 ) -> BestResponse:
-    """Solve the lower levels at ``xs`` and return every derivative there.
+    """Solve the lower levels at ``x0`` and return every derivative there.
 
     Parameters
     ----------
     problem : Problem
-    xs : sequence of n arrays
+    x0 : sequence of n arrays
         ``x_1`` (where to differentiate) and starting points for levels 2..n.
     {shared}
     Returns
@@ -64,14 +66,15 @@ def best_response(
         The hypergradient, the solved levels, every best-response Jacobian
         ``G_k`` and the sensitivities ``dx_k*/dx_1``, with work counters.
     """
-    run = _start(problem, xs, method, locals())
+    run = _start(problem, x0, method, locals())
     state = run.engine.respond(run.xs)
     return _result(run, state, with_fun=True, with_jacobians=True)
 
 
+@renamed_keywords(xs="x0")
 def hypergradient(
     problem: Problem,
-    xs: Sequence[Any],
+    x0: Sequence[Any],
     method: Any = "implicit",
     *,
     curvature: str | None = None,
@@ -87,18 +90,18 @@ def hypergradient(
     backend: Any = None,
     device: Any = None,
 ) -> Any:
-    """Gradient of the top-level value function ``F_1`` at ``xs[0]``.
+    """Gradient of the top-level value function ``F_1`` at ``x0[0]``.
 
     The lower levels are first solved to tolerance starting from
-    ``xs[1:]``; no best-response Jacobian is formed for the top levels (one
+    ``x0[1:]``; no best-response Jacobian is formed for the top levels (one
     adjoint solve per level instead). Returns an array of shape ``(d_1,)`` on
-    the backend of the run (inferred from ``xs`` when no backend was chosen
+    the backend of the run (inferred from ``x0`` when no backend was chosen
     anywhere).
 
     Parameters
     ----------
     problem : Problem
-    xs : sequence of n arrays
+    x0 : sequence of n arrays
         ``x_1`` and starting points for levels 2..n.
     {shared}
     Notes
@@ -126,7 +129,7 @@ def hypergradient(
     >>> nestopt.hypergradient(problem, [np.array([2.0]), np.array([0.0])])
     array([3.])
     """
-    run = _start(problem, xs, method, locals())
+    run = _start(problem, x0, method, locals())
     state = run.engine.respond(run.xs)
     warn_degenerate(run.problem, run.engine.constraint_report(state)["degenerate"])
     return run.engine.hypergradient(state)
@@ -149,10 +152,10 @@ def warn_degenerate(problem: Problem, degenerate: dict[int, tuple[str, ...]]) ->
         )
 
 
-def _start(problem: Problem, xs: Sequence[Any], method: Any, given: dict[str, Any]) -> Run:
+def _start(problem: Problem, x0: Sequence[Any], method: Any, given: dict[str, Any]) -> Run:
     return start_run(
         problem,
-        xs,
+        x0,
         method,
         {name: given[name] for name in METHOD_KEYWORDS},
         backend=given["backend"],

@@ -198,7 +198,7 @@ def _solve_top_by_newton(
     for name in _OPTIMIZER_OPTIONS:
         if opts[name] is not None:
             raise ValueError(f"option {name!r} does not apply to the Newton top level")
-    top = TopNewton(run, opts, started, maxiter_given="maxiter" in (options or {}))
+    top = TopNewton(run, opts, started)
     top.execute(None)
     return solve_result(run, top, top, started)
 

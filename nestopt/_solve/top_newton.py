@@ -27,7 +27,7 @@ class TopNewton(Outcome):
     """Runs level 1's Newton (or interior-point) solve and fills the fields `solve` reports."""
 
     def __init__(
-        self, run: Any, opts: dict[str, Any], started: float, maxiter_given: bool = False
+        self, run: Any, opts: dict[str, Any], started: float
     ) -> None:
         self.name = "interior_point" if run.problem.levels[0].constraints else NEWTON
         engine = run.engine
@@ -41,9 +41,9 @@ class TopNewton(Outcome):
         self.nest = engine.nest
         settings = list(self.nest.config.levels)
         # Level 1 stops as a lower level does: on a relative Newton step below xtol (or
-        # stalling at rounding); maxiter counts Newton iterations (50 unless given).
-        maxiter = opts["maxiter"] if maxiter_given else 50
-        settings[0] = replace(settings[0], maxiter=maxiter, tol=opts["xtol"])
+        # stalling at rounding); maxiter counts its Newton (or interior-point) iterations,
+        # with the same default as every top-level optimizer.
+        settings[0] = replace(settings[0], maxiter=opts["maxiter"], tol=opts["xtol"])
         self.nest.config = replace(self.nest.config, levels=tuple(settings))
         self.solution: Any = None
         self.success_message: str | None = None
