@@ -325,3 +325,26 @@ def test_predicted_starts_save_newton_steps():
     # lower levels need no Newton step; plain warm starts need one per evaluation.
     assert predicted.level_nit[2] == 1
     assert plain.level_nit[2] > 5 * predicted.level_nit[2]
+
+
+def test_a_users_own_optimizer_object_is_accepted():
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class FixedStep:
+        step: float = 0.5
+        name: str = "fixed_step"
+
+        def init(self, point):
+            return 0
+
+        def update(self, xp, state, point, evaluate, project, box=None):
+            return evaluate(project(point.x - self.step * point.grad)), state + 1
+
+    problem = quad(2, 3, seed=0)
+    result = nestopt.solve(problem, problem.x0, optimizer=FixedStep(), options={"maxiter": 2000})
+    assert result.success, result.message
+    expected = closed_form(problem)["solution"][0]
+    assert relative_error(result.x, expected) <= 1e-5
+    with pytest.raises(ValueError, match="your own with name, init and update"):
+        nestopt.solve(problem, problem.x0, optimizer=object())

@@ -10,14 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from array_api_compat import device
 
 from .._errors import NestoptError
 from .._methods.options import check_count, check_number
 
-__all__ = ["GradientDescent", "Adam", "LBFGS", "Point", "LineSearchFailed", "OPTIMIZERS"]
+__all__ = [
+    "GradientDescent",
+    "Adam",
+    "LBFGS",
+    "Optimizer",
+    "Point",
+    "LineSearchFailed",
+    "OPTIMIZERS",
+]
 
 OPTIMIZERS = ("lbfgs", "gd", "adam")
 
@@ -38,6 +46,33 @@ class LineSearchFailed(Exception):
 
 Evaluate = Callable[[Any], Point]
 Project = Callable[[Any], Any]
+
+
+@runtime_checkable
+class Optimizer(Protocol):
+    """What `solve` needs of a level-1 optimizer; nestopt's three and a user's own alike.
+
+    ``init(point)`` returns the optimizer's state at the first point;
+    ``update(xp, state, point, evaluate, project, box)`` returns the next
+    `Point` and state, where ``evaluate(x)`` solves the lower levels at ``x``
+    and returns its `Point` (``x``, ``fun``, ``grad``), ``project`` maps a
+    trial onto the feasible set, and ``box`` is ``(lower, upper)`` or None.
+    The outer loop owns stopping, history and callbacks.
+    """
+
+    name: str
+
+    def init(self, point: Point) -> Any: ...
+
+    def update(
+        self,
+        xp: Any,
+        state: Any,
+        point: Point,
+        evaluate: Evaluate,
+        project: Project,
+        box: tuple[Any, Any] | None = None,
+    ) -> tuple[Point, Any]: ...
 
 
 def backtrack(
@@ -263,7 +298,7 @@ def _remember(
 
 def make_optimizer(optimizer: Any, options: dict[str, Any], has_value: bool, project: bool) -> Any:
     """The optimizer object for a name (with its shorthand options) or an object."""
-    if isinstance(optimizer, (GradientDescent, Adam, LBFGS)):
+    if isinstance(optimizer, Optimizer):
         return optimizer
     if optimizer is None:
         optimizer = "lbfgs" if has_value and not project else "gd"
@@ -277,7 +312,7 @@ def make_optimizer(optimizer: Any, options: dict[str, Any], has_value: bool, pro
     raise ValueError(
         f"unknown optimizer {optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}, newton, or pass "
         "an optimizer object (nestopt.LBFGS(...), nestopt.GradientDescent(...), "
-        "nestopt.Adam(...))"
+        "nestopt.Adam(...), or your own with name, init and update: see docs/solving.md)"
     )
 
 

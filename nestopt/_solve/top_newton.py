@@ -26,9 +26,7 @@ NEWTON = "newton"
 class TopNewton(Outcome):
     """Runs level 1's Newton (or interior-point) solve and fills the fields `solve` reports."""
 
-    def __init__(
-        self, run: Any, opts: dict[str, Any], started: float
-    ) -> None:
+    def __init__(self, run: Any, opts: dict[str, Any], started: float) -> None:
         self.name = "interior_point" if run.problem.levels[0].constraints else NEWTON
         engine = run.engine
         if not hasattr(engine, "nest"):
