@@ -498,3 +498,32 @@ def test_a_nan_in_the_cross_rows_of_a_later_call_is_still_caught():
     nestopt.hypergradient(nan_later, problem.solution)
     with pytest.raises(nestopt.NonFiniteError, match="level 2"):
         nestopt.hypergradient(nan_later, problem.solution)
+
+
+def test_first_order_mode_at_a_solved_point_does_no_third_order_work():
+    # Newton steps use the exact curvature ("best"), the Jacobians first_order: at a point
+    # where the lower levels are already solved no Newton step is taken, so the third-order
+    # oracle of level 3 must not be called at all.
+    base = softplus_levels(3, (3, 4, 2), seed=1, beta=3.0)
+    calls = []
+    levels = list(base.levels)
+    original = levels[2].hess_dir
+    assert original is not None
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    levels[2] = dataclasses.replace(levels[2], hess_dir=counted)
+    problem = nestopt.Problem(levels)
+    solved = nestopt.best_response(problem, base.x0, level_options={"tol": 1e-12}).xs
+    calls.clear()
+    got = nestopt.hypergradient(problem, solved, curvature="first_order")
+    assert not calls, f"{len(calls)} third-order calls at a solved point in first_order mode"
+    reference = nestopt.hypergradient(
+        problem, solved, curvature="first_order", newton_curvature="same"
+    )
+    assert relative_error(got, reference) <= 1e-12
+    moved = [solved[0] + 0.1, *solved[1:]]  # not solved there: Newton runs, exact steps
+    nestopt.hypergradient(problem, moved, curvature="first_order")
+    assert calls

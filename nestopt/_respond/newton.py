@@ -54,6 +54,14 @@ def solve_level(nest: Nest, j: int, xs: tuple[Any, ...]) -> LevelSolution:
     lin: Any = None
     first_gnorm = None
     forcing = 0.1
+    jacobian_mode = config.curvature_mode(j)
+    if newton_mode != jacobian_mode:
+        # Newton steps take the better curvature, the Jacobian another: where the start is
+        # already a solution (a re-solve at a solved point), the Jacobian's own linearization
+        # passes the same step test, and the steps' linearization is never needed.
+        lin = _solved_at_start(nest, j, below, g, jacobian_mode, opts.tol, scale)
+        if lin is not None:
+            return LevelSolution(j, below, lin.system(), 0)
     for iteration in range(opts.maxiter + 1):
         nest.check_time()
         lin = make_linearization(nest, j, below, g, newton_mode, for_step=True)
@@ -101,6 +109,24 @@ def solve_level(nest: Nest, j: int, xs: tuple[Any, ...]) -> LevelSolution:
         "for this level in level_options, or start closer to its solution",
         level=j,
     )
+
+
+def _solved_at_start(
+    nest: Nest, j: int, below: Response, g: Any, mode: str, tol: float, scale: float
+) -> Any | None:
+    """Level ``j``'s linearization in ``mode`` if its Newton step there is below ``tol``
+    (relative) and its block is a strict minimum; None otherwise (Newton then runs)."""
+    xp = nest.xp
+    try:
+        lin = make_linearization(nest, j, below, g, mode, for_step=False)
+        step = lin.solve_step(0.1)
+    except NestoptError:
+        return None
+    if lin.shifted:
+        return None
+    size = host_floats(xp, xp.max(xp.abs(step)))[0]
+    scale = max(scale, size, _norm(xp, below.xs[j - 1]))
+    return lin if size <= tol * scale else None
 
 
 def _finish(
