@@ -36,6 +36,8 @@ def to_numpy(x: Any) -> Any:
 
 def host_floats(xp: Any, *scalars: Any) -> list[float]:
     """Several 0-d device arrays as Python floats, in one device-to-host copy."""
+    if all(type(s).__module__ == "numpy" for s in scalars):  # host already: no copy to batch
+        return [float(s) for s in scalars]
     stacked = xp.stack([xp.reshape(s, ()) for s in scalars])
     if compat.is_cupy_array(stacked):
         return [float(v) for v in stacked.get()]

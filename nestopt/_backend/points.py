@@ -86,6 +86,12 @@ def prepare_points(
 
 def _width(problem: Any, k: int, x: Any) -> int | None:
     """32 or 64 for a real floating start, None for integers and booleans; refuse the rest."""
+    if type(x).__module__ == "numpy" and hasattr(x, "dtype"):  # the common case, fast
+        kind, size = x.dtype.kind, x.dtype.itemsize
+        if kind in "biu":
+            return None
+        if kind == "f" and size in (4, 8):
+            return size * 8
     where = f"the starting point of {problem.describe(k)}"
     if isinstance(x, (str, bytes)):
         raise TypeError(f"{where} is a string ({x!r}); pass numbers. Supported: {SUPPORTED_DTYPES}")

@@ -176,12 +176,17 @@ def scipy_linalg() -> Any:
 
 def _cholesky(a: Any, xp: Any, family: str) -> Factorization:
     if family == "numpy" and scipy_linalg() is not None:
-        sl = scipy_linalg()
-        try:
-            c, lower = sl.cho_factor(a, lower=True, check_finite=False)
-        except Exception as exc:  # scipy raises numpy's LinAlgError
-            raise FactorizationError(str(exc)) from None
-        fact = Factorization("cholesky", "scipy_cholesky", a, (c, lower), xp)
+        # LAPACK's potrf/potrs directly: scipy.linalg's cho_factor/cho_solve wrappers cost
+        # more than the factorization itself on the small blocks of many problems.
+        potrf, potrs = scipy_linalg().get_lapack_funcs(("potrf", "potrs"), (a,))
+        c, info = potrf(a, lower=1, clean=1, overwrite_a=0)
+        if info != 0:
+            raise FactorizationError(
+                f"not positive definite (leading minor {info})"
+                if info > 0
+                else f"LAPACK potrf: illegal argument {-info}"
+            )
+        fact = Factorization("cholesky", "scipy_cholesky", a, (c, potrs), xp)
         diag = xp.linalg.diagonal(c)
     elif family == "torch":
         import torch
@@ -219,7 +224,11 @@ def _check_cholesky_diagonal(diag: Any, xp: Any) -> None:
 
 
 def _solve_scipy_cholesky(f: Factorization, b: Any) -> Any:
-    return scipy_linalg().cho_solve(f.factor, b, check_finite=False)
+    c, potrs = f.factor
+    x, info = potrs(c, b, lower=1)
+    if info != 0:
+        raise FactorizationError(f"LAPACK potrs: illegal argument {-info}")
+    return x
 
 
 def _solve_scipy_lu(f: Factorization, b: Any) -> Any:

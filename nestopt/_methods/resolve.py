@@ -49,7 +49,9 @@ def resolve_method(method: Any, **keywords: Any) -> Any:
     unknown = sorted(set(given) - set(IMPLICIT_KEYWORDS) - set(UNROLLED_KEYWORDS))
     if unknown:  # a programming error inside nestopt, not a user mistake
         raise TypeError(f"unexpected method keyword(s): {unknown}")
-    if isinstance(method, Method):
+    if isinstance(method, (Implicit, Unrolled)) or (
+        not isinstance(method, str) and isinstance(method, Method)
+    ):
         if given:
             raise ValueError(
                 f"{', '.join(sorted(given))} given beside the method object "

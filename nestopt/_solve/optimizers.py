@@ -298,7 +298,9 @@ def _remember(
 
 def make_optimizer(optimizer: Any, options: dict[str, Any], has_value: bool, project: bool) -> Any:
     """The optimizer object for a name (with its shorthand options) or an object."""
-    if isinstance(optimizer, Optimizer):
+    if isinstance(optimizer, (GradientDescent, Adam, LBFGS)) or (
+        not isinstance(optimizer, str) and isinstance(optimizer, Optimizer)
+    ):
         return optimizer
     if optimizer is None:
         optimizer = "lbfgs" if has_value and not project else "gd"
