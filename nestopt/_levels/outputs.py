@@ -7,7 +7,7 @@ Every check names the level, the callable and the block it concerns.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import array_api_compat as compat
@@ -45,9 +45,24 @@ class Target:
     device: Any
     dtype: Any
 
+    # ``numpy.ndarray`` on the NumPy backend (one device: an exact type check suffices)
+    host_type: type | None = field(init=False, default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if compat.is_numpy_namespace(self.xp):
+            object.__setattr__(self, "host_type", _ndarray())
+
+
+def _ndarray() -> type:
+    import numpy as np
+
+    return np.ndarray
+
 
 def check_array(out: Any, target: Target, where: Where) -> Any:
     """Type, backend, device and dtype of one returned array."""
+    if type(out) is target.host_type and out.dtype == target.dtype:
+        return out  # a plain ndarray of the run's dtype: every check below passes
     xp = target.xp
     if type(out).__name__ == "MaskedArray":
         raise OracleTypeError(

@@ -179,7 +179,7 @@ def _line_search(
     own = problem.block(j)
     xs = below.xs
     predicted = lin.predict_below(step) if nest.config.predict else None
-    slope = float(xp.sum(lin.grad_own * step))
+    slope = float(lin.grad_own @ step)
     if not math.isfinite(slope):
         raise singular_block(
             problem.describe(j),

@@ -8,6 +8,7 @@ stopping, history and callbacks; GD and L-BFGS share one backtracking search.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -238,7 +239,7 @@ class LBFGS:
         g = xp.where(free, point.grad, xp.zeros_like(point.grad))
         d = -_two_loop(xp, pairs, g)
         d = xp.where(free, d, xp.zeros_like(d))
-        if not float(xp.sum(d * g)) < 0.0:
+        if not float(d @ g) < 0.0:
             pairs = []
             d = -g
         # First step (no curvature yet): a length of max(|x|, 1) whatever the size of the
@@ -273,14 +274,14 @@ def _two_loop(xp: Any, pairs: list[tuple[Any, Any, float]], g: Any) -> Any:
     q = g
     alphas = []
     for s, y, rho in reversed(pairs):
-        a = rho * float(xp.sum(s * q))
+        a = rho * float(s @ q)
         alphas.append(a)
         q = q - a * y
     if pairs:
         s, y, _ = pairs[-1]
-        q = q * (float(xp.sum(s * y)) / float(xp.sum(y * y)))
+        q = q * (float(s @ y) / float(y @ y))
     for (s, y, rho), a in zip(pairs, reversed(alphas)):
-        b = rho * float(xp.sum(y * q))
+        b = rho * float(y @ q)
         q = q + (a - b) * s
     return q
 
@@ -290,8 +291,8 @@ def _remember(
 ) -> list[tuple[Any, Any, float]]:
     s = new.x - old.x
     y = new.grad - old.grad
-    sy = float(xp.sum(s * y))
-    if sy > 1e-10 * float(xp.linalg.vector_norm(s)) * float(xp.linalg.vector_norm(y)):
+    sy = float(s @ y)
+    if sy > 1e-10 * math.sqrt(float(s @ s) * float(y @ y)):
         pairs = [*pairs, (s, y, 1.0 / sy)][-memory:]
     return pairs
 
