@@ -8,6 +8,7 @@ CuPy, torch or any array-API library.
 """
 
 import logging as _logging
+import warnings as _warnings
 
 from ._backend.config import show_config
 from ._backend.host import to_numpy
@@ -42,6 +43,7 @@ from ._errors import (
     SymmetryWarning,
     TimeLimitError,
 )
+from ._errors import DegenerateError as _DegenerateError
 from ._levels.constraints import Bounds, LinearConstraint, NonlinearConstraint
 from ._levels.problem import Level, Problem
 from ._methods.entry import best_response, hypergradient
@@ -61,17 +63,13 @@ _logging.getLogger("nestopt").addHandler(_logging.NullHandler())
 def __getattr__(name: str) -> object:
     """Names kept for one release with a DeprecationWarning (see docs/api.md)."""
     if name == "DegenerateError":
-        import warnings
-
-        from ._errors import DegenerateError
-
-        warnings.warn(
+        _warnings.warn(
             "nestopt.DegenerateError is deprecated and will be removed: nestopt never raised "
             "it. A degenerate point is reported by DegeneracyWarning and Status.DEGENERATE",
             DeprecationWarning,
             stacklevel=2,
         )
-        return DegenerateError
+        return _DegenerateError
     raise AttributeError(f"module 'nestopt' has no attribute {name!r}")
 
 

@@ -37,12 +37,15 @@ class _NoDecrease(Exception):
         self.error = error
 
 
-def solve_level(nest: Nest, j: int, xs: tuple[Any, ...]) -> LevelSolution:
-    """Solve level ``j`` for fixed ``x_<j``, from ``xs``; its Jacobian system at the solution."""
+def solve_level(nest: Nest, j: int, xs: tuple[Any, ...], settings: Any = None) -> LevelSolution:
+    """Solve level ``j`` for fixed ``x_<j``, from ``xs``; its Jacobian system at the solution.
+
+    ``settings`` replaces the run's settings of level ``j`` for this solve (the top level
+    solved by Newton stops on ``solve``'s ``maxiter`` and ``xtol``)."""
     problem, xp, config = nest.problem, nest.xp, nest.config
     if problem.levels[j - 1].constrained:
-        return solve_constrained_level(nest, j, xs)
-    opts = config.levels[j - 1]
+        return solve_constrained_level(nest, j, xs, settings)
+    opts = settings or config.levels[j - 1]
     text = problem.describe(j)
     nest.stats.solves[j - 1] += 1
     below = nest.respond(j, xs)
@@ -79,14 +82,16 @@ def solve_level(nest: Nest, j: int, xs: tuple[Any, ...]) -> LevelSolution:
         scale = max(scale, _norm(xp, below.xs[j - 1]))
         stalled = size >= previous and size <= sqrt_eps * scale
         if size <= opts.tol * scale or stalled:
-            return _finish(nest, j, below, g, lin, iteration, size / max(scale, 1e-300))
+            return _finish(nest, j, below, g, lin, iteration, size / max(scale, 1e-300), opts.tol)
         if iteration == opts.maxiter:
             break
         try:
             below, g = _line_search(nest, j, below, g, lin, step, gnorm)
         except _NoDecrease as exc:
             if not lin.shifted and size <= sqrt_eps * scale:
-                return _finish(nest, j, below, g, lin, iteration, size / max(scale, 1e-300))
+                return _finish(
+                    nest, j, below, g, lin, iteration, size / max(scale, 1e-300), opts.tol
+                )
             if lin.shifted:
                 raise lin.error("the last Newton iterate (its line search failed)") from None
             raise exc.error or ConvergenceError(
@@ -137,15 +142,15 @@ def _finish(
     lin: Any,
     iterations: int,
     relative_step: float,
+    tol: float,
 ) -> LevelSolution:
     """Accept the point: check it is a strict minimum and build its Jacobian system."""
-    opts = nest.config.levels[j - 1]
     if lin.shifted:
         raise lin.error("its solution")
-    if opts.tol > 0 and relative_step > opts.tol:
+    if tol > 0 and relative_step > tol:
         note = (
             f"{nest.problem.describe(j)}: Newton stopped at rounding with a relative step of "
-            f"{relative_step:.1e}, above tol {opts.tol:.1e}; the solution is accurate to "
+            f"{relative_step:.1e}, above tol {tol:.1e}; the solution is accurate to "
             "about that (the level is ill-conditioned or badly scaled)"
         )
         if note.split(":")[0] not in " ".join(nest.stats.notes):

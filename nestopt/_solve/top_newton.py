@@ -37,12 +37,13 @@ class TopNewton(Outcome):
         super().__init__()
         self.run, self.opts, self.started = run, opts, started
         self.nest = engine.nest
-        settings = list(self.nest.config.levels)
         # Level 1 stops as a lower level does: on a relative Newton step below xtol (or
         # stalling at rounding); maxiter counts its Newton (or interior-point) iterations,
-        # with the same default as every top-level optimizer.
-        settings[0] = replace(settings[0], maxiter=opts["maxiter"], tol=opts["xtol"])
-        self.nest.config = replace(self.nest.config, levels=tuple(settings))
+        # with the same default as every top-level optimizer. The run's settings stay as
+        # the method bound them: these are passed to this one solve.
+        self.settings = replace(
+            self.nest.config.levels[0], maxiter=opts["maxiter"], tol=opts["xtol"]
+        )
         self.solution: Any = None
         self.success_message: str | None = None
 
@@ -51,7 +52,7 @@ class TopNewton(Outcome):
         run, nest = self.run, self.nest
         tic = time.perf_counter()
         try:
-            self.solution = solve_level(nest, 1, run.xs)
+            self.solution = solve_level(nest, 1, run.xs, self.settings)
         except NestoptError as exc:
             if exc.status is None:
                 raise

@@ -23,9 +23,12 @@ def rows_of(nest: Nest, j: int, xs: tuple[Any, ...]) -> Any:
     return nest.constraint_rows[j]
 
 
-def solve_constrained_level(nest: Nest, j: int, xs: tuple[Any, ...]) -> LevelSolution:
-    """Level ``j`` solved for fixed ``x_<j`` with its bounds and constraints."""
-    opts = nest.config.levels[j - 1]
+def solve_constrained_level(
+    nest: Nest, j: int, xs: tuple[Any, ...], settings: Any = None
+) -> LevelSolution:
+    """Level ``j`` solved for fixed ``x_<j`` with its bounds and constraints (``settings``
+    replacing the run's settings of level ``j``, as in `solve_level`)."""
+    opts = settings or nest.config.levels[j - 1]
     nest.stats.solves[j - 1] += 1
     model = LevelModel(nest, j, rows_of(nest, j, xs))
     newton_mode = nest.config.newton_mode(j)
