@@ -92,3 +92,24 @@ def test_deprecated_names_resolve_with_a_warning():
     assert "DegenerateError" not in nestopt.__all__
     with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
         nestopt.no_such_name  # noqa: B018
+
+
+def test_package_imports_and_solves_without_docstrings():
+    # python -OO strips docstrings (``__doc__`` is None): the text filled into the entry
+    # points' docstrings at import must not be needed (importing used to fail there).
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import numpy as np, nestopt, nestopt.problems, nestopt.autodiff, nestopt.plot\n"
+        "problem = nestopt.problems.quad(2, 2, seed=0)\n"
+        "xs = [np.zeros(2), np.zeros(2)]\n"
+        "print(nestopt.hypergradient(problem, xs).shape)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-OO", "-c", code], cwd=root, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(2,)"
