@@ -104,7 +104,7 @@ def _width(problem: Any, k: int, x: Any) -> int | None:
         if own.isdtype(dtype, "real floating"):
             bits = own.finfo(dtype).bits
             if bits in (32, 64) and "bfloat" not in str(dtype):
-                return bits
+                return int(bits)
         raise TypeError(
             f"{where} has dtype {dtype}, which nestopt does not support; "
             f"supported: {SUPPORTED_DTYPES}"
