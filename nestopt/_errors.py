@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import os
 import sys
+import types
 import warnings
 
 __all__ = [
@@ -217,7 +218,7 @@ def warn_user(message: str, category: type[Warning]) -> None:
     The warnings come from varying depths (user callables are called deep in
     the recursion), so a fixed ``stacklevel`` would point inside nestopt.
     """
-    frame = sys._getframe(1)
+    frame: types.FrameType | None = sys._getframe(1)
     level = 2  # stacklevel 2 is this function's caller, the frame we start from
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
         frame = frame.f_back

@@ -7,7 +7,7 @@ from typing import Any
 __all__ = ["Result", "BestResponse", "SolveResult"]
 
 
-class Result(dict):
+class Result(dict[str, Any]):
     """A dict whose keys are also attributes, with a readable repr."""
 
     def __getattr__(self, name: str) -> Any:

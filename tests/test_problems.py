@@ -315,3 +315,13 @@ def test_poisoning_default_penalty_keeps_the_attacker_strongly_convex(seed):
     smallest = np.linalg.eigvalsh((H + H.T) / 2).min()
     penalty = problem.data["penalty"]
     assert 0.5 * penalty <= smallest <= penalty
+
+
+@pytest.mark.parametrize("d", [True, (2, 0, 2), (2, 2)])
+def test_quad_refuses_level_sizes_that_are_not_sizes(d):
+    # A bool is an int to Python but no size: it is refused like the other bad sizes
+    # (it used to escape as "'bool' object is not iterable").
+    from nestopt.problems import quad
+
+    with pytest.raises(ValueError, match="d must be a positive int or 3 positive sizes"):
+        quad(3, d)

@@ -107,3 +107,24 @@ def test_old_keyword_names_still_work_with_a_warning():
     assert report.ok
     with pytest.raises(TypeError, match="got both xs="):
         nestopt.hypergradient(problem, problem.x0, xs=problem.x0)
+
+
+def test_package_imports_and_solves_without_docstrings():
+    # python -OO strips docstrings (``__doc__`` is None): the text filled into the entry
+    # points' docstrings at import must not be needed (importing used to fail there).
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import numpy as np, nestopt, nestopt.problems, nestopt.autodiff, nestopt.plot\n"
+        "problem = nestopt.problems.quad(2, 2, seed=0)\n"
+        "xs = [np.zeros(2), np.zeros(2)]\n"
+        "print(nestopt.hypergradient(problem, xs).shape)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-OO", "-c", code], cwd=root, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(2,)"

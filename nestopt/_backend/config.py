@@ -47,7 +47,7 @@ def show_config(mode: str = "stdout") -> dict[str, Any] | None:
         raise ValueError(f"unknown mode {mode!r}; choose 'stdout' or 'dicts'")
 
     chosen = get_backend()
-    info = {
+    info: dict[str, Any] = {
         "nestopt": __version__,
         "python": sys.version.split()[0],
         "platform": platform.platform(),

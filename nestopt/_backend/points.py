@@ -87,7 +87,7 @@ def prepare_points(
 def _width(problem: Any, k: int, x: Any) -> int | None:
     """32 or 64 for a real floating start, None for integers and booleans; refuse the rest."""
     if type(x).__module__ == "numpy" and hasattr(x, "dtype"):  # the common case, fast
-        kind, size = x.dtype.kind, x.dtype.itemsize
+        kind, size = str(x.dtype.kind), int(x.dtype.itemsize)
         if kind in "biu":
             return None
         if kind == "f" and size in (4, 8):
@@ -110,7 +110,7 @@ def _width(problem: Any, k: int, x: Any) -> int | None:
         if own.isdtype(dtype, "real floating"):
             bits = own.finfo(dtype).bits
             if bits in (32, 64) and "bfloat" not in str(dtype):
-                return bits
+                return int(bits)
         raise TypeError(
             f"{where} has dtype {dtype}, which nestopt does not support; "
             f"supported: {SUPPORTED_DTYPES}"

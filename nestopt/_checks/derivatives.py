@@ -270,7 +270,7 @@ def check_hypergradient(
             start = [x1 + t * e] + [
                 base.xs[k - 1] + t * (base.sensitivity[k] @ e) for k in range(2, problem.n + 1)
             ]
-            return best_response(problem, start, reference_method, **run_keywords).fun
+            return float(best_response(problem, start, reference_method, **run_keywords).fun)
 
         fd.append(_five_point(value, step))
     reference = xp.asarray(fd, dtype=x1.dtype, device=device(x1))

@@ -122,7 +122,9 @@ def check_responses(
     )
 
 
-def _summary(problem: Problem, deviations: list, failed: list, starts: int) -> str:
+def _summary(
+    problem: Problem, deviations: list[dict[str, Any]], failed: list[dict[str, Any]], starts: int
+) -> str:
     if not deviations:
         text = f"no follower deviates ({starts} starts per lower level)"
     else:

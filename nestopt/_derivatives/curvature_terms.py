@@ -108,6 +108,7 @@ class CurvatureTerm:
         """``d/dt sum lam_i hess c_i(x + t v) + sum nu_lambda,i hess c_i`` (``D x D``)."""
         if self._constraint is None:
             xp, rows, xs, v = self.xp, self.rows_i, self.below.xs, self.v
+            assert rows is not None, "asked only when level j+1 has nonlinear rows"
             lam = xp.asarray(self.solution.lam, dtype=v.dtype, device=device(v))
             weights = np.zeros(rows.m)
             weights[self._active()] = np.asarray(to_numpy(self._nu_lambda))

@@ -43,7 +43,11 @@ def _passed(level: Any, start: int, check: str, dtype: Any) -> bool:
 
 def _mark_passed(level: Any, start: int, check: str, dtype: Any) -> None:
     key = (id(level), start, check, str(dtype))
-    _PASSED[key] = weakref.ref(level, lambda _, key=key: _PASSED.pop(key, None))
+
+    def forget(_: Any) -> None:  # the level is gone, and its id may be reused
+        _PASSED.pop(key, None)
+
+    _PASSED[key] = weakref.ref(level, forget)
 
 
 class Oracles:
@@ -231,12 +235,12 @@ class Oracles:
         if not self.check_finite:
             return
         level = self.levels[where.level - 1] if start is not None else None
-        constant = level is not None and level.quadratic
-        if constant and _passed(level, start, "finite", out.dtype):
+        constant_from = start if level is not None and level.quadratic else None
+        if constant_from is not None and _passed(level, constant_from, "finite", out.dtype):
             return
         self._check_finite(out @ self._probe(out.shape[1]), where, xs)
-        if constant:
-            _mark_passed(level, start, "finite", out.dtype)
+        if constant_from is not None:
+            _mark_passed(level, constant_from, "finite", out.dtype)
 
     def _probe(self, dim: int) -> Any:
         xp = self.xp

@@ -282,7 +282,7 @@ _SOLVERS = {
 }
 
 
-def sparse_factorization(a: Any, method: str, xp: Any) -> Any:
+def sparse_factorization(a: Any, method: str, xp: Any) -> Factorization:
     """SuperLU in symmetric mode; for Cholesky its pivots must be positive, as Cholesky's."""
     try:
         lu, negatives, pivots = sparse_factor(a, method)

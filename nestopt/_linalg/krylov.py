@@ -90,7 +90,7 @@ def _scipy(matvec: Any, b: Any, method: str, rtol: float, maxiter: int) -> tuple
         x, _ = solver(
             operator, b, x0=x, rtol=rtol, maxiter=max(maxiter - count[0], 1), callback=callback
         )
-        residual = np.linalg.norm(matvec(x) - b)
+        residual = float(np.linalg.norm(matvec(x) - b))
         if count[0] >= maxiter or residual <= rtol * norm_b or residual > 0.5 * best:
             break  # done, out of iterations, or stagnating at rounding
         best = residual

@@ -135,8 +135,10 @@ def hypergradient(
     return run.engine.hypergradient(state)
 
 
-best_response.__doc__ = best_response.__doc__.format(shared=_SHARED_PARAMETERS.strip())
-hypergradient.__doc__ = hypergradient.__doc__.format(shared=_SHARED_PARAMETERS.strip())
+for _function in (best_response, hypergradient):
+    if _function.__doc__ is not None:  # None under python -OO: nothing to fill in
+        _function.__doc__ = _function.__doc__.format(shared=_SHARED_PARAMETERS.strip())
+del _function
 
 
 def warn_degenerate(problem: Problem, degenerate: dict[int, tuple[str, ...]]) -> None:

@@ -89,7 +89,7 @@ def default_tol(eps: float) -> float:
 
 
 def level_settings(
-    problem: Any, eps: float, dtype: Any, level_options: Any, linear_solver: str
+    problem: Any, eps: float, dtype: Any, level_options: Any, linear_solver: str | None
 ) -> tuple[LevelSettings, ...]:
     """One `LevelSettings` per level (index ``k - 1``), level 1 included for uniformity."""
     per_level = _per_level_options(problem, level_options)
@@ -142,7 +142,7 @@ def _per_level_options(problem: Any, level_options: Any) -> dict[int, dict[str, 
             for k, level in enumerate(problem.levels, start=1)
             if level.name and k >= 2
         }
-        out = {}
+        out: dict[int, dict[str, Any]] = {}
         for key, value in level_options.items():
             k = names.get(key, key)
             if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k not in lower:

@@ -150,6 +150,7 @@ class UnrolledEngine:
         unrolling anywhere else would make it depend on the evaluation
         history (and line searches compare values of different functions).
         """
+        assert self._first is not None, "the loop predicts only after a first respond"
         return (x1, *self._first[1:])
 
     def jacobians(self, state: UnrolledState) -> None:

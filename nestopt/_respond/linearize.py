@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from .._derivatives.compose import own_rows, reduced_grad
 from .._derivatives.curvature import term_is_zero
@@ -136,7 +136,9 @@ class Linearization:
         return block.system
 
 
-def linearize(nest: Nest, j: int, below: Response, g: Any, mode: str, *, for_step: bool) -> Any:
+def linearize(
+    nest: Nest, j: int, below: Response, g: Any, mode: str, *, for_step: bool
+) -> Linearization:
     """Level ``j``'s `Linearization` at ``below.xs`` with curvature ``mode``.
 
     ``for_step`` factors for a Newton step (Cholesky shifted until positive
@@ -195,7 +197,7 @@ def _weak(M: Any) -> Any:
         return None
 
 
-def _reusable(block: Block | None, M: Any, R: Any, xp: Any, for_step: bool) -> bool:
+def _reusable(block: Block | None, M: Any, R: Any, xp: Any, for_step: bool) -> TypeGuard[Block]:
     """Whether ``block`` was built from this ``M`` (or the constant one) and this ``R``."""
     if block is None or (not for_step and block.factor.shift != 0.0):
         return False

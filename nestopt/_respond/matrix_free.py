@@ -217,6 +217,8 @@ class OperatorSystem:
         return self._G
 
 
-def operator_linearize(nest: Nest, j: int, below: Response, g: Any, mode: str) -> Any:
+def operator_linearize(
+    nest: Nest, j: int, below: Response, g: Any, mode: str
+) -> OperatorLinearization:
     """Level ``j``'s matrix-free linearization at ``below.xs`` with curvature ``mode``."""
     return OperatorLinearization(nest, j, below, g, mode)

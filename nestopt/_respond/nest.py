@@ -17,6 +17,8 @@ from typing import Any
 
 from .._derivatives.compose import response_jvp, response_vjp, stack_response
 from .._errors import TimeLimitError
+from .._levels.oracles import Oracles
+from .._levels.problem import Problem
 
 __all__ = ["Nest", "Response", "LevelSolution", "Stats", "same_arrays"]
 
@@ -37,7 +39,7 @@ class Stats:
     def zeros(cls, n: int) -> Stats:
         return cls([0] * n, [0] * n, [0] * n, [0] * n, [0] * n, [0.0] * n)
 
-    def krylov_summary(self) -> dict[str, tuple] | None:
+    def krylov_summary(self) -> dict[str, tuple[Any, ...]] | None:
         """Krylov iterations and the worst relative residual of the derivatives' solves, per
         level (None: no Krylov solve)."""
         if not any(self.krylov_iterations):
@@ -94,6 +96,7 @@ class Response:
         if self._R is not None:
             return self._R @ u
         top = self.top
+        assert top is not None, "R_n has no rows: callers ask R_k's products only for k < n"
         below = top.below
         return response_jvp(
             self.nest.xp, u, top.system.G_apply, below.jvp if below.top is not None else None
@@ -115,6 +118,7 @@ class Response:
         if self._R is not None:
             return xp.matrix_transpose(self._R) @ w
         top = self.top
+        assert top is not None, "R_n has no rows: callers ask R_k's products only for k < n"
         below = top.below
         own = self.nest.problem.block(top.j)
         return response_vjp(
@@ -140,8 +144,8 @@ class Nest:
 
     def __init__(
         self,
-        problem: Any,
-        oracles: Any,
+        problem: Problem,
+        oracles: Oracles,
         config: Any,
         solve_level: Any,
         *,
@@ -185,6 +189,7 @@ class Nest:
     def stacked(self, response: Response) -> Any:
         """``R_k = [G_{k+1}; ...]`` for ``response``, reusing it while its inputs are the same."""
         top = response.top
+        assert top is not None, "Response.R() forms R_k only for k < n"
         R_below = top.below.R()
         cached = self._stacks.get(response.k)
         if cached is not None and cached[0] is top.system and cached[1] is R_below:

@@ -22,8 +22,8 @@ from .._errors import (
     warn_user,
 )
 from .constrained.solve import solve_constrained_level
-from .linearize import linearize
-from .matrix_free import operator_linearize
+from .linearize import Linearization, linearize
+from .matrix_free import OperatorLinearization, operator_linearize
 from .nest import LevelSolution, Nest, Response
 
 __all__ = ["solve_level"]
@@ -162,7 +162,9 @@ def _finish(
     return LevelSolution(j, below, lin.system(), iterations)
 
 
-def make_linearization(nest: Nest, j: int, below: Response, g: Any, mode: str, *, for_step: bool):
+def make_linearization(
+    nest: Nest, j: int, below: Response, g: Any, mode: str, *, for_step: bool
+) -> Linearization | OperatorLinearization:
     """Level ``j`` at ``below.xs``: dense rows and a factor, or matrix-free products."""
     if nest.config.levels[j - 1].linear_solver in ("cg", "minres"):
         return operator_linearize(nest, j, below, g, mode)
@@ -209,7 +211,7 @@ def _line_search(
         # Near the solution the objective stops resolving decreases (rounding),
         # while the gradient norm still does: either test accepts the step.
         accept = float(xp.max(xp.abs(grad_own))) <= (1.0 - 1e-4 * t) * gnorm
-        if has_value and not accept:
+        if f0 is not None and not accept:  # level j has a value
             f1 = float(oracles.value(j, trial_below.xs))
             accept = f1 <= f0 + 1e-4 * t * slope
         if accept:
@@ -225,7 +227,9 @@ def _reduced_grad_adjoint(nest: Nest, below: Response, g: Any, own: slice) -> An
     return g[own] + below.vjp(g[own.stop :])[own]
 
 
-def _moved(problem: Any, xs: tuple[Any, ...], j: int, dx: Any, dbelow: Any | None) -> tuple:
+def _moved(
+    problem: Any, xs: tuple[Any, ...], j: int, dx: Any, dbelow: Any | None
+) -> tuple[Any, ...]:
     out = list(xs)
     out[j - 1] = xs[j - 1] + dx
     if dbelow is not None:

@@ -19,8 +19,8 @@ __all__ = ["Loop"]
 class Loop(Outcome):
     """The outer iteration: evaluate, step, record; ends with a status."""
 
-    def __init__(self, run: Run, stepper: Any, projector: Any, box: Any, opts: dict, started: float,
-                 deadline: float | None) -> None:  # fmt: skip
+    def __init__(self, run: Run, stepper: Any, projector: Any, box: Any, opts: dict[str, Any],
+                 started: float, deadline: float | None) -> None:  # fmt: skip
         super().__init__()
         self.run = run
         self.xp = run.xp

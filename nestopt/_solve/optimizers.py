@@ -88,6 +88,8 @@ def backtrack(
     if every trial failed so, that failure is raised.
     """
     eps = float(xp.finfo(point.x.dtype).eps)
+    fun = point.fun
+    assert fun is not None, "backtracking runs only when level 1 has a value"
     error: NestoptError | None = None
     evaluated = False
     for _ in range(40):
@@ -102,7 +104,8 @@ def backtrack(
             continue
         evaluated = True
         slope = float(xp.sum(point.grad * (x_new - point.x)))
-        if new.fun <= point.fun + 1e-4 * slope + 10.0 * eps * abs(point.fun):
+        assert new.fun is not None, "a point is evaluated with its value when level 1 has one"
+        if new.fun <= fun + 1e-4 * slope + 10.0 * eps * abs(fun):
             return new, t
         t *= 0.5
     if not evaluated and error is not None:

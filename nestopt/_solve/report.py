@@ -129,7 +129,7 @@ def solve_result(run: Any, loop: Any, optimizer: Any, started: float) -> SolveRe
 
 def _constraint_report(run: Any, loop: Any, point: Any) -> dict[str, Any]:
     """Multipliers, active and weakly active rows per level at the final point."""
-    report = {"multipliers": {}, "active": {}, "degenerate": {}}
+    report: dict[str, Any] = {"multipliers": {}, "active": {}, "degenerate": {}}
     engine = run.engine
     if point is not None:
         report = engine.constraint_report(point.state)

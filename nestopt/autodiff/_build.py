@@ -78,7 +78,9 @@ def check_fun(fun: Any, label: str) -> None:
         )
 
 
-def _flat(t: Transforms, fun: Callable[..., Any], xs: Sequence[Any], check: Callable) -> Any:
+def _flat(
+    t: Transforms, fun: Callable[..., Any], xs: Sequence[Any], check: Callable[[Any], Any]
+) -> Any:
     """``z = concat(xs)`` and ``f(z) = fun(*split(z))`` with its output checked."""
     sizes = [int(x.shape[0]) for x in xs]
 
@@ -106,7 +108,7 @@ def level_derivatives(t: Transforms, fun: Callable[..., Any], label: str) -> dic
             )
         return out
 
-    def hvp_at(f: Callable, z: Any, v: Any) -> Any:
+    def hvp_at(f: Callable[[Any], Any], z: Any, v: Any) -> Any:
         # Forward-over-reverse: one JVP of the gradient, about the cost of two gradients.
         return t.jvp(t.grad(f), (z,), (v,))[1]
 
@@ -167,7 +169,7 @@ def constraint_derivatives(t: Transforms, fun: Callable[..., Any], label: str) -
             )
         return out[None] if len(shape) == 0 else out
 
-    def weighted(c: Callable, v: Any) -> Callable:
+    def weighted(c: Callable[[Any], Any], v: Any) -> Callable[[Any], Any]:
         return lambda y: (v * c(y)).sum()
 
     def values(*xs: Any) -> Any:

@@ -205,7 +205,7 @@ def _flat(*xs: Any) -> Any:
     return _xp(*xs).concat(list(xs))
 
 
-def _level(fun: Any, size: int, bounds: Any, constraints: list, name: str) -> Level:
+def _level(fun: Any, size: int, bounds: Any, constraints: list[Any], name: str) -> Level:
     """A Level whose callables take one array per level and see their concatenation."""
 
     def value(*xs: Any) -> Any:
@@ -236,7 +236,9 @@ def _bounds(pairs: Sequence[tuple[float, float]] | None, on_backend: Any) -> Bou
     return Bounds(on_backend(np.array(lb, dtype=float)), on_backend(np.array(ub, dtype=float)))
 
 
-def _bound_labels(names: Sequence[str], pairs: Sequence[tuple[float, float]] | None) -> tuple:
+def _bound_labels(
+    names: Sequence[str], pairs: Sequence[tuple[float, float]] | None
+) -> tuple[str, ...]:
     labels = []
     for name, (lo, hi) in zip(names, pairs or ()):
         if math.isfinite(lo):
@@ -246,12 +248,14 @@ def _bound_labels(names: Sequence[str], pairs: Sequence[tuple[float, float]] | N
     return tuple(labels)
 
 
-def _constraints(rows: Sequence[Any], names: Sequence[str], on_backend: Any) -> tuple[list, tuple]:
+def _constraints(
+    rows: Sequence[Any], names: Sequence[str], on_backend: Any
+) -> tuple[list[Any], tuple[str, ...]]:
     """One LinearConstraint for the linear rows, one NonlinearConstraint per other row."""
     index = {v: i for i, v in enumerate(names)}
     linear = [row for row in rows if isinstance(row[1], dict)]
     nonlinear = [row for row in rows if not isinstance(row[1], dict)]
-    out: list = []
+    out: list[LinearConstraint | NonlinearConstraint] = []
     if linear:
         A = np.zeros((len(linear), len(names)))
         for r, (_, coef, _, _) in enumerate(linear):

@@ -17,7 +17,9 @@ __all__ = ["quad", "quad_reference"]
 def _sizes(n: int, d: int | Sequence[int]) -> tuple[int, ...]:
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
         raise ValueError(f"n must be an int >= 2, got {n!r}")
-    if isinstance(d, int) and not isinstance(d, bool):
+    if isinstance(d, bool):
+        sizes: tuple[int, ...] = ()  # a bool is no size: refused below
+    elif isinstance(d, int):
         sizes = (d,) * n
     else:
         sizes = tuple(int(s) for s in d)

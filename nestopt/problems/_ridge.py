@@ -73,7 +73,7 @@ class _RidgeTerms:
         self.sign = sign
         self.penalty = penalty
         self.ridge = sign > 0
-        self.iP = 1 if fit.attacker else None
+        self.iP = 1 if fit.attacker else None  # the attacker's level, when there is one
         self.it = fit.n_levels - 1
 
     def value(self, *xs: Any) -> Any:
@@ -113,7 +113,7 @@ class _RidgeTerms:
         n, p = fit.n, fit.p
         xp, lam, P, theta, A = fit._parts(xs)
         r = A @ theta - fit.y
-        blocks = [[None] * fit.n_levels for _ in range(fit.n_levels)]
+        blocks: list[list[Any]] = [[None] * fit.n_levels for _ in range(fit.n_levels)]
         H_tt = sign * (A.T @ A) / n
         if self.ridge:
             e = xp.exp(lam)
@@ -122,7 +122,7 @@ class _RidgeTerms:
             blocks[0][it] = fit._lam_theta(xp, e * theta)
             blocks[it][0] = blocks[0][it].T
         blocks[it][it] = H_tt
-        if fit.attacker:
+        if iP is not None:
             H_PP = sign * _kron_eye(xp, n, theta[:, None] * theta[None, :]) / n
             if self.penalty:
                 H_PP = H_PP + self.penalty * xp.eye(n * p, dtype=P.dtype, device=_device(P))
@@ -137,10 +137,10 @@ class _RidgeTerms:
         *xs, v = args
         xp, lam, P, theta, A = fit._parts(tuple(xs))
         v_lam, v_theta = v[:m], v[v.shape[0] - p :]
-        blocks = [[None] * fit.n_levels for _ in range(fit.n_levels)]
+        blocks: list[list[Any]] = [[None] * fit.n_levels for _ in range(fit.n_levels)]
         dr = A @ v_theta
         dH_tt = None
-        if fit.attacker:
+        if iP is not None:
             v_P = xp.reshape(v[m : m + n * p], (n, p))
             dr = dr + v_P @ theta
             dH_tt = sign * (v_P.T @ A + A.T @ v_P) / n

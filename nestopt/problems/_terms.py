@@ -93,6 +93,10 @@ def _degree(terms: Sequence[Any]) -> int | None:
     return degree
 
 
+# One kind of term compiled: its value, gradient and Hessian callables of ``w``.
+_Part = tuple[Callable[[Any], Any], Callable[[Any], Any], Callable[[Any], Any]]
+
+
 def _rows(terms: Sequence[_Ridge], index: dict[str, int], dim: int) -> np.ndarray:
     A = np.zeros((len(terms), dim))
     for r, term in enumerate(terms):
@@ -126,7 +130,7 @@ def compile_terms(
         if unknown:
             raise ValueError(f"term {term!r} uses {unknown}, not among the variables {list(names)}")
     dim = len(names)
-    parts: list[tuple[Callable, Callable, Callable]] = []
+    parts: list[_Part] = []
     powers = [t for t in terms if isinstance(t, _Ridge) and t.kind == "power"]
     if powers:
         parts.append(_power_part(powers, index, dim, on_backend))
@@ -166,7 +170,12 @@ def _xp(w: Any) -> Any:
     return array_api_compat.array_namespace(w)
 
 
-def _power_part(terms, index, dim, on_backend):
+def _power_part(
+    terms: Sequence[_Ridge],
+    index: dict[str, int],
+    dim: int,
+    on_backend: Callable[[np.ndarray], Any],
+) -> _Part:
     A_np = _rows(terms, index, dim)
     p_np = np.array([float(t.p) for t in terms])
     A, At = on_backend(A_np), on_backend(A_np.T.copy())
@@ -178,15 +187,15 @@ def _power_part(terms, index, dim, on_backend):
     p1, c1 = on_backend(np.maximum(p_np - 1.0, 0.0)), on_backend(p_np)
     p2, c2 = on_backend(np.maximum(p_np - 2.0, 0.0)), on_backend(p_np * (p_np - 1.0))
 
-    def value(w):
+    def value(w: Any) -> Any:
         xp = _xp(w)
         return xp.sum(s * xp.pow(A @ w + b, p))
 
-    def grad(w):
+    def grad(w: Any) -> Any:
         xp = _xp(w)
         return At @ (s * c1 * xp.pow(A @ w + b, p1))
 
-    def hess(w):
+    def hess(w: Any) -> Any:
         xp = _xp(w)
         weights = s * c2 * xp.pow(A @ w + b, p2)
         return At @ (weights[:, None] * A)
@@ -194,21 +203,26 @@ def _power_part(terms, index, dim, on_backend):
     return value, grad, hess
 
 
-def _exp_part(terms, index, dim, on_backend):
+def _exp_part(
+    terms: Sequence[_Ridge],
+    index: dict[str, int],
+    dim: int,
+    on_backend: Callable[[np.ndarray], Any],
+) -> _Part:
     A_np = _rows(terms, index, dim)
     A, At = on_backend(A_np), on_backend(A_np.T.copy())
     b = on_backend(np.array([t.shift for t in terms]))
     s = on_backend(np.array([t.scale for t in terms]))
 
-    def value(w):
+    def value(w: Any) -> Any:
         xp = _xp(w)
         return xp.sum(s * xp.exp(A @ w + b))
 
-    def grad(w):
+    def grad(w: Any) -> Any:
         xp = _xp(w)
         return At @ (s * xp.exp(A @ w + b))
 
-    def hess(w):
+    def hess(w: Any) -> Any:
         xp = _xp(w)
         weights = s * xp.exp(A @ w + b)
         return At @ (weights[:, None] * A)
@@ -216,7 +230,12 @@ def _exp_part(terms, index, dim, on_backend):
     return value, grad, hess
 
 
-def _monomial_part(terms, index, dim, on_backend):
+def _monomial_part(
+    terms: Sequence[_Monomial],
+    index: dict[str, int],
+    dim: int,
+    on_backend: Callable[[np.ndarray], Any],
+) -> _Part:
     E_np = np.zeros((len(terms), dim))
     for m, term in enumerate(terms):
         for name, k in term.powers.items():
@@ -229,21 +248,21 @@ def _monomial_part(terms, index, dim, on_backend):
     one = [on_backend(eye[i : i + 1]) for i in range(dim)]
     two = [[on_backend(eye[i : i + 1] | eye[j : j + 1]) for j in range(dim)] for i in range(dim)]
 
-    def factors(w):
+    def factors(w: Any) -> tuple[Any, Any, Any, Any]:
         xp = _xp(w)
         row = w[None, :]
         return xp, xp.pow(row, E), c1 * xp.pow(row, E1), c2 * xp.pow(row, E2)
 
-    def value(w):
+    def value(w: Any) -> Any:
         xp, P, _, _ = factors(w)
         return xp.sum(s * xp.prod(P, axis=1))
 
-    def grad(w):
+    def grad(w: Any) -> Any:
         # d/dw_i prod_j w_j^E_j: column i replaced by its derivative factor.
         xp, P, D1, _ = factors(w)
         return xp.stack([xp.sum(s * xp.prod(xp.where(one[i], D1, P), axis=1)) for i in range(dim)])
 
-    def hess(w):
+    def hess(w: Any) -> Any:
         xp, P, D1, D2 = factors(w)
         rows = []
         for i in range(dim):

@@ -208,6 +208,7 @@ def _search(
         hv = sc.h(pt)
         if hv.shape[0]:
             violation += float(xp.sum(xp.abs(hv)))
+        assert pt.fun is not None, "a constrained level has a value (checked on entry)"
         return pt.fun / sc.f_scale - mu * barrier + nu * violation, violation
 
     phi0, violation0 = merit(point, s)
