@@ -104,13 +104,23 @@ def solve_level(nest: Nest, j: int, xs: tuple[Any, ...], settings: Any = None) -
         nest.stats.newton[j - 1] += 1
         previous = size
     assert lin is not None
+    raise _not_converged(lin, text, j, opts, gnorm, size / max(scale, 1e-300))
+
+
+def _not_converged(
+    lin: Any, text: str, j: int, opts: Any, gnorm: float, relative_step: float
+) -> NestoptError:
+    """The error of a Newton loop that used up ``maxiter``."""
     if lin.shifted:
         # Not converging on a block that needed a shift: non-convexity is the cause.
-        raise lin.error(f"the last Newton iterate (no convergence in {opts.maxiter} iterations)")
-    raise ConvergenceError(
+        error: NestoptError = lin.error(
+            f"the last Newton iterate (no convergence in {opts.maxiter} iterations)"
+        )
+        return error
+    return ConvergenceError(
         f"{text}: Newton's method did not converge in {opts.maxiter} "
         f"iteration{'' if opts.maxiter == 1 else 's'} (gradient norm {gnorm:.3e}, relative "
-        f"step {size / max(scale, 1e-300):.3e} > tol {opts.tol:.1e}); raise maxiter or tol "
+        f"step {relative_step:.3e} > tol {opts.tol:.1e}); raise maxiter or tol "
         "for this level in level_options, or start closer to its solution",
         level=j,
     )
