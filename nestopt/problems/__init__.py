@@ -20,10 +20,14 @@ analytic derivatives, a suggested start ``x0`` and, where known, the
   coupled inequality and an equality active below the top, solved in closed form.
 - `group_ridge`: per-group ridge weights of a sparse regression with up to
   millions of features, a matrix-free follower (Hessian-vector products only).
+- `svm_dual`: an SVM's ``C`` against the SVM dual (box, leader-dependent upper
+  bound, equality row) on scikit-learn data, with a validation loss above.
+- `box_qp`: a box-constrained QP follower whose matrix the leader sets.
 """
 
 from ._base import KnownProblem
 from ._bolib import bolib, bolib_names
+from ._box_qp import box_qp
 from ._ctrilevel import constrained_trilevel
 from ._gkv import gkv_quadratic, gkv_quartic
 from ._group_ridge import group_ridge
@@ -31,11 +35,13 @@ from ._market import stackelberg_market
 from ._poisoning import data_poisoning
 from ._quad import quad, quad_reference
 from ._softplus import softplus_levels
+from ._svm import svm_dual
 
 __all__ = [
     "KnownProblem",
     "bolib",
     "bolib_names",
+    "box_qp",
     "constrained_trilevel",
     "data_poisoning",
     "gkv_quadratic",
@@ -45,4 +51,5 @@ __all__ = [
     "quad_reference",
     "softplus_levels",
     "stackelberg_market",
+    "svm_dual",
 ]
