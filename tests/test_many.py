@@ -8,10 +8,12 @@ equal bit for bit, not merely close.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -238,26 +240,79 @@ def test_progress_bar_counts_scenarios(capsys):
     assert "3/3" in capsys.readouterr().err
 
 
-def test_dask_cluster_gives_the_serial_results():
-    distributed = pytest.importorskip("distributed")
-    problems = [stackelberg_market(3, seed) for seed in range(3)]
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            processes=True,
-            threads_per_worker=1,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
-        distributed.Client(cluster),
-        joblib.parallel_config(backend="dask"),
-    ):
-        results = nestopt.solve_many(problems)
-        closures = nestopt.solve_many(closure_problem, params=[0.0, 1.0])
-    for result, problem in zip(results, problems):
-        assert_identical(result, serial(problem, problem.x0))
-    for result, shift in zip(closures, [0.0, 1.0]):
+def locked_problem():
+    """A problem whose callables close over a lock: it runs here but cannot be pickled."""
+    lock = threading.Lock()
+    base = closure_problem(0.5)
+    upper, lower = base.levels
+
+    def grad(x, y):
+        with lock:
+            return lower.grad(x, y)
+
+    guarded = nestopt.Level(grad=grad, hess=lower.hess, size=2, quadratic=True)
+    return nestopt.problems.KnownProblem([upper, guarded], x0=base.x0)
+
+
+@contextlib.contextmanager
+def joblib_backend(name):
+    """joblib configured for ``name`` with 2 workers; the cluster (if any) closed after."""
+    if name == "dask":
+        distributed = pytest.importorskip("distributed")
+        with (
+            distributed.LocalCluster(
+                n_workers=2,
+                processes=True,
+                threads_per_worker=1,
+                host="127.0.0.1",
+                dashboard_address=None,
+            ) as cluster,
+            distributed.Client(cluster),
+            joblib.parallel_config(backend="dask"),
+        ):
+            yield
+    elif name == "ray":
+        try:
+            import ray
+            from ray.util.joblib import register_ray
+        except ImportError as exc:
+            pytest.skip(f"Ray is not importable here ({exc}); pip install ray to test it")
+        register_ray()
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        try:
+            with joblib.parallel_config(backend="ray", n_jobs=2):
+                yield
+        finally:
+            ray.shutdown()
+    else:
+        with joblib.parallel_config(backend=name, n_jobs=2):
+            yield
+
+
+@pytest.mark.parametrize("backend", ["loky", "threading", "multiprocessing", "dask", "ray"])
+def test_every_joblib_backend_gives_the_serial_results(backend):
+    # Lambdas and closures (which joblib's "multiprocessing" backend alone could not pickle),
+    # and one scenario (index 1) that no pickler can send: it alone fails, where it must.
+    problems = [closure_problem(0.0), locked_problem(), closure_problem(1.0)]
+    shifts = [0.0, 1.0]
+    with joblib_backend(backend):
+        if backend == "threading":
+            listed = nestopt.solve_many(problems)
+        else:
+            with pytest.warns(nestopt.ConvergenceWarning, match="1 of 3 scenarios"):
+                listed = nestopt.solve_many(problems)
+        built = nestopt.solve_many(lambda shift: closure_problem(shift), params=shifts)
+    for result, shift in zip(built, shifts):
         assert_identical(result, serial(closure_problem(shift), closure_problem(shift).x0))
+    for i in (0, 2):
+        assert_identical(listed[i], serial(problems[i], problems[i].x0))
+    if backend == "threading":  # the scenarios stay in this process: nothing is pickled
+        assert_identical(listed[1], serial(problems[1], problems[1].x0))
+    else:
+        failed = listed[1]
+        assert not failed.success and failed.status is nestopt.Status.RAISED
+        assert "scenario 1 could not be sent" in failed.message
+        assert "lock" in failed.message and "n_jobs=1" in failed.message
 
 
 # -- multistart ---------------------------------------------------------------
