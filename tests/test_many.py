@@ -278,7 +278,16 @@ def joblib_backend(name):
         except ImportError as exc:
             pytest.skip(f"Ray is not importable here ({exc}); pip install ray to test it")
         register_ray()
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        # Ray's workers do not get pytest's sys.path: they import this module (whose
+        # functions cloudpickle sends by reference) from PYTHONPATH.
+        here = os.path.dirname(os.path.abspath(__file__))
+        path = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"PYTHONPATH": path}},
+        )
         try:
             with joblib.parallel_config(backend="ray", n_jobs=2):
                 yield
