@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._errors import ConvergenceWarning, warn_user
+from ._extras import require
 from ._problem import Problem
 from ._report import progress_bar
 from ._result import SolveResult
@@ -251,12 +252,7 @@ def run_tasks(
         raise ValueError(f"blas_threads must be a positive int or None, got {blas_threads!r}")
     if not tasks:
         return []
-    try:
-        import joblib
-    except ImportError:
-        raise ImportError(
-            "solve_many needs joblib: pip install joblib (or nestopt[parallel])"
-        ) from None
+    joblib = require("joblib", "solve_many")
 
     threads = blas_threads
     if threads is None and joblib.effective_n_jobs(n_jobs) != 1 and not user_limit(joblib):

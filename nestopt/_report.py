@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from ._errors import ConvergenceWarning, NestoptWarning, Status, warn_user
+from ._extras import install_hint
 from ._result import SolveResult
 
 __all__ = ["Outcome", "Reporter", "progress_bar", "solve_result"]
@@ -62,7 +63,7 @@ def progress_bar(progress: bool, total: int, desc: str, unit: str) -> Any:
     try:
         from tqdm.auto import tqdm
     except ImportError:
-        warn_user("progress=True needs tqdm: pip install tqdm", NestoptWarning)
+        warn_user(f"progress=True needs tqdm: {install_hint('tqdm')}", NestoptWarning)
         return None
     return tqdm(total=total, desc=desc, unit=unit)
 
