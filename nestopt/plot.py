@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._extras import require
+from ._extras import require as _require
 
 __all__ = ["convergence"]
 
@@ -25,7 +25,7 @@ def convergence(result: Any, ax: Any = None, *, label: str | None = None) -> Any
     -------
     matplotlib.axes.Axes
     """
-    plt = require("matplotlib.pyplot", "nestopt.plot")
+    plt = _require("matplotlib.pyplot", "nestopt.plot")
     history = result["history"]
     if ax is None:
         _, ax = plt.subplots()
