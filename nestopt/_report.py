@@ -70,14 +70,14 @@ def progress_bar(progress: bool, total: int, desc: str, unit: str) -> Any:
 
 def solve_result(run: Any, loop: Any, optimizer: Any, started: float) -> SolveResult:
     """The `SolveResult` of a finished loop; logs it and warns when it did not converge."""
+    from ._hypergrad import warn_degenerate, weakly_active
+
     status = loop.status
     point = loop.point
     engine = run.engine
     report = _constraint_report(run, loop, point)
     failure = loop.failure
     if report["degenerate"]:
-        from ._hypergrad import warn_degenerate
-
         warn_degenerate(report["degenerate"])
     if report["degenerate"] and status in (
         Status.SUCCESS,
@@ -118,7 +118,7 @@ def solve_result(run: Any, loop: Any, optimizer: Any, started: float) -> SolveRe
         notes=list(engine.stats.notes) + loop.notes,
         multipliers=report["multipliers"],
         active=report["active"],
-        weakly_active=report["degenerate"],
+        weakly_active=weakly_active(report),
     )
     if status.success:
         logger.info("nestopt.solve: %s after %d iterations", message, loop.nit)

@@ -109,6 +109,24 @@ def test_the_top_level_interior_point_reports_leader_multipliers():
     np.testing.assert_allclose(result.multipliers[1][:2], [10.0, 30.0], rtol=1e-9)
     np.testing.assert_allclose(result.multipliers[2], [20.0, 0.0], atol=1e-9)
     assert result.active == {2: ("bounds[0]",), 1: ("linear[0][0]", "linear[0][1]")}
+    # Every per-level dictionary is keyed by every constrained level.
+    assert result.weakly_active == {1: (), 2: ()}
+    assert set(result.multipliers) == {1, 2}
+
+
+def test_per_level_dictionaries_have_every_constrained_level():
+    # y <= -0.5 binds (y* = x = 0.4 would break it); the bound is strictly active.
+    rows = [nestopt.LinearConstraint(np.array([[0, 0, 1.0, 1.0]]), -np.inf, -0.5)]
+    problem = _lower_with(rows)
+    x = [np.array([0.4, 0.3]), np.zeros(2)]
+    found = nestopt.best_response(problem, x)
+    assert found.active == {2: ("linear[0][0]",)}
+    assert found.weakly_active == {2: ()}
+    assert set(found.multipliers) == {2} and found.multipliers[2][0] > 0
+    result = nestopt.solve(problem, x)
+    assert result.success
+    assert set(result.multipliers) == set(result.active) == set(result.weakly_active) == {2}
+    assert result.weakly_active[2] == ()
 
 
 # -- constrained trilevel problems with closed-form optima ------------------------------
