@@ -9,8 +9,10 @@ equal bit for bit, not merely close.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -376,6 +378,51 @@ def test_multistart_draws_reproducible_starts_in_the_box():
     assert first.n_success == first.n_agree == 3
 
 
+def test_multistart_draws_its_starts_from_scipys_quasi_random_designs():
+    qmc = pytest.importorskip("scipy.stats.qmc")
+    problem = quad(2, 3, seed=0)
+    lower, upper = np.array([-2.0, 0.0, 1.0]), np.array([0.0, 1.0, 5.0])
+    found = {
+        sampling: nestopt.multistart(
+            problem, n_starts=8, box=(lower, upper), seed=3, sampling=sampling, n_jobs=1
+        )
+        for sampling in ("auto", "sobol", "lhs")
+    }
+    assert found["auto"].sampling == "sobol"  # SciPy is installed
+    # The same design, seed and generator in SciPy directly.
+    key = "rng" if "rng" in inspect.signature(qmc.Sobol).parameters else "seed"
+    expected = {
+        "sobol": qmc.Sobol(3, scramble=True, **{key: np.random.default_rng(3)}).random(8),
+        "lhs": qmc.LatinHypercube(3, **{key: np.random.default_rng(3)}).random(8),
+    }
+    for sampling in ("sobol", "lhs"):
+        units = np.array([(start[0] - lower) / (upper - lower) for start in found[sampling].x0s])
+        np.testing.assert_allclose(units, expected[sampling], rtol=0, atol=1e-15)
+        # What makes them designs: 8 points put exactly one in each eighth of every coordinate.
+        for column in units.T:
+            assert sorted(np.floor(column * 8).astype(int).tolist()) == list(range(8)), sampling
+        assert found[sampling].n_success == found[sampling].n_agree == 8
+    for start, auto in zip(found["sobol"].x0s, found["auto"].x0s):
+        np.testing.assert_array_equal(start[0], auto[0])
+    # A count that is not a power of 2: the first points of the same sequence, no warning.
+    five = nestopt.multistart(problem, n_starts=5, box=(lower, upper), seed=3, n_jobs=1)
+    for start, first in zip(five.x0s, found["sobol"].x0s):
+        np.testing.assert_array_equal(start[0], first[0])
+
+
+def test_multistart_draws_uniformly_without_scipy(monkeypatch):
+    problem = quad(2, 3, seed=0)
+    for key in [k for k in sys.modules if k == "scipy" or k.startswith("scipy.")]:
+        monkeypatch.setitem(sys.modules, key, None)
+    monkeypatch.setitem(sys.modules, "scipy", None)
+    found = nestopt.multistart(problem, n_starts=4, box=(-1.0, 2.0), seed=5, n_jobs=1)
+    assert found.sampling == "uniform" and found.n_success == 4
+    expected = -1.0 + 3.0 * np.random.default_rng(5).random((4, 3))
+    np.testing.assert_allclose(np.array([start[0] for start in found.x0s]), expected, rtol=1e-15)
+    with pytest.raises(ImportError, match=re.escape('pip install "nestopt[scipy]"')):
+        nestopt.multistart(problem, n_starts=4, box=(-1.0, 2.0), sampling="lhs")
+
+
 def test_multistart_with_no_success_warns_and_has_no_best():
     problem = double_well()
     start = (np.array([-2.0]), np.array([-2.0]))
@@ -405,6 +452,11 @@ def test_multistart_with_no_success_warns_and_has_no_best():
         (lambda p: nestopt.solve_many(p, [p.x0], blas_threads=0), ValueError, "blas_threads"),
         (lambda p: nestopt.multistart(p, n_starts=2), ValueError, "n_starts and box"),
         (lambda p: nestopt.multistart(p, n_starts=2, box=(1, 0)), ValueError, "lower <= upper"),
+        (
+            lambda p: nestopt.multistart(p, n_starts=2, box=(0, 1), sampling="halton"),
+            ValueError,
+            "sampling must be one of",
+        ),
     ],
 )
 def test_bad_input_is_rejected_with_a_clear_message(call, error, match):
