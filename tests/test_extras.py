@@ -225,3 +225,13 @@ def test_group_ridge_builds_with_scipy():
     pytest.importorskip("scipy")
     problem = nestopt.problems.group_ridge(n_features=8, n_samples=20, n_groups=2, per_row=4)
     assert np.all(np.isfinite(nestopt.to_numpy(problem.x0[0])))
+
+
+# -- the docs show no path of the machine they were written on -------------------
+
+
+def test_docs_show_no_local_paths():
+    local = re.compile(r"(?<![\w.-])(/home/|/Users/|/work/|/root/|[A-Z]:\\Users\\)")
+    for path in [ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("examples/*.py")]:
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            assert not local.search(line), f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
