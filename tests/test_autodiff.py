@@ -395,7 +395,7 @@ def test_an_array_the_library_cannot_share_is_a_clear_error(lib):
 @pytest.mark.parametrize(
     ("category", "message", "passes"),
     [
-        # torch 2.13 and 2.14 say it with a DeprecationWarning, later releases a FutureWarning.
+        # torch 2.13 says it with a DeprecationWarning, 2.14 with a FutureWarning.
         ("DeprecationWarning", "`torch.jit.script` is deprecated. Please switch", True),
         ("FutureWarning", "torch.jit.script is deprecated", True),
         # Only that warning is silenced.

@@ -185,8 +185,9 @@ def _import_torch(adapter: str) -> Any:
 _FORWARD_AD_READY = False
 
 
-# torch's words for it: "`torch.jit.script` is deprecated. Please switch to ..." (2.13, 2.14);
-# matched loosely (backticks, wording) so that later releases' versions of it match too.
+# torch's words for it: "`torch.jit.script` is deprecated. Please switch to ..." (2.13: a
+# DeprecationWarning; 2.14: a FutureWarning); matched loosely (backticks, wording) so that
+# later releases' versions of it match too.
 _JIT_SCRIPT_DEPRECATED = r"\W*torch\.jit\.script\W.*deprecated"
 
 
@@ -195,8 +196,8 @@ def _prepare_forward_ad(torch: Any) -> None:
 
     torch's first forward-mode call (``torch.func.jvp``) scripts its JVP
     decompositions with ``torch.jit.script``, which warns that it is
-    deprecated: a DeprecationWarning in torch 2.13 and 2.14, a FutureWarning
-    in later releases. It is a warning about torch's internals that users
+    deprecated: a DeprecationWarning in torch 2.13, a FutureWarning from
+    2.14 on. It is a warning about torch's internals that users
     cannot act on (torch has no other forward-mode transform that composes
     with ``torch.func``), and an error under ``-W error``. Only that warning
     is silenced, in either category, and only in this call: later calls do
