@@ -97,8 +97,9 @@ class BestResponse(Result):
         Per constrained level: the labels of its active rows
         (``'linear[0][1]'``, ``'<name>[0]'``, ``'bounds[2]'``).
     weakly_active : dict {k: tuple of str}
-        Per level, rows at their bound with a zero multiplier (degenerate:
-        the Jacobian returned is that of the piece where they are inactive).
+        Per constrained level (the same keys as ``active``): rows at their
+        bound with a zero multiplier, ``()`` when none (degenerate: the
+        Jacobian returned is that of the piece where they are inactive).
     backend : str
         The backend's name, as `get_backend` spells it.
     """

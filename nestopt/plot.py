@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._extras import require as _require
+
 __all__ = ["convergence"]
 
 
@@ -23,10 +25,7 @@ def convergence(result: Any, ax: Any = None, *, label: str | None = None) -> Any
     -------
     matplotlib.axes.Axes
     """
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise ImportError("nestopt.plot needs matplotlib: pip install 'nestopt[plot]'") from exc
+    plt = _require("matplotlib.pyplot", "nestopt.plot")
     history = result["history"]
     if ax is None:
         _, ax = plt.subplots()

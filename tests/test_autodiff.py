@@ -390,3 +390,43 @@ def test_an_array_the_library_cannot_share_is_a_clear_error(lib):
     level = lib.level(lambda x1, x2: (x1 * x2).sum(), 1, name="lower")
     with pytest.raises(TypeError, match=r"'lower'\) received .* \(2, 0\).*could not share"):
         level.grad(_UnsharableGpuArray(), _UnsharableGpuArray())
+
+
+@pytest.mark.parametrize(
+    ("category", "message", "passes"),
+    [
+        # torch 2.13 says it with a DeprecationWarning, 2.14 with a FutureWarning.
+        ("DeprecationWarning", "`torch.jit.script` is deprecated. Please switch", True),
+        ("FutureWarning", "torch.jit.script is deprecated", True),
+        # Only that warning is silenced.
+        ("FutureWarning", "something else is deprecated", False),
+    ],
+)
+def test_torch_jit_script_deprecation_alone_is_silenced(category, message, passes):
+    pytest.importorskip("torch")
+    # A fresh process: torch scripts its JVP decompositions once, on the first forward-mode call.
+    code = (
+        "import warnings, torch\n"
+        "original = torch.jit.script\n"
+        "def script(*args, **kwargs):\n"
+        f"    warnings.warn({message!r}, {category}, stacklevel=2)\n"
+        "    return original(*args, **kwargs)\n"
+        "torch.jit.script = script\n"
+        "import numpy as np, nestopt.autodiff\n"
+        "level = nestopt.autodiff.torch_level(lambda x, y: (x * y).sum() + (y**4).sum(), size=1)\n"
+        "print(level.hess_dir(np.ones(1), np.ones(1), np.ones(2)).tolist())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NESTOPT_")}
+    out = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    if passes:
+        assert out.returncode == 0, out.stderr
+        # d/dv of the Hessian [[0, 1], [1, 12 y^2]] along v = (1, 1): [[0, 0], [0, 24 y]].
+        assert out.stdout.strip() == "[[0.0, 0.0], [0.0, 24.0]]"
+    else:
+        assert out.returncode != 0 and "something else is deprecated" in out.stderr

@@ -109,6 +109,24 @@ def test_the_top_level_interior_point_reports_leader_multipliers():
     np.testing.assert_allclose(result.multipliers[1][:2], [10.0, 30.0], rtol=1e-9)
     np.testing.assert_allclose(result.multipliers[2], [20.0, 0.0], atol=1e-9)
     assert result.active == {2: ("bounds[0]",), 1: ("linear[0][0]", "linear[0][1]")}
+    # Every per-level dictionary is keyed by every constrained level.
+    assert result.weakly_active == {1: (), 2: ()}
+    assert set(result.multipliers) == {1, 2}
+
+
+def test_per_level_dictionaries_have_every_constrained_level():
+    # y <= -0.5 binds (y* = x = 0.4 would break it); the bound is strictly active.
+    rows = [nestopt.LinearConstraint(np.array([[0, 0, 1.0, 1.0]]), -np.inf, -0.5)]
+    problem = _lower_with(rows)
+    x = [np.array([0.4, 0.3]), np.zeros(2)]
+    found = nestopt.best_response(problem, x)
+    assert found.active == {2: ("linear[0][0]",)}
+    assert found.weakly_active == {2: ()}
+    assert set(found.multipliers) == {2} and found.multipliers[2][0] > 0
+    result = nestopt.solve(problem, x)
+    assert result.success
+    assert set(result.multipliers) == set(result.active) == set(result.weakly_active) == {2}
+    assert result.weakly_active[2] == ()
 
 
 # -- constrained trilevel problems with closed-form optima ------------------------------
@@ -231,6 +249,71 @@ def test_lb_above_ub_is_refused_up_front():
     problem = _lower_with([nestopt.LinearConstraint(np.array([[0, 0, 1.0, 0]]), 1.0, 0.0)])
     with pytest.raises(ValueError, match="lb > ub"):
         nestopt.hypergradient(problem, [np.zeros(2), np.zeros(2)])
+
+
+@pytest.mark.parametrize(
+    ("build", "where"),
+    [
+        (lambda: nestopt.Bounds(np.inf, np.inf), "Bounds: every entry"),
+        (lambda: nestopt.Bounds(-np.inf, -np.inf), "Bounds: every entry"),
+        (lambda: nestopt.Bounds([0.0, -1.0], [1.0, -np.inf]), "Bounds: entry 1"),
+        (
+            lambda: nestopt.LinearConstraint(np.eye(4)[2:], np.inf, np.inf),
+            "LinearConstraint: every entry",
+        ),
+        (lambda: nestopt.LinearConstraint(np.eye(4)[2:], [0.0, np.inf], np.inf), "entry 1"),
+        (
+            lambda: nestopt.NonlinearConstraint(
+                lambda x, y: y, [-1.0, -np.inf], -np.inf, jac=lambda x, y: np.eye(4)[2:]
+            ),
+            "NonlinearConstraint: entry 0",
+        ),
+    ],
+)
+def test_an_infinite_bound_on_the_closed_side_is_refused_when_built(build, where):
+    # lb = +inf or ub = -inf: no finite point meets the row (lb > ub is refused as well).
+    with pytest.raises(ValueError, match=rf"{re.escape(where)} has lb = .*open side"):
+        build()
+
+
+def test_scipy_rows_with_an_infinite_closed_side_are_refused_naming_the_row():
+    import scipy.optimize as so
+
+    start = [np.zeros(2), np.zeros(2)]
+    with pytest.raises(
+        ValueError, match=r"bounds of level 2 \('follower'\): entry 1 has lb = -inf"
+    ):
+        nestopt.hypergradient(_lower_with(bounds=so.Bounds([-1, -np.inf], [1, -np.inf])), start)
+    rows = so.LinearConstraint(np.eye(4)[2:], [-1.0, np.inf], np.inf)
+    with pytest.raises(ValueError, match=r"level 2 \('follower'\): linear\[0\]\[1\] has lb = inf"):
+        nestopt.hypergradient(_lower_with([rows]), start)
+
+
+def test_a_nonlinear_constraint_written_for_the_other_convention_is_named():
+    import scipy.optimize as so
+
+    start = [np.zeros(2), np.zeros(2)]
+    # SciPy's object with nestopt's per-level callables fun(x, y).
+    theirs = so.NonlinearConstraint(
+        lambda x, y: np.array([y @ y]), -np.inf, 1.0, jac=lambda x, y: np.zeros((1, 4))
+    )
+    with pytest.raises(TypeError, match=r"level 2 \('follower'\).*one flat\s+vector x"):
+        nestopt.hypergradient(_lower_with([theirs]), start)
+    # nestopt's object with SciPy's flat callable fun(z).
+    ours = nestopt.NonlinearConstraint(
+        lambda z: np.array([z[2:] @ z[2:]]), -np.inf, 1.0, jac=lambda z: np.zeros((1, 4))
+    )
+    with pytest.raises(TypeError, match=r"take the 2 per-level arrays"):
+        nestopt.hypergradient(_lower_with([ours]), start)
+    # Callables that take either (varargs) are used as their object says.
+    either = so.NonlinearConstraint(
+        lambda *z: np.array([z[0][2] ** 2]),
+        -np.inf,
+        0.01,
+        jac=lambda *z: np.array([[0, 0, 2 * z[0][2], 0.0]]),
+    )
+    result = nestopt.best_response(_lower_with([either]), [np.array([0.4, 0.3]), np.zeros(2)])
+    assert abs(result.xs[1][0]) <= 0.1 + 1e-12
 
 
 def test_a_constraint_returning_nan_is_named():

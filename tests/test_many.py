@@ -8,10 +8,14 @@ equal bit for bit, not merely close.
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import math
 import os
+import re
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -238,26 +242,88 @@ def test_progress_bar_counts_scenarios(capsys):
     assert "3/3" in capsys.readouterr().err
 
 
-def test_dask_cluster_gives_the_serial_results():
-    distributed = pytest.importorskip("distributed")
-    problems = [stackelberg_market(3, seed) for seed in range(3)]
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            processes=True,
-            threads_per_worker=1,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster,
-        distributed.Client(cluster),
-        joblib.parallel_config(backend="dask"),
-    ):
-        results = nestopt.solve_many(problems)
-        closures = nestopt.solve_many(closure_problem, params=[0.0, 1.0])
-    for result, problem in zip(results, problems):
-        assert_identical(result, serial(problem, problem.x0))
-    for result, shift in zip(closures, [0.0, 1.0]):
+def locked_problem():
+    """A problem whose callables close over a lock: it runs here but cannot be pickled."""
+    lock = threading.Lock()
+    base = closure_problem(0.5)
+    upper, lower = base.levels
+
+    def grad(x, y):
+        with lock:
+            return lower.grad(x, y)
+
+    guarded = nestopt.Level(grad=grad, hess=lower.hess, size=2, quadratic=True)
+    return nestopt.problems.KnownProblem([upper, guarded], x0=base.x0)
+
+
+@contextlib.contextmanager
+def joblib_backend(name):
+    """joblib configured for ``name`` with 2 workers; the cluster (if any) closed after."""
+    if name == "dask":
+        distributed = pytest.importorskip("distributed")
+        with (
+            distributed.LocalCluster(
+                n_workers=2,
+                processes=True,
+                threads_per_worker=1,
+                host="127.0.0.1",
+                dashboard_address=None,
+            ) as cluster,
+            distributed.Client(cluster),
+            joblib.parallel_config(backend="dask"),
+        ):
+            yield
+    elif name == "ray":
+        try:
+            import ray
+            from ray.util.joblib import register_ray
+        except ImportError as exc:
+            pytest.skip(f"Ray is not importable here ({exc}); pip install ray to test it")
+        register_ray()
+        # Ray's workers do not get pytest's sys.path: they import this module (whose
+        # functions cloudpickle sends by reference) from PYTHONPATH.
+        here = os.path.dirname(os.path.abspath(__file__))
+        path = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")]))
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": {"PYTHONPATH": path}},
+        )
+        try:
+            with joblib.parallel_config(backend="ray", n_jobs=2):
+                yield
+        finally:
+            ray.shutdown()
+    else:
+        with joblib.parallel_config(backend=name, n_jobs=2):
+            yield
+
+
+@pytest.mark.parametrize("backend", ["loky", "threading", "multiprocessing", "dask", "ray"])
+def test_every_joblib_backend_gives_the_serial_results(backend):
+    # Lambdas and closures (which joblib's "multiprocessing" backend alone could not pickle),
+    # and one scenario (index 1) that no pickler can send: it alone fails, where it must.
+    problems = [closure_problem(0.0), locked_problem(), closure_problem(1.0)]
+    shifts = [0.0, 1.0]
+    with joblib_backend(backend):
+        if backend == "threading":
+            listed = nestopt.solve_many(problems)
+        else:
+            with pytest.warns(nestopt.ConvergenceWarning, match="1 of 3 scenarios"):
+                listed = nestopt.solve_many(problems)
+        built = nestopt.solve_many(lambda shift: closure_problem(shift), params=shifts)
+    for result, shift in zip(built, shifts):
         assert_identical(result, serial(closure_problem(shift), closure_problem(shift).x0))
+    for i in (0, 2):
+        assert_identical(listed[i], serial(problems[i], problems[i].x0))
+    if backend == "threading":  # the scenarios stay in this process: nothing is pickled
+        assert_identical(listed[1], serial(problems[1], problems[1].x0))
+    else:
+        failed = listed[1]
+        assert not failed.success and failed.status is nestopt.Status.RAISED
+        assert "scenario 1 could not be sent" in failed.message
+        assert "lock" in failed.message and "n_jobs=1" in failed.message
 
 
 # -- multistart ---------------------------------------------------------------
@@ -312,6 +378,51 @@ def test_multistart_draws_reproducible_starts_in_the_box():
     assert first.n_success == first.n_agree == 3
 
 
+def test_multistart_draws_its_starts_from_scipys_quasi_random_designs():
+    qmc = pytest.importorskip("scipy.stats.qmc")
+    problem = quad(2, 3, seed=0)
+    lower, upper = np.array([-2.0, 0.0, 1.0]), np.array([0.0, 1.0, 5.0])
+    found = {
+        sampling: nestopt.multistart(
+            problem, n_starts=8, box=(lower, upper), seed=3, sampling=sampling, n_jobs=1
+        )
+        for sampling in ("auto", "sobol", "lhs")
+    }
+    assert found["auto"].sampling == "sobol"  # SciPy is installed
+    # The same design, seed and generator in SciPy directly.
+    key = "rng" if "rng" in inspect.signature(qmc.Sobol).parameters else "seed"
+    expected = {
+        "sobol": qmc.Sobol(3, scramble=True, **{key: np.random.default_rng(3)}).random(8),
+        "lhs": qmc.LatinHypercube(3, **{key: np.random.default_rng(3)}).random(8),
+    }
+    for sampling in ("sobol", "lhs"):
+        units = np.array([(start[0] - lower) / (upper - lower) for start in found[sampling].x0s])
+        np.testing.assert_allclose(units, expected[sampling], rtol=0, atol=1e-15)
+        # What makes them designs: 8 points put exactly one in each eighth of every coordinate.
+        for column in units.T:
+            assert sorted(np.floor(column * 8).astype(int).tolist()) == list(range(8)), sampling
+        assert found[sampling].n_success == found[sampling].n_agree == 8
+    for start, auto in zip(found["sobol"].x0s, found["auto"].x0s):
+        np.testing.assert_array_equal(start[0], auto[0])
+    # A count that is not a power of 2: the first points of the same sequence, no warning.
+    five = nestopt.multistart(problem, n_starts=5, box=(lower, upper), seed=3, n_jobs=1)
+    for start, first in zip(five.x0s, found["sobol"].x0s):
+        np.testing.assert_array_equal(start[0], first[0])
+
+
+def test_multistart_draws_uniformly_without_scipy(monkeypatch):
+    problem = quad(2, 3, seed=0)
+    for key in [k for k in sys.modules if k == "scipy" or k.startswith("scipy.")]:
+        monkeypatch.setitem(sys.modules, key, None)
+    monkeypatch.setitem(sys.modules, "scipy", None)
+    found = nestopt.multistart(problem, n_starts=4, box=(-1.0, 2.0), seed=5, n_jobs=1)
+    assert found.sampling == "uniform" and found.n_success == 4
+    expected = -1.0 + 3.0 * np.random.default_rng(5).random((4, 3))
+    np.testing.assert_allclose(np.array([start[0] for start in found.x0s]), expected, rtol=1e-15)
+    with pytest.raises(ImportError, match=re.escape('pip install "nestopt[scipy]"')):
+        nestopt.multistart(problem, n_starts=4, box=(-1.0, 2.0), sampling="lhs")
+
+
 def test_multistart_with_no_success_warns_and_has_no_best():
     problem = double_well()
     start = (np.array([-2.0]), np.array([-2.0]))
@@ -341,6 +452,11 @@ def test_multistart_with_no_success_warns_and_has_no_best():
         (lambda p: nestopt.solve_many(p, [p.x0], blas_threads=0), ValueError, "blas_threads"),
         (lambda p: nestopt.multistart(p, n_starts=2), ValueError, "n_starts and box"),
         (lambda p: nestopt.multistart(p, n_starts=2, box=(1, 0)), ValueError, "lower <= upper"),
+        (
+            lambda p: nestopt.multistart(p, n_starts=2, box=(0, 1), sampling="halton"),
+            ValueError,
+            "sampling must be one of",
+        ),
     ],
 )
 def test_bad_input_is_rejected_with_a_clear_message(call, error, match):

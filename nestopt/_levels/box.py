@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from array_api_compat import device
 
 from .._backend.host import to_numpy
-from .constraints import Bounds
+from .constraints import Bounds, open_side_text
 
 __all__ = ["box_arrays", "as_bounds"]
 
@@ -28,6 +29,15 @@ def as_bounds(bounds: Any, size: int, where: str) -> Bounds | None:
         return None
     if isinstance(bounds, Bounds):
         return bounds
+    try:
+        return _as_bounds(bounds, size, where)
+    except ValueError as exc:
+        if str(exc).startswith("Bounds:"):  # Bounds' own check of its sides: name the level
+            raise ValueError(f"bounds of {where}: {str(exc).removeprefix('Bounds: ')}") from None
+        raise
+
+
+def _as_bounds(bounds: Any, size: int, where: str) -> Bounds:
     if hasattr(bounds, "lb") and hasattr(bounds, "ub"):
         return Bounds(bounds.lb, bounds.ub)
     if isinstance(bounds, (str, bytes)) or not isinstance(bounds, Sequence):
@@ -75,6 +85,10 @@ def box_arrays(xp: Any, like: Any, bounds: Bounds, where: str) -> tuple[Any, Any
     lower, upper = out
     if bool(xp.any(lower > upper)):
         raise ValueError(f"bounds of {where}: some lower bound exceeds its upper bound")
+    if bool(xp.any((lower == _INF) | (upper == -_INF))):
+        low, high = np.asarray(to_numpy(lower)), np.asarray(to_numpy(upper))
+        i = int(np.argmax((low == _INF) | (high == -_INF)))
+        raise ValueError(f"bounds of {where}: bounds[{i}] has {open_side_text(low[i], high[i])}")
     return lower, upper
 
 

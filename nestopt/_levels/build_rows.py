@@ -7,6 +7,7 @@ on ``x_k`` comes last as rows of the identity; ``lb > ub`` is refused here.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from .._backend.host import to_numpy
 from .box import as_bounds, box_arrays
-from .constraints import LinearConstraint, NonlinearConstraint
+from .constraints import LinearConstraint, NonlinearConstraint, open_side_text
 from .outputs import Target
 from .rows import ConstraintRows, Nonlinear
 
@@ -65,6 +66,10 @@ def level_rows(problem: Any, k: int, target: Target, xs: Sequence[Any]) -> Const
     if np.any(lb > ub):
         bad = rows.labels[int(np.argmax(lb > ub))]
         raise ValueError(f"{text}: {bad} has lb > ub, so the level has no feasible point")
+    unmeetable = (lb == np.inf) | (ub == -np.inf)
+    if np.any(unmeetable):
+        i = int(np.argmax(unmeetable))
+        raise ValueError(f"{text}: {rows.labels[i]} has {open_side_text(lb[i], ub[i])}")
     rows.lb = xp.asarray(lb, dtype=target.dtype, device=target.device)
     rows.ub = xp.asarray(ub, dtype=target.dtype, device=target.device)
     return rows
@@ -104,6 +109,7 @@ def _nonlinear(
     if isinstance(constraint, NonlinearConstraint):
         fun, jac, hess = constraint.fun, constraint.jac, constraint.hess
         hess_dir, linear = constraint.hess_dir, constraint.linear
+        _check_arity(fun, len(xs), label, text, scipy=False)
     elif type(constraint).__name__ == "NonlinearConstraint" and hasattr(constraint, "fun"):
         # scipy.optimize.NonlinearConstraint: callables of the flat vector x (SciPy's meaning).
         if not callable(constraint.jac):
@@ -111,6 +117,7 @@ def _nonlinear(
                 f"scipy NonlinearConstraint {label} has jac={constraint.jac!r}; nestopt needs an "
                 "analytic jac callable"
             )
+        _check_arity(constraint.fun, len(xs), label, text, scipy=True)
         fun, jac, hess = _flat(constraint.fun), _flat(constraint.jac), None
         if callable(getattr(constraint, "hess", None)):
             hess = _flat(constraint.hess, extra=1)
@@ -131,6 +138,48 @@ def _nonlinear(
     lb = np.broadcast_to(np.asarray(_host(constraint.lb), dtype=float), (size,)).copy()
     ub = np.broadcast_to(np.asarray(_host(constraint.ub), dtype=float), (size,)).copy()
     return Nonlinear(fun, jac, hess, hess_dir, bool(linear), size, label), lb, ub
+
+
+def _check_arity(fun: Any, n: int, label: str, text: str, *, scipy: bool) -> None:
+    """Refuse a constraint ``fun`` written for the other convention, before calling it.
+
+    SciPy's objects are called as SciPy calls them, with one flat vector; nestopt's with
+    the ``n`` per-level arrays. A ``fun`` that cannot take its object's arguments but
+    takes the other object's is the likely mix-up, said plainly instead of Python's
+    "missing 1 required positional argument". One that takes both is used as its object
+    says (SciPy's reading for SciPy's objects), and one whose signature is unknown is not
+    checked.
+    """
+    try:
+        signature = inspect.signature(fun)
+    except (TypeError, ValueError):
+        return
+    probe = [None] * n
+
+    def takes(count: int) -> bool:
+        try:
+            signature.bind(*probe[:count])
+        except TypeError:
+            return False
+        return True
+
+    own, other = (1, n) if scipy else (n, 1)
+    if takes(own) or not takes(other):
+        return
+    if scipy:
+        raise TypeError(
+            f"{text}: the scipy.optimize.NonlinearConstraint {label} has fun{signature}, "
+            f"which takes the {n} per-level arrays; SciPy's constraint objects take one flat "
+            f"vector x (all levels' variables, level 1 first), as in SciPy: fun(x), jac(x), "
+            f"hess(x, v). Write them of x, or use nestopt.NonlinearConstraint, whose "
+            f"callables take the per-level arrays fun(x1, ..., x{n})"
+        )
+    raise TypeError(
+        f"{text}: nestopt.NonlinearConstraint {label} has fun{signature}, which takes one "
+        f"argument; nestopt's constraint callables take the {n} per-level arrays: "
+        f"fun(x1, ..., x{n}), jac(x1, ..., x{n}). Write them so, or pass a "
+        "scipy.optimize.NonlinearConstraint, whose callables take one flat vector x"
+    )
 
 
 def _flat(fn: Any, extra: int = 0) -> Any:

@@ -19,6 +19,33 @@ __all__ = ["Bounds", "LinearConstraint", "NonlinearConstraint"]
 _INF = float("inf")
 
 
+def open_side_text(lb: Any, ub: Any) -> str:
+    """Why a row with ``lb = +inf`` or ``ub = -inf`` is refused, and what to write instead."""
+    return (
+        f"lb = {lb}, ub = {ub}: no finite point lies above a lower bound of +inf or below "
+        "an upper bound of -inf. An infinite bound means an open side: -inf for lb, inf "
+        "for ub"
+    )
+
+
+def _check_sides(lb: Any, ub: Any, what: str) -> None:
+    """Refuse ``lb = +inf`` or ``ub = -inf`` in any entry, naming the first such entry.
+
+    Sides on a device (CuPy, torch on a GPU) are checked when the level's rows are built.
+    """
+    import numpy as np
+
+    try:
+        low, high = np.broadcast_arrays(np.asarray(lb, dtype=float), np.asarray(ub, dtype=float))
+    except (TypeError, ValueError, RuntimeError):
+        return  # not host data, or shapes that the rows' construction reports
+    bad = (low == _INF) | (high == -_INF)
+    if np.any(bad):
+        i = int(np.argmax(bad.ravel()))
+        entry = "every entry" if bad.ndim == 0 else f"entry {i}"
+        raise ValueError(f"{what}: {entry} has {open_side_text(low.ravel()[i], high.ravel()[i])}")
+
+
 @dataclass(frozen=True)
 class Bounds:
     """A box ``lb <= x <= ub`` on one level's own variable.
@@ -39,6 +66,9 @@ class Bounds:
     lb: Any = -_INF
     ub: Any = _INF
 
+    def __post_init__(self) -> None:
+        _check_sides(self.lb, self.ub, "Bounds")
+
 
 @dataclass(frozen=True)
 class LinearConstraint:
@@ -56,6 +86,9 @@ class LinearConstraint:
     A: Any
     lb: Any = -_INF
     ub: Any = _INF
+
+    def __post_init__(self) -> None:
+        _check_sides(self.lb, self.ub, "LinearConstraint")
 
 
 @dataclass(frozen=True)
@@ -113,3 +146,4 @@ class NonlinearConstraint:
                 raise TypeError(
                     f"NonlinearConstraint.{name} must be callable or None, got {item!r}"
                 )
+        _check_sides(self.lb, self.ub, f"NonlinearConstraint {self.name or ''}".rstrip())

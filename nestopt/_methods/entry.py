@@ -141,6 +141,12 @@ for _function in (best_response, hypergradient):
 del _function
 
 
+def weakly_active(report: dict[str, Any]) -> dict[int, tuple[str, ...]]:
+    """The public ``weakly_active``: keyed, like ``multipliers`` and ``active``, by every
+    constrained level reported, ``()`` where none of its rows is weakly active."""
+    return {k: tuple(report["degenerate"].get(k, ())) for k in report["active"]}
+
+
 def warn_degenerate(problem: Problem, degenerate: dict[int, tuple[str, ...]]) -> None:
     """One `DegeneracyWarning` naming each level's weakly active rows at the point returned."""
     for k, names in degenerate.items():
@@ -194,6 +200,6 @@ def _result(run: Run, state: Any, *, with_fun: bool, with_jacobians: bool) -> Be
         notes=list(engine.stats.notes),
         multipliers=report["multipliers"],
         active=report["active"],
-        weakly_active=report["degenerate"],
+        weakly_active=weakly_active(report),
         backend=run.backend,
     )

@@ -11,11 +11,21 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._errors import ConvergenceWarning, warn_user
+from .._extras import require
 from .._levels.problem import Problem
 from .._result import SolveResult
 from .._solve.report import progress_bar
 from .._solve.solve import solve
-from .workers import own_start, solve_one, user_limit, worker_environment
+from .workers import (
+    in_process,
+    own_start,
+    serialize_tasks,
+    solve_one,
+    solve_serialized,
+    unsendable,
+    user_limit,
+    worker_environment,
+)
 
 __all__ = ["solve_many"]
 
@@ -91,18 +101,25 @@ def solve_many(
 
     Notes
     -----
-    The scenarios run through ``joblib.Parallel``: in separate processes by
-    default (loky, which pickles with cloudpickle, so problems built from
-    lambdas and closures travel), or on a Dask cluster inside ``with
+    The scenarios run through ``joblib.Parallel`` on the joblib backend in
+    force: in separate processes by default (loky), on threads, in a
+    ``multiprocessing`` pool, on a Dask cluster inside ``with
     joblib.parallel_config(backend="dask"):`` once a
-    ``dask.distributed.Client`` is connected.
+    ``dask.distributed.Client`` is connected, or on Ray after
+    ``ray.util.joblib.register_ray()``. When the scenarios leave this
+    process, each is pickled here with cloudpickle, so problems built from
+    lambdas and closures travel on every backend. The results stream back as
+    they finish where the backend can return a generator, and all at once
+    where it cannot (the ``multiprocessing`` and Ray backends).
 
     A scenario never stops the sweep. A `NestoptError` that has a status
     (a lower level not positive definite, say) gives a result with that
     status, as `solve` would; any other exception (a bad start, a callable
-    that raises) gives a result with ``success=False``, status ``RAISED``
-    (for now `Status.CALLBACK`, until `Status` has a member of its own), a
-    message naming the exception's type and text, and the ``traceback``.
+    that raises) gives a result with ``success=False``, status
+    `Status.RAISED`, a message naming the exception's type and text, and
+    the ``traceback``. A scenario that cannot be pickled (its callables
+    close over a lock, say) gets status `Status.RAISED` and a message
+    naming its index and the reason, and is not run; the others are.
     ``KeyboardInterrupt`` still stops everything.
 
     BLAS threads: with threadpoolctl installed, each worker runs its solve
@@ -195,6 +212,25 @@ def _matching(x0s: Any, count: int, what: str) -> list[Any]:
     return starts
 
 
+def _serialized_jobs(
+    joblib: Any,
+    tasks: list[tuple[Any, bool, Any, Any]],
+    options: dict[str, Any],
+    threads: int | None,
+    results: list[SolveResult | None],
+) -> tuple[list[Any], list[int]]:
+    """The jobs of the scenarios that pickle; the others' results filled in now."""
+    payloads, reasons, options_bytes = serialize_tasks(joblib, tasks, options)
+    jobs, sent = [], []
+    for index, (task, payload, reason) in enumerate(zip(tasks, payloads, reasons)):
+        if payload is None:
+            results[index] = unsendable(index, reason or "it could not be pickled", task, options)
+        else:
+            jobs.append(joblib.delayed(solve_serialized)(*payload, options_bytes, threads))
+            sent.append(index)
+    return jobs, sent
+
+
 def run_tasks(
     tasks: list[tuple[Any, bool, Any, Any]],
     n_jobs: int | None,
@@ -216,37 +252,45 @@ def run_tasks(
         raise ValueError(f"blas_threads must be a positive int or None, got {blas_threads!r}")
     if not tasks:
         return []
-    try:
-        import joblib
-    except ImportError:
-        raise ImportError(
-            "solve_many needs joblib: pip install joblib (or nestopt[parallel])"
-        ) from None
+    joblib = require("joblib", "solve_many")
 
     threads = blas_threads
     if threads is None and joblib.effective_n_jobs(n_jobs) != 1 and not user_limit(joblib):
         threads = 1
     bar = progress_bar(progress, len(tasks), "nestopt.solve_many", "scenario")
-    results: list[SolveResult] = []
+    results: list[SolveResult | None] = [None] * len(tasks)
     try:
         with worker_environment(joblib, threads):
-            parallel = joblib.Parallel(n_jobs=n_jobs, return_as="generator")
-            for result in parallel(
-                joblib.delayed(solve_one)(*task, solve_options, threads) for task in tasks
-            ):
-                results.append(result)
+            if in_process(joblib, n_jobs):
+                jobs = [joblib.delayed(solve_one)(*task, solve_options, threads) for task in tasks]
+                sent = list(range(len(tasks)))
+            else:
+                jobs, sent = _serialized_jobs(joblib, tasks, solve_options, threads, results)
                 if bar is not None:
+                    bar.update(len(tasks) - len(sent))
+            # Results stream back (and the bar moves) as they finish where the backend can
+            # return a generator; joblib's "multiprocessing" and Ray's backends return a list.
+            active, _ = joblib.parallel.get_active_backend()
+            streams = getattr(active, "supports_return_generator", False)
+            parallel = joblib.Parallel(n_jobs=n_jobs, return_as="generator" if streams else "list")
+            for index, result in zip(sent, parallel(jobs)):
+                results[index] = result
+                if bar is not None and streams:
                     bar.update(1)
+            if bar is not None and not streams:
+                bar.update(len(sent))
     finally:
         if bar is not None:
             bar.close()
+    done = [result for result in results if result is not None]
+    assert len(done) == len(results), "every scenario has a result (run or refused)"
     if warn:
-        failed = [i for i, result in enumerate(results) if not result.success]
+        failed = [i for i, result in enumerate(done) if not result.success]
         if failed:
             warn_user(
                 f"solve_many: {len(failed)} of {len(results)} scenarios did not succeed; "
-                f"the first, scenario {failed[0]}: {results[failed[0]].message}. Each "
+                f"the first, scenario {failed[0]}: {done[failed[0]].message}. Each "
                 "result's status, message, warnings and traceback say why",
                 ConvergenceWarning,
             )
-    return results
+    return done

@@ -9,6 +9,7 @@ from typing import Any
 from .._backend.host import to_numpy
 from .._backend.selection import get_backend
 from .._errors import ConvergenceWarning, warn_user
+from .._extras import require
 from .._levels.problem import Problem
 from .._result import Result, SolveResult
 from .many import check_starts, run_tasks
@@ -35,6 +36,9 @@ class MultistartResult(Result):
         Indices of the agreeing starts.
     xtol, ftol : float
         The agreement tolerances used.
+    sampling : str or None
+        How the level-1 starts were drawn (``'sobol'``, ``'lhs'`` or
+        ``'uniform'``); None when they were given as ``x0s``.
     x0s : list of tuple of arrays
         The starts, in order.
     results : list of SolveResult
@@ -49,6 +53,7 @@ def multistart(
     n_starts: int | None = None,
     box: tuple[Any, Any] | None = None,
     seed: Any = None,
+    sampling: str = "auto",
     x0: Sequence[Any] | None = None,
     xtol: float = 1e-4,
     ftol: float = 1e-6,
@@ -71,11 +76,23 @@ def multistart(
     x0s : sequence of starts, optional
         Explicit starts, each a sequence of ``n`` per-level arrays.
     n_starts : int, optional
-        Instead of ``x0s``: draw this many level-1 starts uniformly in ``box``.
+        Instead of ``x0s``: draw this many level-1 starts in ``box``.
     box : (lower, upper), optional
         Bounds of the draws: floats or arrays of shape ``(d_1,)``, finite.
     seed : int, numpy.random.Generator or None
-        Seed of ``numpy.random.default_rng`` for the draws.
+        Seed of ``numpy.random.default_rng``, the generator of the draws
+        (and of the Sobol scrambling or the Latin hypercube's permutations).
+    sampling : {'auto', 'sobol', 'lhs', 'uniform'}
+        How ``n_starts`` points cover ``box``: ``'sobol'``, the first
+        ``n_starts`` points of a scrambled Sobol' sequence
+        (``scipy.stats.qmc.Sobol``; a power of 2 keeps its balance);
+        ``'lhs'``, a Latin hypercube (``scipy.stats.qmc.LatinHypercube``:
+        each coordinate has one start in each of ``n_starts`` equal slices);
+        ``'uniform'``, independent uniform draws. Both quasi-random designs
+        cover a box more evenly than uniform draws, which leave gaps and
+        clumps. ``'auto'`` (the default) is ``'sobol'`` when SciPy is
+        installed and ``'uniform'`` otherwise; ``'sobol'`` and ``'lhs'``
+        need SciPy (the ``scipy`` extra).
     x0 : sequence of n arrays, optional
         The start of the lower levels (and the arrays' backend, dtype and
         device) under the drawn ``x_1``; default ``problem.x0`` when the
@@ -129,17 +146,65 @@ def multistart(
     else:
         if n_starts is None or box is None:
             raise ValueError("multistart needs x0s, or n_starts and box to draw level-1 starts")
-        starts = _draw_starts(problem, n_starts, box, seed, x0)
+        sampling = _sampling(sampling)
+        starts = _draw_starts(problem, n_starts, box, seed, x0, sampling)
     tasks = [(problem, False, None, start) for start in starts]
     results = run_tasks(tasks, n_jobs, progress, blas_threads, solve_options, warn=False)
-    return _rank(results, starts, xtol, ftol)
+    found = _rank(results, starts, xtol, ftol)
+    found["sampling"] = None if x0s is not None else sampling
+    return found
 
 
 # -- scenarios ----------------------------------------------------------------
 
 
+_SAMPLINGS = ("auto", "sobol", "lhs", "uniform")
+
+
+def _sampling(sampling: Any) -> str:
+    """The design to draw with: ``'auto'`` resolved by whether SciPy is installed."""
+    if sampling not in _SAMPLINGS:
+        raise ValueError(f"sampling must be one of {_SAMPLINGS}, got {sampling!r}")
+    if sampling == "auto":
+        try:
+            import scipy.stats.qmc  # noqa: F401
+        except ImportError:
+            return "uniform"
+        return "sobol"
+    if sampling != "uniform":
+        require("scipy.stats.qmc", f"multistart(sampling={sampling!r})")
+    return str(sampling)
+
+
+def unit_points(sampling: str, n: int, d: int, seed: Any) -> Any:
+    """``n`` points of the design in the unit cube ``[0, 1)^d``, shape ``(n, d)``."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    if sampling == "uniform":
+        return rng.random((n, d))
+    import inspect
+
+    from scipy.stats import qmc
+
+    design = qmc.Sobol if sampling == "sobol" else qmc.LatinHypercube
+    # SciPy 1.15 named the generator argument rng (seed before, deprecated after).
+    key = "rng" if "rng" in inspect.signature(design).parameters else "seed"
+    sampler = design(d, scramble=True, **{key: rng})
+    if sampling == "lhs":
+        return sampler.random(n)
+    # The first n points of the 2^m-point net: what random(n) draws, without its warning
+    # that n is not a power of 2.
+    return sampler.random_base2(max(0, math.ceil(math.log2(n))))[:n]
+
+
 def _draw_starts(
-    problem: Problem, n_starts: int, box: Any, seed: Any, x0: Sequence[Any] | None
+    problem: Problem,
+    n_starts: int,
+    box: Any,
+    seed: Any,
+    x0: Sequence[Any] | None,
+    sampling: str,
 ) -> list[tuple[Any, ...]]:
     import array_api_compat
     import numpy as np
@@ -162,7 +227,7 @@ def _draw_starts(
         ) from None
     if not (np.all(np.isfinite(lower)) and np.all(np.isfinite(upper)) and np.all(lower <= upper)):
         raise ValueError(f"box must be finite with lower <= upper, got {box!r}")
-    draws = np.random.default_rng(seed).uniform(lower, upper, size=(n_starts, d1))
+    draws = lower + unit_points(sampling, n_starts, d1, seed) * (upper - lower)
     xp = array_api_compat.array_namespace(base[0])
     device = array_api_compat.device(base[0])
     return [
@@ -182,6 +247,7 @@ def _rank(
     ]
     found = MultistartResult(
         x=None,
+        sampling=None,
         fun=None,
         best=None,
         best_index=None,

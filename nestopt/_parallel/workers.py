@@ -6,6 +6,7 @@ import contextlib
 import copy
 import importlib.util
 import math
+import pickle
 import time
 import traceback
 import warnings
@@ -17,7 +18,17 @@ from .._levels.problem import Problem
 from .._result import SolveResult
 from .._solve.solve import solve
 
-__all__ = ["RAISED", "own_start", "solve_one", "user_limit", "worker_environment"]
+__all__ = [
+    "RAISED",
+    "in_process",
+    "own_start",
+    "serialize_tasks",
+    "solve_one",
+    "solve_serialized",
+    "unsendable",
+    "user_limit",
+    "worker_environment",
+]
 
 # The status of a scenario that raised an exception nestopt does not map to a status of its own.
 RAISED = Status.RAISED
@@ -51,6 +62,112 @@ def worker_environment(joblib: Any, threads: int | None) -> Any:
         return contextlib.nullcontext()
     # A copy keeps the user's backend settings and leaves their instance alone.
     return joblib.parallel_config(backend=copy.copy(active), inner_max_num_threads=threads)
+
+
+def in_process(joblib: Any, n_jobs: int | None) -> bool:
+    """Whether joblib will run the scenarios in this process (sequentially or on threads)."""
+    active, _ = joblib.parallel.get_active_backend()
+    if getattr(active, "uses_threads", False) or isinstance(
+        active, joblib.parallel.SequentialBackend
+    ):
+        return True
+    # joblib's own process backends fall back to running in this process at one job; a
+    # cluster backend (Dask, Ray) sends even a single job to its workers.
+    local = (joblib.parallel.LokyBackend, joblib.parallel.MultiprocessingBackend)
+    return isinstance(active, local) and joblib.effective_n_jobs(n_jobs) == 1
+
+
+def _cloudpickle(joblib: Any) -> Any:
+    try:
+        import cloudpickle
+    except ImportError:  # joblib ships its own copy
+        from joblib.externals import cloudpickle
+    return cloudpickle
+
+
+def serialize_tasks(
+    joblib: Any, tasks: list[tuple[Any, bool, Any, Any]], options: dict[str, Any]
+) -> tuple[list[tuple[bytes, bytes] | None], list[str | None], bytes]:
+    """Each scenario as bytes, pickled here with cloudpickle.
+
+    Whatever backend then carries the bytes (the standard pickler of joblib's
+    "multiprocessing" backend, which refuses lambdas, Ray's, Dask's), the worker
+    gets exactly what this process had. A scenario that cannot be pickled gets
+    None and the reason, so that it alone fails. A problem or factory shared by
+    many scenarios is pickled once.
+    """
+    cloudpickle = _cloudpickle(joblib)
+    try:
+        options_bytes = cloudpickle.dumps(options)
+    except Exception as exc:
+        raise TypeError(
+            "solve_many: the solve options cannot be sent to the worker processes "
+            f"({type(exc).__name__}: {exc}); pass options that pickle, or run the "
+            "scenarios in this process (n_jobs=1, or joblib.parallel_config(backend="
+            '"threading"))'
+        ) from None
+    sources: dict[int, bytes | str] = {}
+    payloads: list[tuple[bytes, bytes] | None] = []
+    reasons: list[str | None] = []
+    for source, is_factory, param, x0 in tasks:
+        key = id(source)
+        if key not in sources:
+            try:
+                sources[key] = cloudpickle.dumps(source)
+            except Exception as exc:
+                what = "factory" if is_factory else "problem"
+                sources[key] = f"its {what} cannot be pickled ({type(exc).__name__}: {exc})"
+        source_bytes = sources[key]
+        if isinstance(source_bytes, str):
+            payloads.append(None)
+            reasons.append(source_bytes)
+            continue
+        try:
+            rest = cloudpickle.dumps((is_factory, param, x0))
+        except Exception as exc:
+            what = "parameter" if is_factory else "start"
+            payloads.append(None)
+            reasons.append(f"its {what} cannot be pickled ({type(exc).__name__}: {exc})")
+            continue
+        payloads.append((source_bytes, rest))
+        reasons.append(None)
+    return payloads, reasons, options_bytes
+
+
+def unsendable(
+    index: int, reason: str, task: tuple[Any, bool, Any, Any], options: dict[str, Any]
+) -> SolveResult:
+    """The `RAISED` result of a scenario that could not be sent to a worker."""
+    message = (
+        f"failed: scenario {index} could not be sent to a worker process: {reason}. "
+        "Build it from picklable parts (cloudpickle sends lambdas and closures, but not "
+        "locks, open files or connections), or run in this process with n_jobs=1"
+    )
+    result = _failed(RuntimeError(message), task[3], options, 0.0)
+    result.update(message=message, warnings=[], traceback=None)
+    return result
+
+
+def solve_serialized(
+    source_bytes: bytes, task_bytes: bytes, options_bytes: bytes, threads: int | None
+) -> SolveResult:
+    """`solve_one` on a scenario serialized by `serialize_tasks`, in a worker."""
+    started = time.perf_counter()
+    try:
+        # cloudpickle's output loads with the standard unpickler (cloudpickle is imported
+        # by it as needed); a worker without a module the scenario uses fails here.
+        source = pickle.loads(source_bytes)
+        is_factory, param, x0 = pickle.loads(task_bytes)
+        options = pickle.loads(options_bytes)
+    except Exception as exc:
+        result = _failed(exc, None, {}, time.perf_counter() - started)
+        message = (
+            "failed: the worker could not load the scenario "
+            f"({type(exc).__name__}: {exc}); install what it imports on the workers"
+        )
+        result.update(message=message, warnings=[], traceback=traceback.format_exc())
+        return result
+    return solve_one(source, is_factory, param, x0, options, threads)
 
 
 def solve_one(

@@ -8,7 +8,8 @@ import time
 from typing import Any
 
 from .._errors import ConvergenceWarning, NestoptWarning, Status, warn_user
-from .._methods.entry import warn_degenerate
+from .._extras import install_hint
+from .._methods.entry import warn_degenerate, weakly_active
 from .._result import SolveResult
 
 __all__ = ["Outcome", "Reporter", "progress_bar", "solve_result"]
@@ -63,7 +64,7 @@ def progress_bar(progress: bool, total: int, desc: str, unit: str) -> Any:
     try:
         from tqdm.auto import tqdm
     except ImportError:
-        warn_user("progress=True needs tqdm: pip install tqdm", NestoptWarning)
+        warn_user(f"progress=True needs tqdm: {install_hint('tqdm')}", NestoptWarning)
         return None
     return tqdm(total=total, desc=desc, unit=unit)
 
@@ -116,7 +117,7 @@ def solve_result(run: Any, loop: Any, optimizer: Any, started: float) -> SolveRe
         notes=list(engine.stats.notes) + loop.notes,
         multipliers=report["multipliers"],
         active=report["active"],
-        weakly_active=report["degenerate"],
+        weakly_active=weakly_active(report),
     )
     if status.success:
         logger.info("nestopt.solve: %s after %d iterations", message, loop.nit)

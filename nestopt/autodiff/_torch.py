@@ -185,17 +185,28 @@ def _import_torch(adapter: str) -> Any:
 _FORWARD_AD_READY = False
 
 
-def _prepare_forward_ad(torch: Any) -> None:
-    """Run one tiny JVP with torch's own deprecation warnings silenced.
+# torch's words for it: "`torch.jit.script` is deprecated. Please switch to ..." (2.13: a
+# DeprecationWarning; 2.14: a FutureWarning); matched loosely (backticks, wording) so that
+# later releases' versions of it match too.
+_JIT_SCRIPT_DEPRECATED = r"\W*torch\.jit\.script\W.*deprecated"
 
-    torch's first forward-mode call scripts its JVP decompositions with
-    ``torch.jit.script``, which warns (torch 2.13) that it is deprecated: a
-    warning about torch's internals that users cannot act on, and an error
-    under ``-W error``. Later calls do not warn.
+
+def _prepare_forward_ad(torch: Any) -> None:
+    """Run one tiny JVP with torch's deprecation of ``torch.jit.script`` silenced.
+
+    torch's first forward-mode call (``torch.func.jvp``) scripts its JVP
+    decompositions with ``torch.jit.script``, which warns that it is
+    deprecated: a DeprecationWarning in torch 2.13, a FutureWarning from
+    2.14 on. It is a warning about torch's internals that users
+    cannot act on (torch has no other forward-mode transform that composes
+    with ``torch.func``), and an error under ``-W error``. Only that warning
+    is silenced, in either category, and only in this call: later calls do
+    not warn, and every other warning passes.
     """
     global _FORWARD_AD_READY
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
+        for category in (DeprecationWarning, FutureWarning):
+            warnings.filterwarnings("ignore", _JIT_SCRIPT_DEPRECATED, category)
         one = torch.ones(1, dtype=torch.float64)
         torch.func.jvp(torch.sin, (one,), (one,))
     _FORWARD_AD_READY = True

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .._extras import require
 from .._levels.problem import Level
 from ._base import KnownProblem
 
@@ -67,7 +68,7 @@ def group_ridge(
     The learner is strongly convex in ``theta`` for every ``lam`` (its
     Hessian is ``X^T X / n + diag(e_g(j))``).
     """
-    import scipy.sparse as sp
+    sp = require("scipy.sparse", "nestopt.problems.group_ridge")
 
     for name, value in (("n_features", n_features), ("n_samples", n_samples)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from .._backend.selection import get_backend
+from .._extras import require
 from .._levels.problem import Level
 from ._base import KnownProblem
 from ._ridge import RidgeFit
@@ -126,9 +127,9 @@ def data_poisoning(
 
 def _diabetes_split(n_train: int, n_val: int, seed: int) -> dict[str, Any]:
     """scikit-learn's diabetes data split at random and standardized by the training rows."""
-    from sklearn.datasets import load_diabetes
+    datasets = require("sklearn.datasets", "nestopt.problems.data_poisoning")
 
-    X_all, y_all = load_diabetes(return_X_y=True)
+    X_all, y_all = datasets.load_diabetes(return_X_y=True)
     rows = X_all.shape[0]
     if n_train + n_val >= rows:
         raise ValueError(
