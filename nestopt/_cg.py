@@ -98,9 +98,8 @@ def cg(
     for iteration in range(1, maxiter + 1):
         q = matvec(p)
         curvature = float(p @ q)
-        pp = float(p @ p)
         if not curvature > 0.0:
-            run.negative = curvature / max(pp, 1e-300)
+            run.negative = curvature / max(float(p @ p), 1e-300)
             run.iterations = iteration - 1
             return run
         alpha = rr / curvature
