@@ -151,6 +151,9 @@ class Nest:
         self._responses: dict[int, tuple[tuple[Any, ...], Response]] = {}
         self._stacks: dict[int, tuple[Any, Any, Any]] = {}
         self.level_cache: dict[int, Any] = {}
+        # True while products with R_k only predict where the lower levels will be (a
+        # start, corrected by their Newton solves): matrix-free levels solve those loosely.
+        self.predicting = False
 
     def respond(self, k: int, xs: tuple[Any, ...]) -> Response:
         """Solve levels ``k+1..n`` for fixed ``x_<=k``, starting from ``xs``."""

@@ -161,7 +161,13 @@ def _line_search(
     xp, problem, oracles = nest.xp, nest.problem, nest.oracles
     own = problem.block(j)
     xs = below.xs
-    predicted = lin.predict_below(step) if nest.config.predict else None
+    predicted = None
+    if nest.config.predict:
+        nest.predicting = True
+        try:
+            predicted = lin.predict_below(step)
+        finally:
+            nest.predicting = False
     slope = float(xp.sum(lin.grad_own * step))
     if not math.isfinite(slope):
         raise singular_block(

@@ -34,6 +34,11 @@ from ._operator_checks import CurvatureWatch, check_hvp_symmetry
 __all__ = ["OperatorLinearization", "OperatorSystem", "operator_linearize"]
 
 
+# Relative residual of the solves that only predict a start for the levels below
+# (``x_>k + R_k dx``): their Newton solves correct it, a tighter solve is wasted.
+PREDICTION_RTOL = 1e-6
+
+
 class _Products:
     """``M_j w`` and the maps through ``c_j`` and ``P_j`` at one point of level ``j``."""
 
@@ -283,12 +288,16 @@ class OperatorSystem:
         if rhs.ndim == 2:
             columns = [self.solve(rhs[:, i]) for i in range(rhs.shape[1])]
             return self.xp.stack(columns, axis=1) if columns else rhs
-        result = self.lin._krylov(rhs, self.opts.krylov_rtol, self.opts, derivative=True, x0=x0)
+        predicting = self.lin.nest.predicting and self._certified
+        rtol = max(self.opts.krylov_rtol, PREDICTION_RTOL) if predicting else self.opts.krylov_rtol
+        result = self.lin._krylov(rhs, rtol, self.opts, derivative=True, x0=x0)
         if not self._certified:
             self.lin.certify()  # before any failure of the solve is blamed on the tolerance
             self._certified = True
         elif self.products.watch.failed:
             raise self.lin.error("its solution")
+        if predicting and result.residual <= 0.5:
+            return result.x  # a start for the levels below: their Newton solves correct it
         converged = math.isfinite(result.residual) and result.residual <= 10.0 * max(
             self.opts.krylov_rtol, 0.0
         )

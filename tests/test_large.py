@@ -347,3 +347,23 @@ def test_group_ridge_is_solved_matrix_free():
     # Stationary: the hypergradient at the answer, recomputed, is small against the start's.
     again = nestopt.hypergradient(problem, result.xs)
     assert np.max(np.abs(again)) <= 1e-3 * result.history["grad_norm"][0]
+
+
+def test_warm_started_outer_iterations_give_the_cold_hypergradients():
+    """Along a solve, the follower starts from its prediction (solved loosely) and the
+    adjoint from the last one: each iterate's hypergradient must equal a cold one."""
+    from nestopt.problems import group_ridge
+
+    problem = group_ridge(2_000, 300, 4, seed=3)
+    seen = []
+
+    def record(intermediate):
+        seen.append((intermediate.xs, intermediate.hypergrad))
+
+    start = [np.full(4, -2.0), np.zeros(2_000)]
+    with pytest.warns(nestopt.ConvergenceWarning, match="maxiter"):  # stopped on purpose
+        nestopt.solve(problem, start, options={"maxiter": 4, "gtol": 1e-12}, callback=record)
+    assert len(seen) >= 3
+    for xs, hypergrad in seen:
+        cold = nestopt.hypergradient(problem, [xs[0], np.zeros(2_000)])
+        assert relative_error(hypergrad, cold) <= 1e-7
