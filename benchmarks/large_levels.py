@@ -16,6 +16,15 @@ warm-up call makes them) but are in the timings' first round only.
 Also the cold hypergradient (the follower solved from zero first) and the
 peak resident memory of the process (which holds no ``p x p`` matrix).
 
+Where jax and jaxopt are importable, jaxopt's implicit differentiation runs in
+the same process on the same data: ``jaxopt.implicit_diff.custom_root`` on the
+follower's optimality condition ``grad_theta f_2 = 0`` with
+``jaxopt.linear_solve.solve_cg`` to the same relative residual, the follower's
+solution given (jaxopt checks nothing about it), the data as
+``jax.experimental.sparse.BCOO``, float64, ``jax.jit`` of ``jax.grad``:
+``jaxopt_cold_s`` includes the compile, ``jaxopt_warm_s`` is the median of
+the calls after it. Otherwise those columns are skipped with the reason printed.
+
     python benchmarks/large_levels.py [--quick] [--threads N]
 """
 
@@ -58,6 +67,64 @@ def bare_hypergradient(problem: Any, lam: Any, theta: Any, rtol: float) -> tuple
     # G^T y = -B^T y with B = d grad_theta f_2 / d lam: the lam rows of hvp((0, y)).
     cross = learner.hvp(lam, theta, np.concatenate([zeros, y]))[:G]
     return -cross, count[0]
+
+
+def jaxopt_hypergradient(problem: Any, theta: Any, rtol: float) -> Any:
+    """``jit(grad(F_1))`` by jaxopt's ``custom_root`` + CG, at the follower's given solution."""
+    import functools
+
+    import jax
+    import jax.numpy as jnp
+    import jaxopt
+    from jax.experimental import sparse as jsparse
+
+    jax.config.update("jax_enable_x64", True)
+    data = problem.data
+    X = jsparse.BCOO.from_scipy_sparse(data["X_train"])
+    X_val = jsparse.BCOO.from_scipy_sparse(data["X_val"])
+    y, y_val = jnp.asarray(data["y_train"]), jnp.asarray(data["y_val"])
+    groups = jnp.asarray(data["groups"])
+    n, n_val = data["X_train"].shape[0], data["X_val"].shape[0]
+    solved = jnp.asarray(theta)
+
+    def optimality(th: Any, lam: Any) -> Any:  # grad_theta f_2
+        return X.T @ (X @ th - y) / n + jnp.exp(lam)[groups] * th
+
+    solve = functools.partial(jaxopt.linear_solve.solve_cg, tol=rtol, maxiter=10_000)
+
+    @jaxopt.implicit_diff.custom_root(optimality, solve=solve)
+    def follower(init: Any, lam: Any) -> Any:
+        return init  # started at its solution: the solver's work is not timed
+
+    def leader(lam: Any) -> Any:
+        r = X_val @ follower(solved, lam) - y_val
+        return r @ r / (2 * n_val)
+
+    return jax.jit(jax.grad(leader))
+
+
+def jaxopt_columns(problem: Any, lam: Any, theta: Any, rtol: float, repeats: int, g: Any) -> dict:
+    """jaxopt's cold (compile included) and warm times, or why they are missing."""
+    try:
+        import jax  # noqa: F401
+        import jaxopt  # noqa: F401
+    except ImportError as exc:
+        return {"skipped": f"jax/jaxopt not importable ({exc})"}
+    tic = time.perf_counter()
+    grad = jaxopt_hypergradient(problem, theta, rtol)
+    out = grad(lam).block_until_ready()
+    cold = time.perf_counter() - tic
+    warm = []
+    for _ in range(repeats):
+        tic = time.perf_counter()
+        grad(lam).block_until_ready()
+        warm.append(time.perf_counter() - tic)
+    ours = np.asarray(out)
+    return {
+        "jaxopt_cold_s": cold,
+        "jaxopt_warm_s": float(np.median(warm)),
+        "jaxopt_rel_diff": float(np.max(np.abs(ours - g)) / np.max(np.abs(g))),
+    }
 
 
 def _counting(problem: Any) -> tuple[Any, list[int]]:
@@ -111,6 +178,12 @@ def case(p: int, samples: int, repeats: int) -> dict[str, Any]:
         "rel_diff": float(np.max(np.abs(g - g_bare)) / np.max(np.abs(g_bare))),
         "peak_rss_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
+    jaxopt = jaxopt_columns(problem, lam, xs[1], rtol, repeats, g)  # after nestopt's peak
+    if "skipped" in jaxopt:
+        print(f"  jaxopt columns skipped: {jaxopt['skipped']}", flush=True)
+    else:
+        row.update(jaxopt)
+        row["nestopt_over_jaxopt_warm"] = row["nestopt_s"] / jaxopt["jaxopt_warm_s"]
     print(f"  p={p}: nestopt {row['nestopt_s']:.3g} s, bare CG {row['bare_cg_s']:.3g} s, "
           f"ratio {ratio:.3g}", flush=True)  # fmt: skip
     return row
