@@ -48,7 +48,8 @@ class _Products:
         self.own = nest.problem.block(j)
         self.xs = below.xs
         self.curvature = _curvature_vector(nest, j, below, g) if mode == "exact" else None
-        self.watch = CurvatureWatch(float(self.xp.finfo(g.dtype).eps))
+        own = self.own
+        self.watch = CurvatureWatch(float(self.xp.finfo(g.dtype).eps), own.stop - own.start)
         self._largest = 0.0  # the largest Rayleigh quotient A_watched has seen
         self._matrix: Any = None
         self._zeros: Any = None

@@ -8,7 +8,8 @@ Krylov space (`nestopt._cg`), and a Ritz value of ``T_k`` at or below
 positive definite (or singular to rounding), whatever the scale of the
 level. A CG run sees only the directions its right-hand side reaches: at a
 saddle with zero gradient it makes no iteration at all. So when every CG run
-at a solution was short (fewer than `PROBE_STEPS` iterations), a short
+at a solution was short (fewer than `PROBE_STEPS` iterations, or than the
+level's size if that is smaller), a short
 Lanczos run from a pseudo-random start probes the whole spectrum: its
 smallest Ritz value approaches ``A``'s smallest eigenvalue from above within
 a few steps when that eigenvalue is well separated. This is evidence, not a
@@ -41,8 +42,10 @@ _RELATIVE_FLOOR = 64.0  # Ritz values below this many eps times the largest are 
 class CurvatureWatch:
     """The Lanczos evidence gathered at one point of one matrix-free level."""
 
-    def __init__(self, eps: float) -> None:
+    def __init__(self, eps: float, size: int) -> None:
         self.eps = eps
+        # A run of `size` iterations spans the whole space: a smaller level needs no more.
+        self.enough = min(PROBE_STEPS, size)
         self.depth = 0  # the most iterations of one CG run (or probe) at this point
         self.worst: float | None = None  # the smallest curvature or Ritz value found too low
         self.probed = False
@@ -74,7 +77,7 @@ class CurvatureWatch:
     @property
     def settled(self) -> bool:
         """Enough evidence to stop looking: a failure, a probe, or a long CG run."""
-        return self.failed or self.probed or self.depth >= PROBE_STEPS
+        return self.failed or self.probed or self.depth >= self.enough
 
     def probe(self, matvec: Any, size: int, like: Any, xp: Any, seed: int) -> None:
         """A short Lanczos run (CG on a pseudo-random right-hand side) over ``A``'s spectrum."""
