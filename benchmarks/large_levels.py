@@ -30,6 +30,7 @@ the calls after it. Otherwise those columns are skipped with the reason printed.
 
 from __future__ import annotations
 
+import os
 import resource
 import time
 from dataclasses import replace
@@ -70,7 +71,10 @@ def bare_hypergradient(problem: Any, lam: Any, theta: Any, rtol: float) -> tuple
 
 
 def jaxopt_hypergradient(problem: Any, theta: Any, rtol: float) -> Any:
-    """``jit(grad(F_1))`` by jaxopt's ``custom_root`` + CG, at the follower's given solution."""
+    """``jit(grad(F_1))`` by jaxopt's ``custom_root`` + CG, at the follower's given solution.
+
+    The data are arguments of the jitted function, not constants folded into it.
+    """
     import functools
 
     import jax
@@ -79,28 +83,32 @@ def jaxopt_hypergradient(problem: Any, theta: Any, rtol: float) -> Any:
     from jax.experimental import sparse as jsparse
 
     jax.config.update("jax_enable_x64", True)
-    data = problem.data
-    X = jsparse.BCOO.from_scipy_sparse(data["X_train"])
-    X_val = jsparse.BCOO.from_scipy_sparse(data["X_val"])
-    y, y_val = jnp.asarray(data["y_train"]), jnp.asarray(data["y_val"])
-    groups = jnp.asarray(data["groups"])
-    n, n_val = data["X_train"].shape[0], data["X_val"].shape[0]
-    solved = jnp.asarray(theta)
+    source = problem.data
+    data = {
+        "X": jsparse.BCOO.from_scipy_sparse(source["X_train"]),
+        "X_val": jsparse.BCOO.from_scipy_sparse(source["X_val"]),
+        "y": jnp.asarray(source["y_train"]),
+        "y_val": jnp.asarray(source["y_val"]),
+        "groups": jnp.asarray(source["groups"]),
+        "solved": jnp.asarray(theta),
+    }
+    n, n_val = source["X_train"].shape[0], source["X_val"].shape[0]
 
-    def optimality(th: Any, lam: Any) -> Any:  # grad_theta f_2
-        return X.T @ (X @ th - y) / n + jnp.exp(lam)[groups] * th
+    def optimality(th: Any, lam: Any, d: dict) -> Any:  # grad_theta f_2
+        return d["X"].T @ (d["X"] @ th - d["y"]) / n + jnp.exp(lam)[d["groups"]] * th
 
     solve = functools.partial(jaxopt.linear_solve.solve_cg, tol=rtol, maxiter=10_000)
 
     @jaxopt.implicit_diff.custom_root(optimality, solve=solve)
-    def follower(init: Any, lam: Any) -> Any:
+    def follower(init: Any, lam: Any, d: dict) -> Any:
         return init  # started at its solution: the solver's work is not timed
 
-    def leader(lam: Any) -> Any:
-        r = X_val @ follower(solved, lam) - y_val
+    def leader(lam: Any, d: dict) -> Any:
+        r = d["X_val"] @ follower(d["solved"], lam, d) - d["y_val"]
         return r @ r / (2 * n_val)
 
-    return jax.jit(jax.grad(leader))
+    grad = jax.jit(jax.grad(leader))
+    return lambda lam: grad(jnp.asarray(lam), data)
 
 
 def jaxopt_columns(problem: Any, lam: Any, theta: Any, rtol: float, repeats: int, g: Any) -> dict:
@@ -192,6 +200,11 @@ def case(p: int, samples: int, repeats: int) -> dict[str, Any]:
 def main() -> None:
     args = parser(__doc__.splitlines()[0]).parse_args()
     limit_threads(args.threads)
+    if args.threads is not None:  # jax's CPU backend too (read when jax is first imported)
+        os.environ.setdefault(
+            "XLA_FLAGS",
+            f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={args.threads}",
+        )
     info = machine_info()
     print_machine(info)
     sizes = (
