@@ -196,15 +196,18 @@ class OperatorLinearization:
         """Not a strict minimum at ``where`` (an asymmetric ``hvp`` is reported as such first)."""
         check_hvp_symmetry(self.nest, self.j, self.below.xs)
         curvature = self.products.watch.worst
-        found = (
-            "a Krylov direction has curvature u^T A u / u^T u"
-            if curvature is None or curvature <= 0.0
-            else "a Lanczos (Ritz) value of the block, relative to its largest, is at rounding:"
-        )
-        shown = "nan" if curvature is None else f"{curvature:.3e}"
+        if curvature is None:
+            found = "CG returned a step that is not a descent direction"
+        elif curvature <= 0.0:
+            found = f"a Krylov direction u has curvature u^T A u / u^T u = {curvature:.3e}"
+        else:
+            found = (
+                f"its smallest Lanczos (Ritz) value {curvature:.3e} is at rounding level, "
+                "64 eps times its largest or less"
+            )
         return NotPositiveDefiniteError(
             f"{self.text}: its reduced Hessian (matrix-free) is not positive definite at "
-            f"{where}: {found} = {shown}. The level is not strongly convex there (a saddle, a "
+            f"{where}: {found}. The level is not strongly convex there (a saddle, a "
             "maximum or a flat direction), so its best response is not locally unique. Try: "
             "a different starting point for it, ridge-like terms in its objective, or check "
             "its hvp callable with nestopt.check_derivatives",
