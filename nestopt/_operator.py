@@ -294,7 +294,8 @@ class OperatorSystem:
             return self.xp.stack(columns, axis=1) if columns else rhs
         predicting = self.lin.nest.predicting and self._certified
         rtol = max(self.opts.krylov_rtol, PREDICTION_RTOL) if predicting else self.opts.krylov_rtol
-        result = self.lin._krylov(rhs, rtol, self.opts, derivative=True, x0=x0)
+        # A prediction is no derivative: its residual is not reported, nor checked.
+        result = self.lin._krylov(rhs, rtol, self.opts, derivative=not predicting, x0=x0)
         if not self._certified:
             self.lin.certify()  # before any failure of the solve is blamed on the tolerance
             self._certified = True
