@@ -163,6 +163,12 @@ def test_a_follower_on_a_saddle_is_not_accepted(matrix_free_follower, call):
     assert "Try" in str(info.value)
 
 
+def test_a_follower_on_a_saddle_is_not_accepted_by_minres_either():
+    problem, start = saddle_problem(matrix_free_follower=True)
+    with pytest.raises(nestopt.NotPositiveDefiniteError, match=r"level 2 \('follower'\)"):
+        nestopt.hypergradient(problem, start, linear_solver="minres")
+
+
 @pytest.mark.parametrize("matrix_free_follower", [False, True], ids=["hess", "hvp-only"])
 def test_solve_does_not_report_success_on_a_saddle_follower(matrix_free_follower):
     problem, start = saddle_problem(matrix_free_follower=matrix_free_follower)
