@@ -113,6 +113,120 @@ def test_a_concave_matrix_free_level_is_reported():
     assert info.value.level == 2
 
 
+def saddle_problem(*, matrix_free_follower: bool):
+    """A follower started on a saddle: ``y_0`` sits on the top of a double well.
+
+    ``f_2 = -y_0^2 / 2 + y_0^4 / 4 + |y_12 - x|^2 / 2``: at ``y_0 = 0`` the
+    gradient along ``y_0`` is zero and the curvature -1; moving to ``y_0 = +-1``
+    lowers ``f_2`` by 0.25. Newton's steps never leave ``y_0 = 0`` (the
+    gradient has no ``y_0`` part), so only a curvature test can tell.
+    """
+
+    def hess2(x, y):
+        H = np.zeros((5, 5))
+        H[:2, :2] = np.eye(2)
+        H[:2, 3:] = H[3:, :2] = -np.eye(2)
+        H[2, 2] = -1.0 + 3.0 * y[0] ** 2
+        H[3:, 3:] = np.eye(2)
+        return H
+
+    given = {"hvp": lambda x, y, v: hess2(x, y) @ v} if matrix_free_follower else {"hess": hess2}
+    follower = nestopt.Level(
+        grad=lambda x, y: (x - y[1:], np.concatenate([[y[0] ** 3 - y[0]], y[1:] - x])),
+        value=lambda x, y: -0.5 * y[0] ** 2 + 0.25 * y[0] ** 4 + 0.5 * np.sum((y[1:] - x) ** 2),
+        size=3,
+        name="follower",
+        **given,
+    )
+    leader = nestopt.Level(
+        grad=lambda x, y: (x - 1.0, np.concatenate([[0.0], y[1:]])),
+        hess=lambda x, y: np.eye(5),
+        value=lambda x, y: 0.5 * np.sum((x - 1.0) ** 2) + 0.5 * np.sum(y[1:] ** 2),
+        size=2,
+        name="leader",
+    )
+    start = [np.array([0.3, -0.2]), np.array([0.0, 0.1, 0.4])]
+    return nestopt.Problem([leader, follower]), start
+
+
+@pytest.mark.parametrize("matrix_free_follower", [False, True], ids=["hess", "hvp-only"])
+@pytest.mark.parametrize("call", ["best_response", "hypergradient"])
+def test_a_follower_on_a_saddle_is_not_accepted(matrix_free_follower, call):
+    problem, start = saddle_problem(matrix_free_follower=matrix_free_follower)
+    # The truth the error protects: the follower can lower its objective by 0.25.
+    x, y = start[0], np.array([1.0, *start[0]])
+    y0 = np.array([0.0, *start[0]])
+    assert problem.levels[1].value(x, y0) - problem.levels[1].value(x, y) == pytest.approx(0.25)
+    with pytest.raises(nestopt.NotPositiveDefiniteError, match=r"level 2 \('follower'\)") as info:
+        getattr(nestopt, call)(problem, start)
+    assert info.value.level == 2
+    assert "Try" in str(info.value)
+
+
+def test_a_follower_on_a_saddle_is_not_accepted_by_minres_either():
+    problem, start = saddle_problem(matrix_free_follower=True)
+    with pytest.raises(nestopt.NotPositiveDefiniteError, match=r"level 2 \('follower'\)"):
+        nestopt.hypergradient(problem, start, linear_solver="minres")
+
+
+@pytest.mark.parametrize("matrix_free_follower", [False, True], ids=["hess", "hvp-only"])
+def test_solve_does_not_report_success_on_a_saddle_follower(matrix_free_follower):
+    problem, start = saddle_problem(matrix_free_follower=matrix_free_follower)
+    with pytest.warns(nestopt.ConvergenceWarning, match="not positive definite"):
+        result = nestopt.solve(problem, start)
+    assert not result.success
+    assert result.status is nestopt.Status.NOT_POSITIVE_DEFINITE
+    assert "level 2 ('follower')" in result.message
+
+
+def test_an_asymmetric_hvp_is_reported_as_asymmetric():
+    problem = quad(2, (2, 4), seed=3)
+    lower = problem.levels[1]
+    skew = np.zeros((6, 6))
+    skew[2, 3], skew[3, 2] = 0.5, -0.5  # symmetric part unchanged: still positive definite
+
+    def hvp(*args):
+        return (lower.hess(*args[:-1]) + skew) @ args[-1]
+
+    bad = nestopt.Problem([problem.levels[0], dataclasses.replace(lower, hess=None, hvp=hvp)])
+    with pytest.raises(nestopt.SymmetryError, match=r"level 2.*hvp is not symmetric") as info:
+        nestopt.hypergradient(bad, problem.x0)
+    assert info.value.level == 2
+    assert "not positive definite" not in str(info.value)
+
+
+@pytest.mark.parametrize("scale", [1e-8, 1.0, 1e8])
+def test_a_strict_minimum_with_a_tiny_smallest_curvature_passes(scale):
+    """Curvatures from 1e-7 to 1 (times ``scale``): positive definite, no false alarm."""
+    rng = np.random.default_rng(7)
+    d1, d2 = 2, 6
+    Q, _ = np.linalg.qr(rng.standard_normal((d2, d2)))
+    K = scale * (Q * np.logspace(-7, 0, d2)) @ Q.T
+    K = 0.5 * (K + K.T)
+    C = scale * rng.standard_normal((d2, d1))
+    # f_2 = y^T K y / 2 - y^T C x: y* = K^{-1} C x; f_1 = |y - t|^2 / 2 + |x|^2 / 2.
+    target = rng.standard_normal(d2)
+    H2 = np.block([[np.zeros((d1, d1)), -C.T], [-C, K]])
+    follower = nestopt.Level(
+        grad=lambda x, y: (-C.T @ y, K @ y - C @ x),
+        hvp=lambda x, y, v: H2 @ v,
+        size=d2,
+        quadratic=True,
+    )
+    leader = nestopt.Level(
+        grad=lambda x, y: (x, y - target),
+        hess=lambda x, y: np.eye(d1 + d2),
+        size=d1,
+    )
+    problem = nestopt.Problem([leader, follower])
+    x = np.array([0.3, -0.7])
+    y = np.linalg.solve(K, C @ x)
+    G = np.linalg.solve(K, C)
+    truth = x + G.T @ (y - target)
+    g = nestopt.hypergradient(problem, [x, y], level_options={"krylov_maxiter": 200})
+    assert relative_error(g, truth) <= 1e-5
+
+
 def test_krylov_not_converging_is_a_linear_solve_error():
     problem = quad(2, (2, 30), seed=2)
     free = matrix_free(problem)
@@ -239,3 +353,23 @@ def test_group_ridge_is_solved_matrix_free():
     # Stationary: the hypergradient at the answer, recomputed, is small against the start's.
     again = nestopt.hypergradient(problem, result.xs)
     assert np.max(np.abs(again)) <= 1e-3 * result.history["grad_norm"][0]
+
+
+def test_warm_started_outer_iterations_give_the_cold_hypergradients():
+    """Along a solve, the follower starts from its prediction (solved loosely) and the
+    adjoint from the last one: each iterate's hypergradient must equal a cold one."""
+    from nestopt.problems import group_ridge
+
+    problem = group_ridge(2_000, 300, 4, seed=3)
+    seen = []
+
+    def record(intermediate):
+        seen.append((intermediate.xs, intermediate.hypergrad))
+
+    start = [np.full(4, -2.0), np.zeros(2_000)]
+    with pytest.warns(nestopt.ConvergenceWarning, match="maxiter"):  # stopped on purpose
+        nestopt.solve(problem, start, options={"maxiter": 4, "gtol": 1e-12}, callback=record)
+    assert len(seen) >= 3
+    for xs, hypergrad in seen:
+        cold = nestopt.hypergradient(problem, [xs[0], np.zeros(2_000)])
+        assert relative_error(hypergrad, cold) <= 1e-7

@@ -13,6 +13,7 @@ level's constant Hessian: a user's loop of `hypergradient` calls pays them once.
 from __future__ import annotations
 
 import inspect
+import math
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -36,12 +37,12 @@ _CALLABLES = ("value", "grad", "hess", "hess_dir", "hvp", "hvp_dir")
 _PASSED: dict[tuple[int, int, str, str], Any] = {}
 
 
-def _passed(level: Any, start: int, check: str, dtype: Any) -> bool:
+def check_passed(level: Any, start: int, check: str, dtype: Any) -> bool:
     ref = _PASSED.get((id(level), start, check, str(dtype)))
     return ref is not None and ref() is level
 
 
-def _mark_passed(level: Any, start: int, check: str, dtype: Any) -> None:
+def mark_check_passed(level: Any, start: int, check: str, dtype: Any) -> None:
     key = (id(level), start, check, str(dtype))
 
     def forget(_: Any) -> None:  # the level is gone, and its id may be reused
@@ -176,7 +177,11 @@ class Oracles:
         where = self._where(k, "hvp")
         out = self._call(k, "hvp", [*xs, v])
         flat = vector_layout(out, self.sizes, self.target, where)
-        self._check_finite(flat, where, xs)
+        # One reduction per product (Krylov solves make many): a NaN or Inf makes
+        # the sum non-finite; only then the elementwise test (a sum that merely
+        # overflowed passes it).
+        if self.check_finite and not math.isfinite(float(self.xp.sum(flat))):
+            self._check_finite(flat, where, xs)
         return flat
 
     def hvp_dir(self, k: int, xs: Sequence[Any], v: Any, u: Any) -> Any:
@@ -236,11 +241,11 @@ class Oracles:
             return
         level = self.levels[where.level - 1] if start is not None else None
         constant_from = start if level is not None and level.quadratic else None
-        if constant_from is not None and _passed(level, constant_from, "finite", out.dtype):
+        if constant_from is not None and check_passed(level, constant_from, "finite", out.dtype):
             return
         self._check_finite(out @ self._probe(out.shape[1]), where, xs)
         if constant_from is not None:
-            _mark_passed(level, constant_from, "finite", out.dtype)
+            mark_check_passed(level, constant_from, "finite", out.dtype)
 
     def _probe(self, dim: int) -> Any:
         xp = self.xp
@@ -264,7 +269,7 @@ class Oracles:
         measure zero.
         """
         level = self.levels[k - 1]
-        if k in self._symmetry_checked or _passed(level, start, "symmetry", rows.dtype):
+        if k in self._symmetry_checked or check_passed(level, start, "symmetry", rows.dtype):
             return
         self._symmetry_checked.add(k)
         xp = self.xp
@@ -283,7 +288,7 @@ class Oracles:
         scale *= float(dim) ** 0.5
         tol = 1e3 * float(xp.finfo(square.dtype).eps) * max(scale, 1e-300)
         if not gap > tol:
-            _mark_passed(level, start, "symmetry", rows.dtype)
+            mark_check_passed(level, start, "symmetry", rows.dtype)
             return
         message = (
             f"{self.level_texts[k - 1]}: hess is not symmetric (|u^T H v - v^T H u| = "

@@ -161,7 +161,11 @@ class ImplicitEngine:
         """Start for levels 2..n when level 1 moves to ``x1``: ``x_>1 + R_1 dx``."""
         if not self.method.predict:
             return (x1, *state.xs[1:])
-        change = state.jvp(x1 - state.xs[0])
+        self.nest.predicting = True
+        try:
+            change = state.jvp(x1 - state.xs[0])
+        finally:
+            self.nest.predicting = False
         d1 = self.problem.sizes[0]
         out = [x1]
         for k in range(2, self.problem.n + 1):

@@ -11,9 +11,11 @@ level below, `CurvatureTerm`, in exact mode: the same terms as a dense level's):
 
 Newton steps solve ``A p = -g`` by CG to a relative residual that shrinks
 with the gradient (superlinear convergence); the Jacobian's solves use the
-level's ``krylov_rtol``. Every product of CG is watched for negative
-curvature along its direction, which is how a matrix-free level that is not
-a strict minimum is caught.
+level's ``krylov_rtol``, the adjoint solves start from the level's last
+adjoint in the run (scaled to the new right-hand side). Every CG run's
+Lanczos matrix, and a short Lanczos probe when the runs at a solution were
+short, are tested for curvature at or below zero (`matrix_free_checks`): that
+is how a matrix-free level that is not a strict minimum is caught.
 """
 
 from __future__ import annotations
@@ -26,10 +28,17 @@ from array_api_compat import device
 from .._derivatives.curvature import term_is_zero
 from .._derivatives.curvature_terms import CurvatureTerm
 from .._errors import LinearSolveError, NotPositiveDefiniteError
+from .._linalg.cg import CGRun, cg
 from .._linalg.krylov import krylov_solve
+from .matrix_free_checks import CurvatureWatch, check_hvp_symmetry
 from .nest import Nest, Response
 
 __all__ = ["OperatorLinearization", "OperatorSystem", "operator_linearize"]
+
+
+# Relative residual of the solves that only predict a start for the levels below
+# (``x_>k + R_k dx``): their Newton solves correct it, a tighter solve is wasted.
+PREDICTION_RTOL = 1e-6
 
 
 class _Products:
@@ -42,8 +51,11 @@ class _Products:
         self.xs = below.xs
         exact = mode == "exact" and below.top is not None and not term_is_zero(nest.problem, j)
         self.term = CurvatureTerm(nest, j, below, g) if exact else None
-        self.min_curvature = math.inf
+        own = self.own
+        self.watch = CurvatureWatch(float(self.xp.finfo(g.dtype).eps), own.stop - own.start)
+        self._largest = 0.0  # the largest Rayleigh quotient A_watched has seen
         self._matrix: Any = None
+        self._zeros: Any = None
 
     def M(self, w: Any) -> Any:
         oracles = self.nest.oracles
@@ -67,14 +79,22 @@ class _Products:
         return out
 
     def _own_vector(self, u: Any) -> Any:
-        xp = self.xp
-        zeros = xp.zeros((self.own.start,), dtype=u.dtype, device=device(u))
-        return xp.concat([zeros, u])
+        if self.own.start == 0:
+            return u
+        if self._zeros is None:  # the upper variables' zeros, made once per point
+            self._zeros = self.xp.zeros((self.own.start,), dtype=u.dtype, device=device(u))
+        return self.xp.concat([self._zeros, u])
 
     def A(self, u: Any) -> Any:
-        out = self.reduced(self._own_vector(u))[self.own]
-        step = float(self.xp.sum(u * out)) / max(float(self.xp.sum(u * u)), 1e-300)
-        self.min_curvature = min(self.min_curvature, step)
+        """``H_j[j, j] u``: one product with the level's Hessian (and the responses below)."""
+        return self.reduced(self._own_vector(u))[self.own]
+
+    def A_watched(self, u: Any) -> Any:
+        """``A u``, its Rayleigh quotient recorded (MINRES, which reports no Lanczos matrix)."""
+        out = self.A(u)
+        curvature = float(u @ out) / max(float(u @ u), 1e-300)
+        self._largest = max(self._largest, curvature)
+        self.watch.record_curvature(curvature, self._largest)
         return out
 
     def B(self, u: Any) -> Any:
@@ -110,7 +130,7 @@ class OperatorLinearization:
         result = self._krylov(self.grad_own, rtol, opts, derivative=False)
         if result.iterations == 0 and not float(xp.max(xp.abs(self.grad_own))) > 0.0:
             return result.x  # a zero gradient: the zero step
-        if self.products.min_curvature <= 0.0 or not float(xp.sum(result.x * self.grad_own)) > 0:
+        if self.products.watch.failed or not float(result.x @ self.grad_own) > 0:
             self.shifted = True
             return self.grad_own
         return result.x
@@ -124,27 +144,90 @@ class OperatorLinearization:
         return self.below.jvp(xp.concat([zeros, step]))
 
     def error(self, where: str) -> NotPositiveDefiniteError:
-        curvature = self.products.min_curvature
+        """Not a strict minimum at ``where`` (an asymmetric ``hvp`` is reported as such first)."""
+        check_hvp_symmetry(self.nest, self.j, self.below.xs)
+        curvature = self.products.watch.worst
+        if curvature is None:
+            found = "CG returned a step that is not a descent direction"
+        elif curvature <= 0.0:
+            found = f"a Krylov direction u has curvature u^T A u / u^T u = {curvature:.3e}"
+        else:
+            found = (
+                f"its smallest Lanczos (Ritz) value {curvature:.3e} is at rounding level, "
+                "64 eps times its largest or less"
+            )
         return NotPositiveDefiniteError(
             f"{self.text}: its reduced Hessian (matrix-free) is not positive definite at "
-            f"{where}: a Krylov direction has curvature u^T A u / u^T u = {curvature:.3e}. The "
-            "level is not strongly convex there, so its best response is not locally unique. "
-            "Try: a different starting point, ridge-like terms in the objective, or check its "
-            "hvp callable",
+            f"{where}: {found}. The level is not strongly convex there (a saddle, a "
+            "maximum or a flat direction), so its best response is not locally unique. Try: "
+            "a different starting point for it, ridge-like terms in its objective, or check "
+            "its hvp callable with nestopt.check_derivatives",
             level=self.j,
         )
 
     def system(self) -> OperatorSystem:
         return OperatorSystem(self, self.nest.config.levels[self.j - 1])
 
-    def _krylov(self, rhs: Any, rtol: float, opts: Any, *, derivative: bool) -> Any:
-        method = "minres" if self.method == "minres" else "cg"
-        result = krylov_solve(
-            self.products.A, rhs, method=method, rtol=rtol, maxiter=opts.krylov_maxiter,
-            xp=self.nest.xp,
-        )  # fmt: skip
+    def certify(self) -> None:
+        """Raise unless the evidence at this point says a strict minimum (`matrix_free_checks`).
+
+        Called after the first derivative solve at the solution, whose CG run
+        usually settles it; a short Lanczos probe where every run was short.
+        """
+        watch = self.products.watch
+        if not watch.settled:
+            own = self.products.own
+            watch.probe(self.products.A, own.stop - own.start, self.grad_own, self.nest.xp, self.j)
+        if watch.failed:
+            raise self.error("its solution")
+        check_hvp_symmetry(self.nest, self.j, self.below.xs)
+
+    def _krylov(self, rhs: Any, rtol: float, opts: Any, *, derivative: bool, x0: Any = None) -> Any:
+        xp = self.nest.xp
+        result: Any  # a KrylovResult (MINRES) or a CGRun: both report x, converged, residual
+        if self.method == "minres":
+            result = krylov_solve(
+                self.products.A_watched, rhs, method="minres", rtol=rtol,
+                maxiter=opts.krylov_maxiter, xp=xp,
+            )  # fmt: skip
+        else:
+            result = _cg_solve(self, rhs, rtol, opts.krylov_maxiter, x0, derivative=derivative)
         self.nest.stats.record_krylov(self.j, result, derivative=derivative)
         return result
+
+
+def _cg_solve(
+    lin: OperatorLinearization, rhs: Any, rtol: float, maxiter: int, x0: Any, *, derivative: bool
+) -> CGRun:
+    """CG on level ``lin.j``'s block; for the derivatives, checked by its true residual.
+
+    A Newton step trusts CG's recursive residual (the next iterate's gradient
+    tests it); a derivative solve recomputes ``|b - A x|`` with one product and
+    restarts from ``x`` only while that misses ``rtol`` and still improves.
+    """
+    xp = lin.nest.xp
+    A = lin.products.A
+    watch = lin.products.watch
+    norm_b = float(xp.linalg.vector_norm(rhs))
+    if not norm_b > 0.0:
+        return CGRun(xp.zeros_like(rhs), 0, 0.0 if norm_b == 0.0 else math.nan)
+    run = cg(A, rhs, rtol=rtol, maxiter=maxiter, xp=xp, x0=x0, norm_b=norm_b)
+    watch.record(run)
+    if not derivative or run.negative is not None:
+        return run
+    iterations, best = run.iterations, math.inf
+    while True:
+        residual = float(xp.linalg.vector_norm(rhs - A(run.x))) / norm_b
+        if residual <= rtol or iterations >= maxiter or not residual < 0.5 * best:
+            break  # met, out of iterations, or stagnating at rounding
+        best = residual
+        run = cg(A, rhs, rtol=rtol, maxiter=maxiter - iterations, xp=xp, x0=run.x, norm_b=norm_b)
+        watch.record(run)
+        iterations += run.iterations
+        if run.negative is not None:
+            break
+    run.iterations, run.residual = iterations, residual
+    return run
 
 
 class OperatorSystem:
@@ -155,14 +238,28 @@ class OperatorSystem:
         self.products = lin.products
         self.xp = lin.nest.xp
         self._G: Any = None
+        self._certified = False
 
-    def solve(self, rhs: Any) -> Any:
+    def solve(self, rhs: Any, *, x0: Any = None) -> Any:
         if rhs.ndim == 2:
             columns = [self.solve(rhs[:, i]) for i in range(rhs.shape[1])]
             return self.xp.stack(columns, axis=1) if columns else rhs
-        result = self.lin._krylov(rhs, self.opts.krylov_rtol, self.opts, derivative=True)
+        predicting = self.lin.nest.predicting and self._certified
+        rtol = max(self.opts.krylov_rtol, PREDICTION_RTOL) if predicting else self.opts.krylov_rtol
+        # A prediction is no derivative: its residual is not reported, nor checked.
+        result = self.lin._krylov(rhs, rtol, self.opts, derivative=not predicting, x0=x0)
+        if not self._certified:
+            self.lin.certify()  # before any failure of the solve is blamed on the tolerance
+            self._certified = True
+        elif self.products.watch.failed:
+            raise self.lin.error("its solution")
+        if predicting and result.residual <= 0.5:
+            return result.x  # a start for the levels below: their Newton solves correct it
+        converged = math.isfinite(result.residual) and result.residual <= 10.0 * max(
+            self.opts.krylov_rtol, 0.0
+        )
         eps = float(self.xp.finfo(rhs.dtype).eps)
-        if not result.converged and result.residual <= math.sqrt(eps):
+        if not converged and result.residual <= math.sqrt(eps):
             # Stagnating above krylov_rtol but within half the digits: the block's
             # conditioning limits it. Accept, and say so.
             note = (
@@ -174,25 +271,28 @@ class OperatorSystem:
             stats = self.lin.nest.stats
             if note.split(":")[0] + ": its Krylov" not in " ".join(stats.notes):
                 stats.notes.append(note)
-        elif not result.converged:
+        elif not converged:
+            kind = getattr(result, "kind", "cg")
             raise LinearSolveError(
-                f"{self.lin.text}: the Krylov solve ({result.kind}) for its best-response "
+                f"{self.lin.text}: the Krylov solve ({kind}) for its best-response "
                 f"derivatives reached a relative residual {result.residual:.3e} after "
                 f"{result.iterations} iterations (krylov_rtol {self.opts.krylov_rtol:.1e}); "
                 "raise krylov_maxiter in level_options, loosen krylov_rtol, or use "
                 "linear_solver='minres' if the level may be indefinite",
                 level=self.lin.j,
             )
-        if self.products.min_curvature <= 0.0:
-            raise self.lin.error("its solution")
         return result.x
 
     def adjoint(self, v: Any) -> Any:
-        return self.solve(v)
+        """``A^{-1} v``, started from the level's last adjoint in this run (DESIGN 8)."""
+        last = self.lin.nest.adjoints
+        out = self.solve(v, x0=last.get(self.lin.j))
+        last[self.lin.j] = out
+        return out
 
     def adjoint_full(self, v: Any) -> tuple[Any, None]:
         """``(nu, None)``: a matrix-free level has no multipliers."""
-        return self.solve(v), None
+        return self.adjoint(v), None
 
     def Lambda(self) -> None:
         return None
@@ -205,7 +305,7 @@ class OperatorSystem:
     def GT_apply(self, v: Any) -> Any:
         if v.ndim == 2:
             return self.xp.stack([self.GT_apply(v[:, i]) for i in range(v.shape[1])], axis=1)
-        return -self.products.BT(self.solve(v))
+        return -self.products.BT(self.adjoint(v))
 
     def G(self) -> Any:
         """``G_j`` column by column: ``s_{j-1}`` Krylov solves (on request only)."""

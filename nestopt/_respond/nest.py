@@ -169,6 +169,11 @@ class Nest:
         # Each level's latest factored block (by level and curvature mode), kept while its
         # inputs are bit-for-bit the same (`linearize`).
         self.blocks: dict[tuple[int, str], Any] = {}
+        # Each matrix-free level's last adjoint in this run: the next adjoint solve's start.
+        self.adjoints: dict[int, Any] = {}
+        # True while products with R_k only predict where the lower levels will be (a
+        # start, corrected by their Newton solves): matrix-free levels solve those loosely.
+        self.predicting = False
 
     def respond(self, k: int, xs: tuple[Any, ...]) -> Response:
         """Solve levels ``k+1..n`` for fixed ``x_<=k``, starting from ``xs``."""

@@ -56,7 +56,8 @@ def solve_level(nest: Nest, j: int, xs: tuple[Any, ...], settings: Any = None) -
     previous = math.inf
     lin: Any = None
     first_gnorm = None
-    forcing = 0.1
+    amplification = None  # |step| / |gradient| of the last step: how A^{-1} scales
+    forcing = 0.5  # the first step (or the test at a solved point) needs little accuracy
     jacobian_mode = config.curvature_mode(j)
     if newton_mode != jacobian_mode:
         # Newton steps take the better curvature, the Jacobian another: where the start is
@@ -70,13 +71,21 @@ def solve_level(nest: Nest, j: int, xs: tuple[Any, ...], settings: Any = None) -
         lin = make_linearization(nest, j, below, g, newton_mode, for_step=True)
         if first_gnorm is not None:
             # Inexact Newton (matrix-free levels): the Krylov residual shrinks with the
-            # gradient, relative to the first, so the steps converge superlinearly.
+            # gradient, relative to the first, so the steps converge superlinearly ...
             gnorm_now = float(xp.max(xp.abs(lin.grad_own)))
             forcing = min(0.1, gnorm_now / max(first_gnorm, 1e-300))
+            if amplification is not None and opts.tol > 0:
+                # ... but not beyond what the stopping test needs: where the step this
+                # gradient predicts is already far below tol, a rough step decides.
+                predicted = amplification * gnorm_now
+                needed = 0.1 * opts.tol * scale / max(predicted, 1e-300)
+                forcing = max(forcing, min(0.5, needed))
         step = -lin.solve_step(forcing)
         size, gnorm = host_floats(xp, xp.max(xp.abs(step)), xp.max(xp.abs(lin.grad_own)))
         if first_gnorm is None:
             first_gnorm = gnorm
+        if gnorm > 0.0 and not lin.shifted:
+            amplification = size / gnorm
         if iteration == 0:
             scale = max(scale, size)
         scale = max(scale, _norm(xp, below.xs[j - 1]))
@@ -195,7 +204,13 @@ def _line_search(
     xp, problem, oracles = nest.xp, nest.problem, nest.oracles
     own = problem.block(j)
     xs = below.xs
-    predicted = lin.predict_below(step) if nest.config.predict else None
+    predicted = None
+    if nest.config.predict:
+        nest.predicting = True
+        try:
+            predicted = lin.predict_below(step)
+        finally:
+            nest.predicting = False
     slope = float(lin.grad_own @ step)
     if not math.isfinite(slope):
         raise singular_block(

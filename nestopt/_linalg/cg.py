@@ -1,0 +1,171 @@
+"""Conjugate gradients that also report the Lanczos matrix they built, for every backend.
+
+CG on ``A x = b`` from ``x0`` builds, without one more product, the
+Lanczos tridiagonal ``T_k`` of ``A`` on the Krylov space of its first
+residual: with step lengths ``alpha_i`` and ``beta_i = |r_{i+1}|^2 / |r_i|^2``
+(Saad, *Iterative Methods for Sparse Linear Systems*, section 6.7.3)::
+
+    T[i, i]     = 1 / alpha_i + beta_{i-1} / alpha_{i-1}
+    T[i, i + 1] = sqrt(beta_i) / alpha_i
+
+Its eigenvalues (Ritz values) lie between the extreme eigenvalues of
+``A``, so a Ritz value at or below zero proves that ``A`` is not positive
+definite, and a count of the Ritz values below a threshold (Sturm's
+sequence) tests for it in ``O(k)`` host operations. NumPy, CuPy and torch
+arrays are updated in place (the copies a bare CG makes, no more); other
+namespaces get the functional updates of the array API standard.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import array_api_compat as compat
+
+__all__ = ["CGRun", "cg", "lanczos_count_below", "smallest_ritz"]
+
+
+@dataclass
+class CGRun:
+    """One CG run: ``x``, its iterations, the recursive relative residual, and ``T_k``.
+
+    ``diagonal`` and ``offdiagonal`` hold ``T_k``; ``negative`` is the curvature
+    ``p^T A p / p^T p`` of a direction where CG stopped because it was not
+    positive (``None`` if it did not stop so).
+    """
+
+    x: Any
+    iterations: int
+    residual: float
+    diagonal: list[float] = field(default_factory=list)
+    offdiagonal: list[float] = field(default_factory=list)
+    negative: float | None = None
+
+
+def _in_place(xp: Any) -> bool:
+    return (
+        compat.is_numpy_namespace(xp)
+        or compat.is_cupy_namespace(xp)
+        or compat.is_torch_namespace(xp)
+    )
+
+
+def cg(
+    matvec: Callable[[Any], Any],
+    b: Any,
+    *,
+    rtol: float,
+    maxiter: int,
+    xp: Any,
+    x0: Any = None,
+    norm_b: float | None = None,
+) -> CGRun:
+    """CG (Hestenes-Stiefel) on ``A x = b`` to ``|r| <= rtol |b|``, from ``x0`` (or zero).
+
+    A warm start ``x0`` is first scaled by ``gamma = b^T x0 / x0^T A x0``, the
+    multiple that minimizes the error's ``A``-norm along it (one product,
+    which a start from ``x0`` needs anyway); a start no better than zero
+    (``|r0| >= |b|``) is dropped. Stops early, with ``negative`` set, on a
+    direction of non-positive curvature (there ``A`` is not positive definite
+    and CG is not defined).
+    """
+    inplace = _in_place(xp)
+    if norm_b is None:
+        norm_b = float(xp.linalg.vector_norm(b))
+    target = rtol * norm_b
+    if x0 is None:
+        x = xp.zeros_like(b)
+        r = xp.asarray(b, copy=True) if inplace else b
+    else:
+        q = matvec(x0)
+        curvature = float(x0 @ q)
+        gamma = float(b @ x0) / curvature if curvature > 0.0 else 0.0
+        x = gamma * x0
+        r = b - gamma * q
+    rr = float(r @ r)
+    if x0 is not None and not math.sqrt(rr) < norm_b:
+        x = xp.zeros_like(b)
+        r = xp.asarray(b, copy=True) if inplace else b
+        rr = norm_b * norm_b
+    run = CGRun(x, 0, math.sqrt(rr) / norm_b if norm_b > 0 else 0.0)
+    if not math.sqrt(rr) > target:
+        return run
+    p = xp.asarray(r, copy=True) if inplace else r
+    previous_alpha, previous_beta = None, 0.0
+    for iteration in range(1, maxiter + 1):
+        q = matvec(p)
+        curvature = float(p @ q)
+        if not curvature > 0.0:
+            run.negative = curvature / max(float(p @ p), 1e-300)
+            run.iterations = iteration - 1
+            return run
+        alpha = rr / curvature
+        diagonal = 1.0 / alpha
+        if previous_alpha is not None:
+            diagonal += previous_beta / previous_alpha
+        run.diagonal.append(diagonal)
+        if inplace:
+            x += alpha * p
+            r -= alpha * q
+        else:
+            x = x + alpha * p
+            r = r - alpha * q
+        rr_new = float(r @ r)
+        run.x, run.iterations = x, iteration
+        run.residual = math.sqrt(rr_new) / norm_b
+        if not math.isfinite(rr_new):
+            return run
+        beta = rr_new / rr
+        if not math.sqrt(rr_new) > target:
+            return run
+        run.offdiagonal.append(math.sqrt(beta) / alpha)
+        if inplace:
+            p *= beta
+            p += r
+        else:
+            p = r + beta * p
+        rr, previous_alpha, previous_beta = rr_new, alpha, beta
+    return run
+
+
+def lanczos_count_below(diagonal: list[float], offdiagonal: list[float], sigma: float) -> int:
+    """How many eigenvalues of the symmetric tridiagonal ``T`` are below ``sigma`` (Sturm).
+
+    The pivots of ``T - sigma I = L D L^T`` have as many negative entries as
+    ``T`` has eigenvalues below ``sigma`` (Sylvester's law of inertia).
+    """
+    count = 0
+    pivot = 1.0
+    for i, a in enumerate(diagonal):
+        off = offdiagonal[i - 1] if i > 0 and i - 1 < len(offdiagonal) else 0.0
+        pivot = a - sigma - (off * off / pivot if i > 0 else 0.0)
+        if pivot == 0.0:
+            pivot = -1e-300  # an eigenvalue at sigma counts as below it
+        if pivot < 0.0:
+            count += 1
+    return count
+
+
+def smallest_ritz(diagonal: list[float], offdiagonal: list[float]) -> float:
+    """The smallest eigenvalue of ``T`` by bisection on Sturm counts (for messages)."""
+    if not diagonal:
+        return math.nan
+    radius = [
+        (offdiagonal[i - 1] if 0 < i <= len(offdiagonal) else 0.0)
+        + (offdiagonal[i] if i < len(offdiagonal) else 0.0)
+        for i in range(len(diagonal))
+    ]
+    low = min(a - r for a, r in zip(diagonal, radius, strict=True))
+    high = max(a + r for a, r in zip(diagonal, radius, strict=True))
+    for _ in range(100):
+        middle = 0.5 * (low + high)
+        if middle in (low, high):
+            break
+        if lanczos_count_below(diagonal, offdiagonal, middle) >= 1:
+            high = middle
+        else:
+            low = middle
+    return 0.5 * (low + high)
