@@ -368,8 +368,12 @@ def test_multistart_finds_the_lower_well_and_counts_the_agreeing_starts():
 
 def test_multistart_draws_reproducible_starts_in_the_box():
     problem = quad(2, 3, seed=0)
-    first = nestopt.multistart(problem, n_starts=3, box=(-2.0, [0.0, 1.0, 2.0]), seed=7, n_jobs=1)
-    again = nestopt.multistart(problem, n_starts=3, box=(-2.0, [0.0, 1.0, 2.0]), seed=7, n_jobs=1)
+    first = nestopt.multistart(
+        problem, n_starts=3, bounds=(-2.0, [0.0, 1.0, 2.0]), seed=7, n_jobs=1
+    )
+    again = nestopt.multistart(
+        problem, n_starts=3, bounds=(-2.0, [0.0, 1.0, 2.0]), seed=7, n_jobs=1
+    )
     for start, repeat in zip(first.x0s, again.x0s):
         np.testing.assert_array_equal(start[0], repeat[0])
         assert np.all(start[0] >= -2.0) and np.all(start[0] <= [0.0, 1.0, 2.0])
@@ -384,7 +388,7 @@ def test_multistart_draws_its_starts_from_scipys_quasi_random_designs():
     lower, upper = np.array([-2.0, 0.0, 1.0]), np.array([0.0, 1.0, 5.0])
     found = {
         sampling: nestopt.multistart(
-            problem, n_starts=8, box=(lower, upper), seed=3, sampling=sampling, n_jobs=1
+            problem, n_starts=8, bounds=(lower, upper), seed=3, sampling=sampling, n_jobs=1
         )
         for sampling in ("auto", "sobol", "lhs")
     }
@@ -405,7 +409,7 @@ def test_multistart_draws_its_starts_from_scipys_quasi_random_designs():
     for start, auto in zip(found["sobol"].x0s, found["auto"].x0s):
         np.testing.assert_array_equal(start[0], auto[0])
     # A count that is not a power of 2: the first points of the same sequence, no warning.
-    five = nestopt.multistart(problem, n_starts=5, box=(lower, upper), seed=3, n_jobs=1)
+    five = nestopt.multistart(problem, n_starts=5, bounds=(lower, upper), seed=3, n_jobs=1)
     for start, first in zip(five.x0s, found["sobol"].x0s):
         np.testing.assert_array_equal(start[0], first[0])
 
@@ -415,12 +419,12 @@ def test_multistart_draws_uniformly_without_scipy(monkeypatch):
     for key in [k for k in sys.modules if k == "scipy" or k.startswith("scipy.")]:
         monkeypatch.setitem(sys.modules, key, None)
     monkeypatch.setitem(sys.modules, "scipy", None)
-    found = nestopt.multistart(problem, n_starts=4, box=(-1.0, 2.0), seed=5, n_jobs=1)
+    found = nestopt.multistart(problem, n_starts=4, bounds=(-1.0, 2.0), seed=5, n_jobs=1)
     assert found.sampling == "uniform" and found.n_success == 4
     expected = -1.0 + 3.0 * np.random.default_rng(5).random((4, 3))
     np.testing.assert_allclose(np.array([start[0] for start in found.x0s]), expected, rtol=1e-15)
     with pytest.raises(ImportError, match=re.escape('pip install "nestopt[scipy]"')):
-        nestopt.multistart(problem, n_starts=4, box=(-1.0, 2.0), sampling="lhs")
+        nestopt.multistart(problem, n_starts=4, bounds=(-1.0, 2.0), sampling="lhs")
 
 
 def test_multistart_with_no_success_warns_and_has_no_best():
@@ -450,10 +454,10 @@ def test_multistart_with_no_success_warns_and_has_no_best():
         (lambda p: nestopt.solve_many(lambda s: p), TypeError, r"params=\[p1"),
         (lambda p: nestopt.solve_many([nestopt.Problem(p.levels)]), TypeError, "pass the starts"),
         (lambda p: nestopt.solve_many(p, [p.x0], blas_threads=0), ValueError, "blas_threads"),
-        (lambda p: nestopt.multistart(p, n_starts=2), ValueError, "n_starts and box"),
-        (lambda p: nestopt.multistart(p, n_starts=2, box=(1, 0)), ValueError, "lower <= upper"),
+        (lambda p: nestopt.multistart(p, n_starts=2), ValueError, "n_starts and bounds"),
+        (lambda p: nestopt.multistart(p, n_starts=2, bounds=(1, 0)), ValueError, "lower <= upper"),
         (
-            lambda p: nestopt.multistart(p, n_starts=2, box=(0, 1), sampling="halton"),
+            lambda p: nestopt.multistart(p, n_starts=2, bounds=(0, 1), sampling="halton"),
             ValueError,
             "sampling must be one of",
         ),

@@ -128,3 +128,13 @@ def test_package_imports_and_solves_without_docstrings():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "(2,)"
+
+
+def test_multistart_old_names_still_work_with_a_warning():
+    from nestopt.problems import quad
+
+    problem = quad(2, 2, seed=0)
+    new = nestopt.multistart(problem, n_starts=2, bounds=(-1, 1), seed=0, n_jobs=1)
+    with pytest.warns(DeprecationWarning, match=r"multistart\(box=...\) is deprecated"):
+        old = nestopt.multistart(problem, n_starts=2, box=(-1, 1), seed=0, n_jobs=1)
+    assert (old.x == new.x).all() and new.agree_xtol == 1e-4

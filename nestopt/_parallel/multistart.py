@@ -8,6 +8,7 @@ from typing import Any
 
 from .._backend.host import to_numpy
 from .._backend.selection import get_backend
+from .._deprecation import renamed_keywords
 from .._errors import ConvergenceWarning, warn_user
 from .._extras import require
 from .._levels.problem import Problem
@@ -34,7 +35,7 @@ class MultistartResult(Result):
         the best (itself included).
     agree : list of int
         Indices of the agreeing starts.
-    xtol, ftol : float
+    agree_xtol, agree_ftol : float
         The agreement tolerances used.
     sampling : str or None
         How the level-1 starts were drawn (``'sobol'``, ``'lhs'`` or
@@ -46,17 +47,18 @@ class MultistartResult(Result):
     """
 
 
+@renamed_keywords(box="bounds", xtol="agree_xtol", ftol="agree_ftol")
 def multistart(
     problem: Problem,
     x0s: Sequence[Sequence[Any]] | None = None,
     *,
     n_starts: int | None = None,
-    box: tuple[Any, Any] | None = None,
+    bounds: tuple[Any, Any] | None = None,
     seed: Any = None,
     sampling: str = "auto",
     x0: Sequence[Any] | None = None,
-    xtol: float = 1e-4,
-    ftol: float = 1e-6,
+    agree_xtol: float = 1e-4,
+    agree_ftol: float = 1e-6,
     n_jobs: int | None = None,
     progress: bool = False,
     blas_threads: int | None = None,
@@ -76,14 +78,14 @@ def multistart(
     x0s : sequence of starts, optional
         Explicit starts, each a sequence of ``n`` per-level arrays.
     n_starts : int, optional
-        Instead of ``x0s``: draw this many level-1 starts in ``box``.
-    box : (lower, upper), optional
+        Instead of ``x0s``: draw this many level-1 starts in ``bounds``.
+    bounds : (lower, upper), optional
         Bounds of the draws: floats or arrays of shape ``(d_1,)``, finite.
     seed : int, numpy.random.Generator or None
         Seed of ``numpy.random.default_rng``, the generator of the draws
         (and of the Sobol scrambling or the Latin hypercube's permutations).
     sampling : {'auto', 'sobol', 'lhs', 'uniform'}
-        How ``n_starts`` points cover ``box``: ``'sobol'``, the first
+        How ``n_starts`` points cover ``bounds``: ``'sobol'``, the first
         ``n_starts`` points of a scrambled Sobol' sequence
         (``scipy.stats.qmc.Sobol``; a power of 2 keeps its balance);
         ``'lhs'``, a Latin hypercube (``scipy.stats.qmc.LatinHypercube``:
@@ -97,9 +99,9 @@ def multistart(
         The start of the lower levels (and the arrays' backend, dtype and
         device) under the drawn ``x_1``; default ``problem.x0`` when the
         problem carries one, otherwise zeros on the backend in force.
-    xtol, ftol : float
+    agree_xtol, agree_ftol : float
         A successful start agrees with the best when ``max|x_1 - x_1^best|
-        <= xtol (1 + max|x_1^best|)`` and ``|F_1 - F_1^best| <= ftol (1 +
+        <= agree_xtol (1 + max|x_1^best|)`` and ``|F_1 - F_1^best| <= agree_ftol (1 +
         |F_1^best|)``.
     n_jobs, progress, blas_threads, **solve_options
         As in `solve_many`.
@@ -108,7 +110,7 @@ def multistart(
     -------
     MultistartResult
         ``x``, ``fun``, ``best``, ``best_index``, ``n_starts``,
-        ``n_success``, ``n_agree``, ``agree``, ``xtol``, ``ftol``, ``x0s``,
+        ``n_success``, ``n_agree``, ``agree``, ``agree_xtol``, ``agree_ftol``, ``x0s``,
         ``results``.
 
     Warns
@@ -128,7 +130,7 @@ def multistart(
     --------
     >>> import nestopt
     >>> from nestopt.problems import quad
-    >>> found = nestopt.multistart(quad(2, 2, seed=0), n_starts=4, box=(-1, 1), seed=0)
+    >>> found = nestopt.multistart(quad(2, 2, seed=0), n_starts=4, bounds=(-1, 1), seed=0)
     >>> found.n_success, found.n_agree
     (4, 4)
     """
@@ -140,17 +142,17 @@ def multistart(
             "give nestopt.Level(value=...) for level 1"
         )
     if x0s is not None:
-        if n_starts is not None or box is not None:
-            raise ValueError("pass either x0s or n_starts with box, not both")
+        if n_starts is not None or bounds is not None:
+            raise ValueError("pass either x0s or n_starts with bounds, not both")
         starts = [tuple(start) for start in check_starts(x0s, problem.n)]
     else:
-        if n_starts is None or box is None:
-            raise ValueError("multistart needs x0s, or n_starts and box to draw level-1 starts")
+        if n_starts is None or bounds is None:
+            raise ValueError("multistart needs x0s, or n_starts and bounds to draw level-1 starts")
         sampling = _sampling(sampling)
-        starts = _draw_starts(problem, n_starts, box, seed, x0, sampling)
+        starts = _draw_starts(problem, n_starts, bounds, seed, x0, sampling)
     tasks = [(problem, False, None, start) for start in starts]
     results = run_tasks(tasks, n_jobs, progress, blas_threads, solve_options, warn=False)
-    found = _rank(results, starts, xtol, ftol)
+    found = _rank(results, starts, agree_xtol, agree_ftol)
     found["sampling"] = None if x0s is not None else sampling
     return found
 
@@ -218,15 +220,15 @@ def _draw_starts(
     base = tuple(base)
     d1 = problem.sizes[0]
     if not (isinstance(box, Sequence) and len(box) == 2):
-        raise ValueError(f"box must be (lower, upper), got {box!r}")
+        raise ValueError(f"bounds must be (lower, upper), got {box!r}")
     try:
         lower, upper = (np.broadcast_to(np.asarray(side, dtype=float), (d1,)) for side in box)
     except ValueError:
         raise ValueError(
-            f"box sides must be floats or arrays of shape ({d1},), got {box!r}"
+            f"bounds sides must be floats or arrays of shape ({d1},), got {box!r}"
         ) from None
     if not (np.all(np.isfinite(lower)) and np.all(np.isfinite(upper)) and np.all(lower <= upper)):
-        raise ValueError(f"box must be finite with lower <= upper, got {box!r}")
+        raise ValueError(f"bounds must be finite with lower <= upper, got {box!r}")
     draws = lower + unit_points(sampling, n_starts, d1, seed) * (upper - lower)
     xp = array_api_compat.array_namespace(base[0])
     device = array_api_compat.device(base[0])
@@ -255,8 +257,8 @@ def _rank(
         n_success=len(ok),
         n_agree=0,
         agree=[],
-        xtol=xtol,
-        ftol=ftol,
+        agree_xtol=xtol,
+        agree_ftol=ftol,
         x0s=starts,
         results=results,
     )
