@@ -1,0 +1,1 @@
+"""Solving levels for fixed upper variables."""

@@ -1,0 +1,1 @@
+"""The engine of constrained levels (DESIGN 9)."""
