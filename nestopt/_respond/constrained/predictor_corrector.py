@@ -26,6 +26,7 @@ from .nlp import EngineStatus
 __all__ = ["run_predictor_corrector"]
 
 STALL_STEPS = 8
+NO_PROGRESS = 15
 
 
 def run_predictor_corrector(
@@ -38,9 +39,15 @@ def run_predictor_corrector(
     f0 = abs(it.point.f)
     short = 0
     mu = space.average_complementarity(it)
+    best, since_best = float("inf"), 0
     for k in range(max_iter):
-        if space.kkt_error(it, 0.0) <= tol:
+        error = space.kkt_error(it, 0.0)
+        if error <= tol:
             return Outcome(it, EngineStatus.SOLVED, k, mu)
+        # Mehrotra's heuristic can cycle; without progress the monotone method takes over.
+        best, since_best = (error, 0) if error < 0.9 * best else (best, since_best + 1)
+        if since_best >= NO_PROGRESS:
+            return Outcome(it, EngineStatus.STALLED, k, mu)
         theta = space.theta(it.point, it.v)
         x_size = _size(xp, it.v[:n])
         if theta <= tol * max(1.0, x_size) and (

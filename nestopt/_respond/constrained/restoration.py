@@ -68,7 +68,7 @@ def restore(space: Space, it: Iterate, mu: float, flt: Filter, tol: float, count
         if theta <= 1e-2 * tol and theta < theta_R:
             return _resume(space, it, v, point, mu)
         r = space.rows(point, v)
-        dv = _gauss_newton_step(space, point, v, v_R, r, D2, zeta, rho)
+        dv = _newton_step(space, point, v, v_R, r, D2, zeta, rho)
         size = float(xp.max(xp.abs(dv))) if dv.shape[0] else 0.0
         psi = _psi(space, point, v, v_R, D2, zeta, rho)
         alpha = space.primal_step_limit(v, dv, max(0.99, 1.0 - rho))
@@ -89,11 +89,13 @@ def restore(space: Space, it: Iterate, mu: float, flt: Filter, tol: float, count
         if moved and alpha * size > 1e-3 * math.sqrt(eps) * max(1.0, _size(xp, v)):
             continue
         if rho > 10.0 * eps or zeta > 10.0 * eps:
-            rho, zeta = rho / 10.0, zeta / 10.0
+            rho, zeta = max(rho / 10.0, eps), max(zeta / 10.0, eps)
             continue
         # Stationary for the violation: feasible after all, infeasible, or a saddle.
         if space.theta(point, v) <= tol:
             return _resume(space, it, v, point, mu)
+        if not _stationary(space, point, v):
+            break  # no progress short of a stationary point: no claim either way
         decision = _at_stationary_violation(space, it, v, point, counts)
         if isinstance(decision, tuple):
             v, point = decision
@@ -136,26 +138,47 @@ def _normal_matrix(space: Space, point: Any) -> Any:
     return xp.concat([top, bottom], axis=0)
 
 
-def _gauss_newton_step(
+def _newton_step(
     space: Space, point: Any, v: Any, v_R: Any, r: Any, D2: Any, zeta: float, rho: float
 ) -> Any:
-    xp = space.xp
+    """Newton's step on ``psi``, its Hessian shifted until positive definite."""
+    xp, form, n = space.xp, space.form, space.n
     dL, dU = space.dL(v), space.dU(v)
     grad = (
         space.At(point, r) + zeta * D2 * (v - v_R) - rho * space.hasL / dL + rho * space.hasU / dU
     )
     diag = rho * (space.hasL / dL**2 + space.hasU / dU**2) + zeta * D2
     H = _normal_matrix(space, point)
+    if not form.nlp.linear_rows:
+        # The rows' own curvature, weighted by their residuals: sum_i r_i hess c_i.
+        curvature = form.hessian(point, r) - form.hessian(point, xp.zeros_like(r))
+        pad = xp.zeros((n, space.N - n), dtype=H.dtype)
+        low = xp.zeros((space.N - n, space.N), dtype=H.dtype)
+        H = H + xp.concat([xp.concat([curvature, pad], axis=1), low], axis=0)
     eye = xp.eye(space.N, dtype=H.dtype)
+    scale = max(float(xp.max(xp.abs(H))) if space.N else 1.0, 1.0)
     shift = 0.0
-    scale = float(xp.max(xp.abs(H))) if space.N else 1.0
-    for _ in range(12):
+    for _ in range(24):
         try:
             factor = factor_positive(H + (diag + shift)[:, None] * eye, xp)
             return -factor.solve(grad)
         except FactorizationError:
-            shift = 1e-10 * max(scale, 1.0) if shift == 0.0 else 100.0 * shift
+            shift = 1e-8 * scale if shift == 0.0 else 10.0 * shift
     return xp.zeros_like(v)
+
+
+def _stationary(space: Space, point: Any, v: Any) -> bool:
+    """Is ``v`` a first-order stationary point of ``1/2 |r|^2`` within the bounds?
+
+    The natural residual ``|v - clip(v - A^T r, l, u)|`` must be small against the
+    violation (rows are scaled to unit gradients).
+    """
+    r = np.asarray(_host(space.rows(point, v)), dtype=float)
+    g = np.asarray(_host(space.At(point, space.rows(point, v))), dtype=float)
+    vh = np.asarray(_host(v), dtype=float)
+    natural = vh - np.clip(vh - g, space.lower_host, space.upper_host)
+    size = max(float(np.max(np.abs(r), initial=0.0)), 1.0)
+    return float(np.max(np.abs(natural), initial=0.0)) <= 1e-6 * size
 
 
 def _resume(space: Space, it: Iterate, v: Any, point: Any, mu: float) -> Iterate:
@@ -182,11 +205,12 @@ def _at_stationary_violation(
     xl, xu = space.lower_host[:n], space.upper_host[:n]
     linear = bool(nlp.linear_rows)
     convex = linear or bool(getattr(nlp, "convex_rows", False))
-    resolved = _farkas_decision(space, it, J, c - J @ x, xl, xu, convex, linear, counts)
+    here = _resume(space, it, v, point, 0.0)
+    resolved = _farkas_decision(space, here, J, c - J @ x, xl, xu, convex, linear, counts)
     if resolved is not None:
         return resolved
     if linear:
-        raise RestorationFailed(_resume(space, it, v, point, 0.0), EngineStatus.STALLED)
+        raise RestorationFailed(here, EngineStatus.STALLED)
     return _curvature_decision(space, it, v, point)
 
 
@@ -227,11 +251,12 @@ def _curvature_decision(space: Space, it: Iterate, v: Any, point: Any) -> tuple[
     room = np.minimum(vh - lo, up - vh)
     free = room > 1e-6 * np.maximum(1.0, np.abs(vh))
     Hf = H[np.ix_(free, free)]
+    here = _resume(space, it, v, point, 0.0)
     if Hf.size == 0:
-        raise RestorationFailed(it, EngineStatus.LOCALLY_INFEASIBLE)
+        raise RestorationFailed(here, EngineStatus.LOCALLY_INFEASIBLE)
     values, vectors = np.linalg.eigh(0.5 * (Hf + Hf.T))  # once, at the end: not per iteration
     if values[0] >= -1e-8 * max(1.0, float(np.max(np.abs(values)))):
-        raise RestorationFailed(it, EngineStatus.LOCALLY_INFEASIBLE)
+        raise RestorationFailed(here, EngineStatus.LOCALLY_INFEASIBLE)
     direction = np.zeros(vh.size)
     direction[free] = vectors[:, 0]
     best = None
