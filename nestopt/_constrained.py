@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._interior import interior_point
 from ._level_model import LevelModel
 from ._nest import LevelSolution, Nest
 from ._polish import polish
+from ._respond.constrained.level_nlp import interior_point
 from ._rows_build import level_rows
 
 __all__ = ["solve_constrained_level", "rows_of"]
@@ -32,7 +32,7 @@ def solve_constrained_level(nest: Nest, j: int, xs: tuple[Any, ...]) -> LevelSol
     newton_mode = nest.config.newton_mode(j)
     # Interior-point iterations: at least 100 for a lower level, as given for the top.
     maxiter = opts.maxiter if j == 1 else max(4 * opts.maxiter, 100)
-    ip = interior_point(model, xs, newton_mode, maxiter=maxiter)
+    ip = interior_point(model, xs, newton_mode, maxiter)
     point, system, solution = polish(
         model, ip, newton_mode, nest.config.curvature_mode(j), opts.tol, opts.maxiter
     )

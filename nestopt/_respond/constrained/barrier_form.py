@@ -18,10 +18,10 @@ from typing import Any
 import array_api_compat as compat
 import numpy as np
 
-from ..._errors import NonFiniteError
+from ..._errors import NestoptError, NonFiniteError, TimeLimitError
 from .nlp import ConstrainedNLP, Evaluation
 
-__all__ = ["BarrierForm", "ScaledPoint"]
+__all__ = ["BarrierForm", "ScaledPoint", "evaluation_failed"]
 
 
 @dataclass(eq=False)
@@ -113,10 +113,11 @@ class BarrierForm:
 
     # -- evaluation -------------------------------------------------------------------
 
-    def evaluate(self, x: Any) -> ScaledPoint:
-        """The problem at ``x``, scaled; raises `NonFiniteError` on NaN or Inf."""
+    def evaluate(self, x: Any, raw: Evaluation | None = None) -> ScaledPoint:
+        """The problem at ``x`` (evaluated already: ``raw``), scaled; raises
+        `NonFiniteError` on NaN or Inf."""
         xp = self.xp
-        ev = Evaluation(*self.nlp.evaluate(x))
+        ev = Evaluation(*self.nlp.evaluate(x)) if raw is None else raw
         f = float(ev.f)
         g, c, J = ev.grad, ev.c, ev.jac
         if self.m:
@@ -153,6 +154,16 @@ class BarrierForm:
             return y_full
         ys = y_full * self.arr(self.f_scale / self.row_scale)
         return self.xp.take(ys, self._order)
+
+
+def evaluation_failed(exc: BaseException) -> bool:
+    """Is ``exc`` a failed evaluation a step can back away from (a level below that did
+    not converge, NaN), rather than an error to pass on (a bad callable, the time limit)?"""
+    return (
+        isinstance(exc, NestoptError)
+        and exc.status is not None
+        and not isinstance(exc, TimeLimitError)
+    )
 
 
 def _host(a: Any) -> Any:

@@ -57,8 +57,9 @@ def solve_nlp(
         raise ValueError(f"row {int(np.argmax(form.cl > form.cu))} has c_lower > c_upper")
     start = x0 if warm is None else warm.x
     x = push_inside(xp, start, xl, xu, options.kappa_1, options.kappa_2)
-    form.set_scaling(Evaluation(*nlp.evaluate(x)), x)
-    point = form.evaluate(x)
+    raw = Evaluation(*nlp.evaluate(x))
+    form.set_scaling(raw, x)
+    point = form.evaluate(x, raw)
     space = Space(form, xl, xu)
     lo_s, up_s = space.lower_host[space.n :], space.upper_host[space.n :]
     s = push_inside(xp, point.cI, lo_s, up_s, options.kappa_1, options.kappa_2)
@@ -176,6 +177,7 @@ def _result(
         certificate=certificate,
         f=float(it.point.ev.f),
         stats=stats,
+        point=it.point.ev.point,
     )
 
 

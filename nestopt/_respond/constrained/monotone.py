@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..._errors import FactorizationError, NestoptError
+from .barrier_form import evaluation_failed
 from .filter import Filter, StepTest
 from .iterate import Iterate, Space
 from .newton_system import InertiaCorrection, NewtonSystem, factor_newton_system
@@ -114,13 +115,13 @@ def _solve(space: Space, system: NewtonSystem, rhs_v: Any, rhs_y: Any) -> tuple[
     return xp.concat([dx, ds]), xp.concat([dyE, dyI])
 
 
-def _trial(space: Space, it: Iterate, v: Any, counts: dict) -> tuple[Any, float] | None:
-    """Evaluate at ``v``; None when the problem cannot be evaluated there."""
+def _trial(space: Space, v: Any, counts: dict) -> Any:
+    """The problem at ``v``; None when it cannot be evaluated there."""
     counts["evaluations"] = counts.get("evaluations", 0) + 1
     try:
-        return space.form.evaluate(v[: space.n]), 0.0
+        return space.form.evaluate(v[: space.n])
     except NestoptError as exc:
-        if exc.status is None:
+        if not evaluation_failed(exc):
             raise
         return None
 
@@ -144,9 +145,8 @@ def _line_search(
     first = True
     while alpha >= floor or tiny:
         v = it.v + alpha * step.dv
-        trial = _trial(space, it, v, counts)
-        if trial is not None:
-            point = trial[0]
+        point = _trial(space, v, counts)
+        if point is not None:
             theta_t, phi_t = space.theta(point, v), space.barrier(point, v, mu)
             ok, f_type = test.accept(alpha, theta_t, phi_t, flt)
             if ok or tiny:
@@ -188,7 +188,7 @@ def _second_order(
         try:
             trial = space.form.evaluate(v[: space.n])
         except NestoptError as exc:
-            if exc.status is None:
+            if not evaluation_failed(exc):
                 raise
             return None
         theta_t, phi_t = space.theta(trial, v), space.barrier(trial, v, mu)

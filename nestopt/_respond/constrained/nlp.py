@@ -158,6 +158,8 @@ class EngineResult:
         The last Hessian shift (for a warm start).
     violation : float
         The largest scaled row or bound violation (infeasibility measure).
+    point : any
+        What the problem put in `Evaluation.point` at ``x`` (its own record of the point).
     certificate : array or None
         For INFEASIBLE with linear rows, the Farkas multipliers ``(m,)``;
         for UNBOUNDED, the direction ``(n,)`` along which ``f`` decreases.
@@ -178,6 +180,7 @@ class EngineResult:
     certificate: Any = None
     f: float = float("nan")
     stats: dict | None = None
+    point: Any = None  # the problem's own ``Evaluation.point`` at ``x``
 
     @property
     def success(self) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..._errors import FactorizationError, NestoptError
+from .barrier_form import evaluation_failed
 from .iterate import Iterate, Space
 from .monotone import DIVERGED, Outcome
 from .newton_system import InertiaCorrection, factor_newton_system
@@ -93,7 +94,7 @@ def run_predictor_corrector(
         try:
             point = form.evaluate(v[:n])
         except NestoptError as exc:
-            if exc.status is None:
+            if not evaluation_failed(exc):
                 raise
             return Outcome(it, EngineStatus.STALLED, k, mu)
         counts["evaluations"] = counts.get("evaluations", 0) + 1

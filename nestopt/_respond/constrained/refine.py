@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..._errors import NestoptError
+from .barrier_form import evaluation_failed
 from .iterate import Iterate, Space
 
 __all__ = ["refine"]
@@ -67,7 +68,11 @@ def refine(space: Space, it: Iterate, active: Any, tol: float) -> Iterate | None
             if float(np.max(np.abs(dx), initial=0.0)) <= 100.0 * eps * scale:
                 break
         point = form.evaluate(form.arr(x))
-    except (np.linalg.LinAlgError, NestoptError):
+    except np.linalg.LinAlgError:
+        return None
+    except NestoptError as exc:
+        if not evaluation_failed(exc):
+            raise
         return None
     return _checked(space, it, point, x, y, at_lower, at_upper, fixed, rows_active, tol)
 

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..._errors import FactorizationError, NestoptError
+from .barrier_form import evaluation_failed
 from .certificates import farkas
 from .filter import Filter
 from .iterate import Iterate, Space, to_boundary
@@ -78,7 +79,7 @@ def restore(space: Space, it: Iterate, mu: float, flt: Filter, tol: float, count
             try:
                 trial = form.evaluate(trial_v[: space.n])
             except NestoptError as exc:
-                if exc.status is None:
+                if not evaluation_failed(exc):
                     raise
                 alpha *= 0.5
                 continue
