@@ -27,8 +27,6 @@ __all__ = ["LevelNLP", "interior_point"]
 class LevelNLP:
     """Level ``j``'s reduced problem over ``x_j`` (DESIGN 7) as a `ConstrainedNLP`."""
 
-    convex = False  # the reduced problem of a level is not known to be a convex QP
-
     def __init__(self, model: Any, xs: tuple[Any, ...], mode: str) -> None:
         self.model, self.mode, self.xs = model, mode, tuple(xs)
         xp, rows = model.xp, model.rows
@@ -44,6 +42,12 @@ class LevelNLP:
             inf = xp.full((self.d,), float("inf"), dtype=dtype)
             self.x_lower, self.x_upper = -inf, inf
         self.linear_rows = rows.all_linear
+        # A bottom level declared quadratic with linear rows: Mehrotra's predictor-corrector
+        # (DESIGN 9). Middle levels' reduced problems are not quadratic; if the declared
+        # Hessian is indefinite the engine falls back to its monotone method.
+        level = model.problem.levels[model.j - 1]
+        bottom = model.j == model.problem.n
+        self.convex = bool(bottom and level.quadratic and self.linear_rows)
         self.last: Any = None
 
     def _trial(self, x: Any) -> tuple[Any, ...]:
