@@ -160,7 +160,7 @@ def _arr(xp: Any, a: Any, like: Any, kind: type = float) -> Any:
 def _sizes(model: LevelModel, point: LevelPoint, sets: RowSets) -> tuple[Any, Any]:
     """Per row: the scale of its values and of its multiplier (for relative tests)."""
     xp = model.xp
-    J = np.asarray(_host(point.J))
+    J = np.asarray(_host(point.J), dtype=float)  # float32 would underflow the 1e-300 guard
     row = np.max(np.abs(J), axis=1) if J.size else np.ones(J.shape[0])
     row = np.where(row > 0, row, 1.0)
     x = float(xp.max(xp.abs(point.xs[model.j - 1]))) if point.J.shape[1] else 0.0
@@ -190,7 +190,7 @@ def _correct(
 
 
 def _weakly_active(
-    model: LevelModel, point: LevelPoint, active: Any, lam: Any, sets: RowSets
+    model: LevelModel, point: LevelPoint, active: Any, lam: Any, sets: RowSets, W: Any
 ) -> Any:
     """Inequality rows at their bound (zero slack, to rounding) with a zero multiplier.
 
@@ -199,17 +199,40 @@ def _weakly_active(
     freely: the derivative for directions that leave them slack), and says so.
     """
     c = np.asarray(_host(point.c))
-    values, multipliers = _sizes(model, point, sets)
+    values, multipliers = _own_sizes(model, point, sets, W)
     slack = np.minimum(np.abs(c - sets.lb), np.abs(c - sets.ub)) / values
     zero = np.abs(lam) <= 1e-7 * multipliers
     return (sets.lb != sets.ub) & (slack <= 1e-9) & zero
+
+
+def _own_sizes(model: LevelModel, point: LevelPoint, sets: RowSets, W: Any) -> tuple[Any, Any]:
+    """Per row, the scales of its values and multiplier from the variables it touches.
+
+    Variable ``x_i`` has size ``max(|x_i|, 1)`` and gradient scale ``max(|g_i|,
+    |W_ii| max(|x_i|, 1))``, so a bound held by a curvature of 1 next to one of
+    1e12 (or a variable of size 1e-4 next to one of 1e6) is judged in its own units.
+    """
+    J = np.abs(np.asarray(_host(point.J), dtype=float))
+    size = np.maximum(np.abs(np.asarray(_host(point.xs[model.j - 1]), dtype=float)), 1.0)
+    g = np.abs(np.asarray(_host(point.g_own), dtype=float))
+    curvature = np.abs(np.diagonal(np.asarray(_host(W[:, model.own]), dtype=float)))
+    gradient = np.maximum(g, curvature * size)
+    row = np.max(J, axis=1) if J.size else np.ones(J.shape[0])
+    row = np.where(row > 0, row, 1.0)
+    bounds = np.where(np.isfinite(sets.lb), np.abs(sets.lb), 0.0)
+    bounds = np.maximum(bounds, np.where(np.isfinite(sets.ub), np.abs(sets.ub), 0.0))
+    touched = np.max(J * size[None, :], axis=1) if J.size else np.ones(J.shape[0])
+    values = np.maximum(np.maximum(bounds, touched), 1e-300)
+    share = np.max(J * gradient[None, :], axis=1) if J.size else np.zeros(J.shape[0])
+    floor = 1e-12 * max(float(np.max(gradient, initial=0.0)), 1e-300)
+    return values, np.maximum(share / row**2, floor)
 
 
 def _vet(
     model: LevelModel, point: LevelPoint, active: Any, lam: Any, sets: RowSets, W: Any
 ) -> tuple[KKTSystem, ConstrainedSolution]:
     xp, j, own, text = model.xp, model.j, model.own, model.text
-    weakly = _weakly_active(model, point, active, lam, sets)
+    weakly = _weakly_active(model, point, active, lam, sets, W)
     active = active & ~weakly
     idx = np.flatnonzero(active)
     d, a = own.stop - own.start, idx.size
