@@ -205,3 +205,57 @@ def test_float32_follower_with_a_ball_solved_without_warnings(target):
     expected = t if np.linalg.norm(t) < 1 else t / np.linalg.norm(t)
     assert result.xs[1].dtype == np.float32
     np.testing.assert_allclose(result.xs[1], expected, atol=10 * np.sqrt(np.finfo(np.float32).eps))
+
+
+def test_linear_objective_over_30_ellipsoid_surfaces():
+    # min (c + x e)'y over y'My = r^2 at x = 0: y* = -r M^-1 c / sqrt(c'M^-1 c).
+    rng = np.random.default_rng(3)
+    n, r = 4, 1.5
+    for _ in range(30):
+        B = rng.standard_normal((n, n))
+        M = B @ B.T + 0.1 * np.eye(n)
+        c, e = rng.standard_normal(n), rng.standard_normal(n)
+        row = nestopt.NonlinearConstraint(
+            lambda x, y, M=M: y @ M @ y,
+            r * r,
+            r * r,
+            jac=lambda x, y, M=M: np.concatenate([[0.0], 2 * M @ y])[None, :],
+            hess=lambda x, y, v, M=M: np.block(
+                [[np.zeros((1, 1)), np.zeros((1, n))], [np.zeros((n, 1)), 2 * v[0] * M]]
+            ),
+        )
+        lower = nestopt.Level(
+            value=lambda x, y, c=c, e=e: float((c + x[0] * e) @ y),
+            grad=lambda x, y, c=c, e=e: np.concatenate([[e @ y], c + x[0] * e]),
+            hess=lambda x, y, e=e: np.block(
+                [[np.zeros((1, 1)), e[None, :]], [e[:, None], np.zeros((n, n))]]
+            ),
+            size=n,
+            constraints=[row],
+        )
+        problem = nestopt.Problem([_leader(n), lower])
+        result = nestopt.best_response(problem, [np.zeros(1), np.full(n, 0.1)])
+        w = np.linalg.solve(M, c)
+        np.testing.assert_allclose(result.xs[1], -r * w / np.sqrt(c @ w), atol=1e-9)
+        np.testing.assert_allclose(result.multipliers[2], [np.sqrt(c @ w) / (2 * r)], rtol=1e-9)
+
+
+def test_unit_sphere_follower_started_at_its_centre():
+    # At y = 0 the row's gradient vanishes (a maximum of its violation): not infeasible.
+    c = np.array([1.0, 2.0, -0.5])
+    row = nestopt.NonlinearConstraint(
+        lambda x, y: y @ y,
+        1.0,
+        1.0,
+        jac=lambda x, y: np.concatenate([[0.0], 2 * y])[None, :],
+        hess=lambda x, y, v: np.diag(np.concatenate([[0.0], 2 * v[0] * np.ones(3)])),
+    )
+    lower = nestopt.Level(
+        value=lambda x, y: float(c @ y),
+        grad=lambda x, y: np.concatenate([[0.0], c]),
+        hess=lambda x, y: np.zeros((4, 4)),
+        size=3,
+        constraints=[row],
+    )
+    result = nestopt.best_response(nestopt.Problem([_leader(3), lower]), [np.zeros(1), np.zeros(3)])
+    np.testing.assert_allclose(result.xs[1], -c / np.linalg.norm(c), atol=1e-12)
