@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..._backend.host import to_numpy
 from ..._errors import (
     ConstraintQualificationError,
     ConvergenceError,
@@ -30,12 +31,29 @@ from ..._errors import (
     NotPositiveDefiniteError,
 )
 from ..._linalg.kkt_system import KKTSystem
-from .interior import InteriorResult
+from .level_nlp import InteriorResult
 from .reduced import LevelModel, LevelPoint
-from .scaling import RowSets
-from .scaling import host as _host
 
 __all__ = ["polish", "ConstrainedSolution"]
+
+
+@dataclass(frozen=True)
+class RowSets:
+    """Which rows are equalities, lower or upper inequalities (host index arrays)."""
+
+    eq: Any
+    lo: Any
+    hi: Any
+    lb: Any  # host float arrays (m,)
+    ub: Any
+
+    @classmethod
+    def of(cls, lb: Any, ub: Any) -> RowSets:
+        lb, ub = np.asarray(lb, dtype=float), np.asarray(ub, dtype=float)
+        eq = np.flatnonzero(lb == ub)
+        lo = np.flatnonzero((lb != ub) & np.isfinite(lb))
+        hi = np.flatnonzero((lb != ub) & np.isfinite(ub))
+        return cls(eq, lo, hi, lb, ub)
 
 
 @dataclass
@@ -57,9 +75,9 @@ def polish(
     ``mode`` is the curvature of the Newton steps, ``jacobian_mode`` that of the
     returned system.
     """
-    sets = RowSets.of(_host(model.rows.lb), _host(model.rows.ub))
+    sets = RowSets.of(to_numpy(model.rows.lb), to_numpy(model.rows.ub))
     active = ip.active.copy()
-    lam = np.asarray(_host(ip.lam), dtype=float)
+    lam = np.asarray(to_numpy(ip.lam), dtype=float)
     point = ip.point
     for _ in range(2 * model.rows.m + 2):
         point, lam, W = _newton(model, point, active, lam, sets, mode, tol, maxiter)
@@ -99,7 +117,7 @@ def _newton(
     idx = np.flatnonzero(active)
     d, a = own.stop - own.start, idx.size
     lam = np.where(active, lam, 0.0)
-    target = _targets(sets, np.asarray(_host(point.c)), lam, active)
+    target = _targets(sets, np.asarray(to_numpy(point.c)), lam, active)
     scale = float(xp.max(xp.abs(point.xs[j - 1]))) if d else 0.0
     eps = float(xp.finfo(point.g.dtype).eps)
     previous = math.inf
@@ -109,13 +127,13 @@ def _newton(
         W = model.lagrangian_rows(point, lam_x, mode)
         J_A = xp.take(point.J, _arr(xp, idx, point.g, int), axis=0) if a else point.J[:0]
         residual = point.g_own + xp.matrix_transpose(J_A) @ _arr(xp, lam[idx], point.g)
-        gap = _arr(xp, np.asarray(_host(point.c))[idx] - target[idx], point.g)
+        gap = _arr(xp, np.asarray(to_numpy(point.c))[idx] - target[idx], point.g)
         K = _kkt_matrix(xp, W[:, own], J_A)
         try:
             step = xp.linalg.solve(K, -xp.concat([residual, gap]))
         except Exception:  # singular K: vetted (and named) in _vet
             return point, lam, W
-        dx, dlam = step[:d], np.asarray(_host(step[d:]))
+        dx, dlam = step[:d], np.asarray(to_numpy(step[d:]))
         size = float(xp.max(xp.abs(dx))) if d else 0.0
         if iteration == 0:
             scale = max(scale, size)
@@ -161,7 +179,7 @@ def _arr(xp: Any, a: Any, like: Any, kind: type = float) -> Any:
 def _sizes(model: LevelModel, point: LevelPoint, sets: RowSets) -> tuple[Any, Any]:
     """Per row: the scale of its values and of its multiplier (for relative tests)."""
     xp = model.xp
-    J = np.asarray(_host(point.J))
+    J = np.asarray(to_numpy(point.J), dtype=float)  # float32 would underflow the 1e-300 guard
     row = np.max(np.abs(J), axis=1) if J.size else np.ones(J.shape[0])
     row = np.where(row > 0, row, 1.0)
     x = float(xp.max(xp.abs(point.xs[model.j - 1]))) if point.J.shape[1] else 0.0
@@ -176,7 +194,7 @@ def _correct(
     model: LevelModel, point: LevelPoint, active: Any, lam: Any, sets: RowSets
 ) -> tuple[int, bool] | None:
     """The row to add (violated) or drop (wrong-sign multiplier), or None when all is well."""
-    c = np.asarray(_host(point.c))
+    c = np.asarray(to_numpy(point.c))
     values, multipliers = _sizes(model, point, sets)
     violation = np.maximum(sets.lb - c, c - sets.ub) / values
     violation[active] = -np.inf
@@ -191,7 +209,7 @@ def _correct(
 
 
 def _weakly_active(
-    model: LevelModel, point: LevelPoint, active: Any, lam: Any, sets: RowSets
+    model: LevelModel, point: LevelPoint, active: Any, lam: Any, sets: RowSets, W: Any
 ) -> Any:
     """Inequality rows at their bound (zero slack, to rounding) with a zero multiplier.
 
@@ -199,18 +217,41 @@ def _weakly_active(
     Jacobian of the piece where these rows are inactive (the response moves
     freely: the derivative for directions that leave them slack), and says so.
     """
-    c = np.asarray(_host(point.c))
-    values, multipliers = _sizes(model, point, sets)
+    c = np.asarray(to_numpy(point.c))
+    values, multipliers = _own_sizes(model, point, sets, W)
     slack = np.minimum(np.abs(c - sets.lb), np.abs(c - sets.ub)) / values
     zero = np.abs(lam) <= 1e-7 * multipliers
     return (sets.lb != sets.ub) & (slack <= 1e-9) & zero
+
+
+def _own_sizes(model: LevelModel, point: LevelPoint, sets: RowSets, W: Any) -> tuple[Any, Any]:
+    """Per row, the scales of its values and multiplier from the variables it touches.
+
+    Variable ``x_i`` has size ``max(|x_i|, 1)`` and gradient scale ``max(|g_i|,
+    |W_ii| max(|x_i|, 1))``, so a bound held by a curvature of 1 next to one of
+    1e12 (or a variable of size 1e-4 next to one of 1e6) is judged in its own units.
+    """
+    J = np.abs(np.asarray(to_numpy(point.J), dtype=float))
+    size = np.maximum(np.abs(np.asarray(to_numpy(point.xs[model.j - 1]), dtype=float)), 1.0)
+    g = np.abs(np.asarray(to_numpy(point.g_own), dtype=float))
+    curvature = np.abs(np.diagonal(np.asarray(to_numpy(W[:, model.own]), dtype=float)))
+    gradient = np.maximum(g, curvature * size)
+    row = np.max(J, axis=1) if J.size else np.ones(J.shape[0])
+    row = np.where(row > 0, row, 1.0)
+    bounds = np.where(np.isfinite(sets.lb), np.abs(sets.lb), 0.0)
+    bounds = np.maximum(bounds, np.where(np.isfinite(sets.ub), np.abs(sets.ub), 0.0))
+    touched = np.max(J * size[None, :], axis=1) if J.size else np.ones(J.shape[0])
+    values = np.maximum(np.maximum(bounds, touched), 1e-300)
+    share = np.max(J * gradient[None, :], axis=1) if J.size else np.zeros(J.shape[0])
+    floor = 1e-12 * max(float(np.max(gradient, initial=0.0)), 1e-300)
+    return values, np.maximum(share / row**2, floor)
 
 
 def _vet(
     model: LevelModel, point: LevelPoint, active: Any, lam: Any, sets: RowSets, W: Any
 ) -> tuple[KKTSystem, ConstrainedSolution]:
     xp, j, own, text = model.xp, model.j, model.own, model.text
-    weakly = _weakly_active(model, point, active, lam, sets)
+    weakly = _weakly_active(model, point, active, lam, sets, W)
     active = active & ~weakly
     idx = np.flatnonzero(active)
     d, a = own.stop - own.start, idx.size
@@ -245,7 +286,7 @@ def _vet(
             "starting point, or check the level's hess and constraint hess",
             level=j,
         )
-    c = np.asarray(_host(point.c))
+    c = np.asarray(to_numpy(point.c))
     infeasible = np.maximum(sets.lb - c, c - sets.ub) / _sizes(model, point, sets)[0]
     if infeasible.size and np.max(infeasible) > 1e-6:
         raise InfeasibleError(

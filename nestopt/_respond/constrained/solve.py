@@ -6,7 +6,7 @@ from typing import Any
 
 from ..._levels.build_rows import level_rows
 from ..nest import LevelSolution, Nest
-from .interior import interior_point
+from .level_nlp import interior_point
 from .polish import polish
 from .reduced import LevelModel
 
@@ -34,7 +34,7 @@ def solve_constrained_level(
     newton_mode = nest.config.newton_mode(j)
     # Interior-point iterations: at least 100 for a lower level, as given for the top.
     maxiter = opts.maxiter if j == 1 else max(4 * opts.maxiter, 100)
-    ip = interior_point(model, xs, newton_mode, maxiter=maxiter)
+    ip = interior_point(model, xs, newton_mode, maxiter)
     point, system, solution = polish(
         model, ip, newton_mode, nest.config.curvature_mode(j), opts.tol, opts.maxiter
     )
