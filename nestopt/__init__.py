@@ -30,6 +30,7 @@ from ._errors import (
     DegeneracyWarning,
     InfeasibleError,
     LinearSolveError,
+    LocallyInfeasibleError,
     NestoptError,
     NestoptWarning,
     NonFiniteError,
@@ -42,6 +43,7 @@ from ._errors import (
     SymmetryError,
     SymmetryWarning,
     TimeLimitError,
+    UnboundedError,
 )
 from ._errors import DegenerateError as _DegenerateError
 from ._levels.constraints import Bounds, LinearConstraint, NonlinearConstraint
@@ -85,6 +87,7 @@ __all__ = [
     "GradientDescent",
     "Implicit",
     "InfeasibleError",
+    "LocallyInfeasibleError",
     "LBFGS",
     "Level",
     "LinearConstraint",
@@ -106,6 +109,7 @@ __all__ = [
     "SymmetryError",
     "SymmetryWarning",
     "TimeLimitError",
+    "UnboundedError",
     "Unrolled",
     "backend",
     "best_response",

@@ -25,6 +25,8 @@ __all__ = [
     "NonFiniteError",
     "ConvergenceError",
     "InfeasibleError",
+    "LocallyInfeasibleError",
+    "UnboundedError",
     "ConstraintQualificationError",
     "SingularKKTError",
     "TimeLimitError",
@@ -56,6 +58,8 @@ class Status(enum.IntEnum):
     CONSTRAINT_QUALIFICATION = 12
     SINGULAR_KKT = 13
     RAISED = 14
+    UNBOUNDED = 15
+    LOCALLY_INFEASIBLE = 16
 
     @property
     def message(self) -> str:
@@ -89,6 +93,11 @@ _STATUS_MESSAGES = {
     ),
     Status.SINGULAR_KKT: "failed: a level's KKT matrix is singular",
     Status.RAISED: "failed: the run raised an exception",
+    Status.UNBOUNDED: "failed: a level's objective is unbounded below on its feasible set",
+    Status.LOCALLY_INFEASIBLE: (
+        "failed: a level's constraint violation has a local minimum at a positive value "
+        "(not proven infeasible: another start may find a feasible point)"
+    ),
 }
 
 
@@ -152,9 +161,25 @@ class ConvergenceError(NestoptError, RuntimeError):
 
 
 class InfeasibleError(NestoptError, ArithmeticError):
-    """A level's constraints could not be satisfied."""
+    """A level's constraints cannot be satisfied (proven by a certificate)."""
 
     status = Status.INFEASIBLE
+
+
+class LocallyInfeasibleError(InfeasibleError):
+    """A level's constraint violation has a local minimum at a positive value.
+
+    Not a proof of infeasibility (that is `InfeasibleError` alone): another
+    start of the level may find a feasible point.
+    """
+
+    status = Status.LOCALLY_INFEASIBLE
+
+
+class UnboundedError(NestoptError, ArithmeticError):
+    """A level's objective decreases without bound along its feasible points."""
+
+    status = Status.UNBOUNDED
 
 
 class ConstraintQualificationError(NestoptError, ArithmeticError):

@@ -164,8 +164,12 @@ def test_an_unbounded_follower_is_reported_as_unbounded():
         name="follower",
     )
     problem = nestopt.Problem([_leader(2), lower])
-    with pytest.raises(nestopt.ConvergenceError, match="level 2 .*unbounded below"):
+    with pytest.raises(nestopt.UnboundedError, match="level 2 .*unbounded below") as info:
         nestopt.best_response(problem, [np.zeros(1), np.zeros(2)])
+    assert info.value.level == 2 and info.value.status is nestopt.Status.UNBOUNDED
+    with pytest.warns(nestopt.ConvergenceWarning, match="unbounded below"):
+        solved = nestopt.solve(problem, [np.zeros(1), np.zeros(2)])
+    assert solved.status is nestopt.Status.UNBOUNDED and solved.failed_level == 2
 
 
 @pytest.mark.parametrize("target", [[0.25, -0.5], [2.0, 2.0]], ids=["interior", "active"])

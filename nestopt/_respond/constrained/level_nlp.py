@@ -17,7 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from ..._errors import ConvergenceError, InfeasibleError
+from ..._errors import (
+    ConvergenceError,
+    InfeasibleError,
+    LocallyInfeasibleError,
+    UnboundedError,
+)
 from .engine import solve_nlp
 from .nlp import EngineOptions, EngineStatus, Evaluation
 from .reduced import LevelPoint
@@ -112,7 +117,7 @@ def interior_point(model: Any, xs: tuple[Any, ...], mode: str, maxiter: int) -> 
             level=j,
         )
     if status is EngineStatus.LOCALLY_INFEASIBLE:
-        raise InfeasibleError(
+        raise LocallyInfeasibleError(
             f"{text}: its constraints could not be satisfied: their violation has a local "
             f"minimum at a positive value (scaled violation {result.violation:.2e}). The "
             "level may be infeasible for these upper variables, or another start of it "
@@ -120,7 +125,7 @@ def interior_point(model: Any, xs: tuple[Any, ...], mode: str, maxiter: int) -> 
             level=j,
         )
     if status is EngineStatus.UNBOUNDED:
-        raise ConvergenceError(
+        raise UnboundedError(
             f"{text}: its objective is unbounded below on its feasible set for these upper "
             "variables (the interior point ran off along a feasible direction); add bounds "
             "or constraints that keep its variable finite",
