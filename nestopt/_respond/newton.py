@@ -70,16 +70,7 @@ def solve_level(nest: Nest, j: int, xs: tuple[Any, ...], settings: Any = None) -
         nest.check_time()
         lin = make_linearization(nest, j, below, g, newton_mode, for_step=True)
         if first_gnorm is not None:
-            # Inexact Newton (matrix-free levels): the Krylov residual shrinks with the
-            # gradient, relative to the first, so the steps converge superlinearly ...
-            gnorm_now = float(xp.max(xp.abs(lin.grad_own)))
-            forcing = min(0.1, gnorm_now / max(first_gnorm, 1e-300))
-            if amplification is not None and opts.tol > 0:
-                # ... but not beyond what the stopping test needs: where the step this
-                # gradient predicts is already far below tol, a rough step decides.
-                predicted = amplification * gnorm_now
-                needed = 0.1 * opts.tol * scale / max(predicted, 1e-300)
-                forcing = max(forcing, min(0.5, needed))
+            forcing = _forcing(xp, lin, first_gnorm, amplification, opts.tol, scale)
         step = -lin.solve_step(forcing)
         size, gnorm = host_floats(xp, xp.max(xp.abs(step)), xp.max(xp.abs(lin.grad_own)))
         if first_gnorm is None:
@@ -101,19 +92,44 @@ def solve_level(nest: Nest, j: int, xs: tuple[Any, ...], settings: Any = None) -
                 return _finish(
                     nest, j, below, g, lin, iteration, size / max(scale, 1e-300), opts.tol
                 )
-            if lin.shifted:
-                raise lin.error("the last Newton iterate (its line search failed)") from None
-            raise exc.error or ConvergenceError(
-                f"{text}: the Newton line search found no decrease (gradient norm "
-                f"{gnorm:.3e}, relative step {size / max(scale, 1e-300):.3e}); the level may "
-                "be badly scaled or its derivatives inconsistent: run "
-                "nestopt.check_derivatives on it",
-                level=j,
-            ) from None
+            raise _no_decrease(exc, lin, text, j, gnorm, size / max(scale, 1e-300)) from None
         nest.stats.newton[j - 1] += 1
         previous = size
     assert lin is not None
     raise _not_converged(lin, text, j, opts, gnorm, size / max(scale, 1e-300))
+
+
+def _forcing(
+    xp: Any, lin: Any, first_gnorm: float, amplification: float | None, tol: float, scale: float
+) -> float:
+    """The relative Krylov residual of an inexact Newton step (matrix-free levels)."""
+    # The residual shrinks with the gradient, relative to the first, so the steps converge
+    # superlinearly ...
+    gnorm_now = float(xp.max(xp.abs(lin.grad_own)))
+    forcing = min(0.1, gnorm_now / max(first_gnorm, 1e-300))
+    if amplification is not None and tol > 0:
+        # ... but not beyond what the stopping test needs: where the step this gradient
+        # predicts is already far below tol, a rough step decides.
+        predicted = amplification * gnorm_now
+        needed = 0.1 * tol * scale / max(predicted, 1e-300)
+        forcing = max(forcing, min(0.5, needed))
+    return forcing
+
+
+def _no_decrease(
+    exc: Any, lin: Any, text: str, j: int, gnorm: float, relative_step: float
+) -> NestoptError:
+    """The error of a Newton line search that found no decrease."""
+    if lin.shifted:
+        error: NestoptError = lin.error("the last Newton iterate (its line search failed)")
+        return error
+    return exc.error or ConvergenceError(
+        f"{text}: the Newton line search found no decrease (gradient norm "
+        f"{gnorm:.3e}, relative step {relative_step:.3e}); the level may "
+        "be badly scaled or its derivatives inconsistent: run "
+        "nestopt.check_derivatives on it",
+        level=j,
+    )
 
 
 def _not_converged(

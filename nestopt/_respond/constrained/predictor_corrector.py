@@ -34,6 +34,13 @@ def run_predictor_corrector(
     space: Space, it: Iterate, tol: float, max_iter: int, correction: InertiaCorrection,
     counts: dict[str, Any],
 ) -> Outcome:  # fmt: skip
+    """Mehrotra's predictor-corrector on a convex QP from ``it``, until the scaled KKT
+    error is below ``tol`` (or ``max_iter``, or a cycle hands over to the monotone method).
+
+    (One function of about 65 lines: the affine predictor, the centering corrector and the
+    step share the iteration's state, and read in that order as the method does in the
+    literature.)
+    """
     xp, form, n = space.xp, space.form, space.n
     W = form.hessian(it.point, it.y)  # constant for a quadratic with linear rows
     x0_size = _size(xp, it.v[:n])
