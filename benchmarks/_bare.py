@@ -20,7 +20,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["Kernels", "kernels", "hypergradient", "adjoint_hypergradient"]
+__all__ = [
+    "Kernels",
+    "kernels",
+    "hypergradient",
+    "adjoint_hypergradient",
+    "floor_hypergradient",
+]
 
 
 class Kernels:

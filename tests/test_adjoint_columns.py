@@ -105,3 +105,13 @@ def test_exact_mode_equals_the_forward_composition():
     for curvature in ("exact", "first_order"):
         got = nestopt.hypergradient(problem, solved, curvature=curvature)
         assert relative_error(got, _forward(problem, solved, curvature)) <= 1e-12
+
+
+@pytest.mark.parametrize("linear_solver", ["lu", "lstsq"])
+def test_lu_and_least_squares_levels_probe_their_formed_cross_rows(linear_solver):
+    # An LU or least-squares factor is checked by a residual probe on the formed B.
+    problem = quad(4, (3, 2, 4, 5), seed=5)
+    xs, truth = solved_point(problem, seed=1)
+    options = {"linear_solver": linear_solver}
+    got = nestopt.hypergradient(problem, xs, curvature="first_order", level_options=options)
+    assert relative_error(got, truth) <= 1e-11

@@ -1,11 +1,15 @@
 """One level's reduced gradient and reduced Hessian rows at a point, factored.
 
-``linearize`` forms ``c_j^T grad f_j`` and ``H_j[j, :] = c_j^T M_j P_j`` with
-``M_j = hess f_j`` (minus the curvature term ``T_{j+1}`` in exact mode) and
-factors the own block ``A = H_j[j, j]``. Work is reused exactly: rows, factor
-and system are kept while ``M_j`` and ``R_j`` are bit-for-bit what they were.
-A declared quadratic level's ``M_j`` never changes, so while its ``R_j`` does
-not either its Hessian is not asked for again; ``M_j`` itself is not kept (it
+``linearize`` forms ``c_j^T grad f_j`` and the own block ``A = H_j[j, j] =
+c_j^T M_j c_j`` with ``M_j = hess f_j`` (minus the curvature term ``T_{j+1}``
+in exact mode), and factors it. At the bottom level the cross rows ``H_j[j, <j]``
+are slices of ``M_j``; above it only ``R_j``'s own columns are formed (DESIGN
+section 8) and the cross rows are applied as products (`ProductSystem`).
+Work is reused exactly: rows, factor and system are kept while ``M_j`` and
+``R_j[:, j]`` are bit-for-bit what they were (a system above other levels is
+rebuilt on the current levels below). A declared quadratic level's ``M_j``
+never changes, so while its ``R_j[:, j]`` does not either its Hessian is not
+asked for again; ``M_j`` itself is not kept (it
 can be most of the joint Hessian, and only its reduced rows are needed).
 """
 
@@ -205,8 +209,8 @@ def _own_block(xp: Any, M: Any, R_own: Any, extra: Any, own: slice) -> tuple[Any
 
     ``M`` holds rows ``s_{j-1}:D``; ``extra`` the multiplier terms' own rows (or None).
     Only the columns ``s_{j-1}:D`` of ``c_j^T M`` are formed: ``d_j (D - s_j)
-    (D - s_{j-1})`` multiplications instead of the ``d_j (D - s_j) (D + s_j)`` of
-    all reduced rows ``c_j^T M P_j``.
+    (D - s_{j-1} + d_j)`` multiplications with ``A``, where all reduced rows
+    ``c_j^T M P_j`` took ``d_j (D - s_j) (D + s_j)`` and ``R_j`` all its columns.
     """
     d, start = own.stop - own.start, own.start
     X = M[:d, start:] + xp.matrix_transpose(R_own) @ M[d:, start:]  # (c_j^T M)[:, s_{j-1}:]
