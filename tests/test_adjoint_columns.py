@@ -82,6 +82,7 @@ def test_three_levels_form_only_level_twos_columns(solves):
     # Asking for the Jacobians forms them (then s_2 columns at level 3, s_1 at level 2).
     jacobians = run.engine.jacobians(state)
     assert jacobians[3].shape == (6, 9) and jacobians[2].shape == (5, 4)
+    assert relative_error(run.engine.hypergradient(state), truth) <= 1e-12  # through them
 
 
 def test_four_levels_form_d_k_columns_per_level(solves):

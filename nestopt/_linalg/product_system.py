@@ -151,6 +151,37 @@ class ProductSystem(DenseSystem):
             return self._G[:, cols]
         return -self.solve(self.cross_columns(cols))
 
+    def lifted_jvp(self, u: Any) -> Any:
+        """``R_{j-1} u = [G_j u; R_j [u; G_j u]]`` with one product of the levels below:
+        ``R_j [u; g] = R_j [u; 0] + R_own g``, and ``R_j [u; 0]`` also serves ``B u``."""
+        xp, p, d = self.xp, self.parts, self.d
+        if self._G is not None:
+            g = self._G @ u
+            return xp.concat([g, self.below.jvp(xp.concat([u, g], axis=0))], axis=0)
+        shape = (d,) if u.ndim == 1 else (d, u.shape[1])
+        zeros = xp.zeros(shape, dtype=u.dtype, device=device(u))
+        below_u = self.below.jvp(xp.concat([u, zeros], axis=0))
+        Bu = p.Y[:d, :] @ u + xp.matrix_transpose(p.R_own) @ (p.Y[d:, :] @ u)
+        Bu = Bu + p.X_below @ below_u
+        g = -self.solve(Bu if p.extra is None else Bu - p.extra @ u)
+        return xp.concat([g, below_u + p.R_own @ g], axis=0)
+
+    def lifted_vjp(self, w: Any) -> Any:
+        """``R_{j-1}^T w = (R_j^T w_>)[<j] + G_j^T (w_j + R_own^T w_>)`` with one product of
+        the levels below: ``G_j^T v = -B^T z`` (``z = A^{-1} v``) and both ``R_j^T`` terms
+        in ``R_j^T (w_> - X_>^T z)``."""
+        xp, p, d = self.xp, self.parts, self.d
+        w_j, w_below = w[:d, ...], w[d:, ...]
+        Rt = xp.matrix_transpose(p.R_own)
+        if self._G is not None:
+            y = self.below.vjp(w_below)
+            return y[: self.s, ...] + self.GT_apply(w_j + y[self.s :, ...])
+        z = self.solve(w_j + Rt @ w_below)
+        Yt = xp.matrix_transpose(p.Y)
+        out = self.below.vjp(w_below - xp.matrix_transpose(p.X_below) @ z)[: self.s, ...]
+        out = out - (Yt[:, :d] @ z + Yt[:, d:] @ (p.R_own @ z))
+        return out if p.extra is None else out + xp.matrix_transpose(p.extra) @ z
+
     def _probe(self) -> None:
         """The residual probe of `DenseSystem`, on ``B`` formed densely."""
         self.cross = self.cross_matrix()

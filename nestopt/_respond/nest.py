@@ -128,6 +128,8 @@ class Response:
             return self._R @ u
         top = self.top
         assert top is not None, "R_n has no rows: callers ask R_k's products only for k < n"
+        if hasattr(top.system, "lifted_jvp"):
+            return top.system.lifted_jvp(u)  # one product of the levels below, not two
         below = top.below
         return response_jvp(
             self.nest.xp, u, top.system.G_apply, below.jvp if below.top is not None else None
@@ -150,6 +152,8 @@ class Response:
             return xp.matrix_transpose(self._R) @ w
         top = self.top
         assert top is not None, "R_n has no rows: callers ask R_k's products only for k < n"
+        if hasattr(top.system, "lifted_vjp"):
+            return top.system.lifted_vjp(w)  # one product of the levels below, not two
         below = top.below
         own = self.nest.problem.block(top.j)
         return response_vjp(
