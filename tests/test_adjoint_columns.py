@@ -79,8 +79,11 @@ def test_three_levels_form_only_level_twos_columns(solves):
     # vectors; and no R_k is stacked.
     assert solves == {3: sizes[1]}, solves
     assert not run.engine.nest._stacks
+    system = state.top.system  # level 2's: its cross rows B never formed so far
+    assert type(system).__name__ == "ProductSystem" and system._B is None
     # Asking for the Jacobians forms them (then s_2 columns at level 3, s_1 at level 2).
     jacobians = run.engine.jacobians(state)
+    assert system._B is not None
     assert jacobians[3].shape == (6, 9) and jacobians[2].shape == (5, 4)
     assert relative_error(run.engine.hypergradient(state), truth) <= 1e-12  # through them
 
