@@ -20,7 +20,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["Kernels", "kernels", "hypergradient", "adjoint_hypergradient"]
+__all__ = [
+    "Kernels",
+    "kernels",
+    "hypergradient",
+    "adjoint_hypergradient",
+    "floor_hypergradient",
+]
 
 
 class Kernels:
@@ -126,3 +132,72 @@ def adjoint_hypergradient(
         v = w[:d2] + y[d1 : d1 + d2]
     top = -(row[:, :lo].T @ ops.solve(factor, v))  # G_2^T v
     return g1[:d1] + top + (0 if y is None else y[:d1])
+
+
+def floor_hypergradient(
+    Qs: Sequence[Any], cs: Sequence[Any], sizes: Sequence[int], x: Any, ops: Kernels
+) -> Any:
+    """A minimal adjoint floor, written without nestopt's reduced-rows code (DESIGN 8).
+
+    Only the Jacobian columns the reduced Hessians need are formed: for each
+    level ``k >= 2``, ``T_k[:, block m] = d x_>k / d x_m`` for the levels ``m =
+    2..k`` (``d_m`` columns, through every level below ``k``), never the columns
+    of ``x_1``. Level ``k``'s own block is ``A_k = c_k^T Q_k c_k`` with ``c_k =
+    [I; T_k[:, block k]]``; the hypergradient ``grad f_1[1] + T_1^T grad f_1[>1]``
+    is then carried up as products with one vector per level (``G_k^T v =
+    -B_k^T A_k^{-1} v``, ``B_k`` applied to vectors, never formed). Each level's
+    stationarity test (reduced gradient and Newton step) is computed, as nestopt
+    must at a solved point. Nothing is cached across calls.
+    """
+    n = len(sizes)
+    if n < 2:
+        raise ValueError("floor_hypergradient needs at least two levels")
+    p = _prefix(sizes)
+    p1 = p[1]
+    # cols[m]: T_k[:, block m] for the levels below the current k (None at the bottom).
+    cols: dict[int, Any] = {}
+    own: list[Any] = [None] * n  # T_k[:, block k], rows of the levels below k
+    factors: list[Any] = [None] * n
+    for k in range(n - 1, 0, -1):  # 0-based level k owns p[k]:p[k+1]
+        lo, hi = p[k], p[k + 1]
+        Q = Qs[k]
+        g = Q @ x + cs[k]
+        if k == n - 1:
+            X = Q[lo:hi, p1:]  # c_k^T Q_k on the columns of levels 2..n (a slice)
+            A = X[:, lo - p1 : hi - p1]
+            grad = g[lo:hi]
+        else:
+            T = cols[k]
+            own[k] = T
+            X = Q[lo:hi, p1:] + T.T @ Q[hi:, p1:]
+            A = X[:, lo - p1 : hi - p1] + X[:, hi - p1 :] @ T
+            grad = g[lo:hi] + T.T @ g[hi:]
+        factors[k] = ops.factor(A)
+        _ = ops.solve(factors[k], grad)  # the Newton step of the stationarity test
+        below = {}
+        for m in range(1, k):  # the columns of levels 2..k for the response below k - 1
+            a, b = p[m] - p1, p[m + 1] - p1
+            B = X[:, a:b] if k == n - 1 else X[:, a:b] + X[:, hi - p1 :] @ cols[m]
+            G = -ops.solve(factors[k], B)
+            below[m] = G if k == n - 1 else ops.concat([G, cols[m] + own[k] @ G], axis=0)
+        cols = below
+
+    def vjp(k: int, w: Any) -> Any:
+        """``T_k^T w`` (``w``: rows of the levels below ``k``), one solve per level."""
+        i = k + 1  # the level right below k
+        lo, hi = p[i], p[i + 1]
+        Q = Qs[i]
+        w_i = w[: hi - lo]
+        bottom = i == n - 1
+        y = None if bottom else vjp(i, w[hi - lo :])
+        u = ops.solve(factors[i], w_i if y is None else w_i + y[lo:hi])
+        # B_i^T u with c_i u = (u, T_i[:, block i] u) on the rows lo:D of Q_i.
+        cu = u if bottom else ops.concat([u, own[i] @ u])
+        Xt = Q[lo:, :].T @ cu  # (c_i^T Q_i)^T u: all columns
+        out = -Xt[:lo]
+        if not bottom:
+            out = out - vjp(i, Xt[hi:])[:lo] + y[:lo]
+        return out
+
+    g1 = Qs[0] @ x + cs[0]
+    return g1[:p1] + vjp(0, g1[p1:])

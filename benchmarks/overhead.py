@@ -6,7 +6,10 @@ against `_bare.adjoint_hypergradient`, the same gradients, reduced rows,
 Cholesky factors (``scipy.linalg.cho_factor``), solves (``cho_solve``) and
 compositions written directly in NumPy/SciPy, in adjoint mode (DESIGN 8:
 one right-hand side at the top); the forward composition (every ``G_k``,
-`_bare.hypergradient`) is timed beside it. All are timed alternately in the
+`_bare.hypergradient`) is timed beside it, and so is the minimal adjoint
+floor `_bare.floor_hypergradient` (only the Jacobian columns the reduced
+Hessians need, DESIGN 8; written without nestopt's reduced-rows code, so it
+does not share nestopt's extra work). All are timed alternately in the
 same run (medians after a warm-up), and peak memory is measured with
 tracemalloc. Target: nestopt/bare adjoint <= 1.25 at d >= 400.
 
@@ -77,13 +80,19 @@ def quad_case(n: int, d: int, args: Any) -> tuple[dict[str, Any], str | None]:
     def forward() -> Any:
         return _bare.hypergradient(Qs, cs, sizes, x, ops)
 
+    def floor() -> Any:
+        return _bare.floor_hypergradient(Qs, cs, sizes, x, ops)
+
     def ours() -> Any:
         return nestopt.hypergradient(problem, problem.solution, curvature="first_order")
 
     agree = float(np.max(np.abs(bare() - ours())))
     agree = max(agree, float(np.max(np.abs(forward() - ours()))))
+    agree = max(agree, float(np.max(np.abs(floor() - ours()))))
     t = measure_alternating(
-        {"bare": bare, "forward": forward, "nestopt": ours}, repeats=args.repeats, budget=60.0
+        {"bare": bare, "forward": forward, "floor": floor, "nestopt": ours},
+        repeats=args.repeats,
+        budget=60.0,
     )
     bare_s, ours_s = t["median"]["bare"], t["median"]["nestopt"]
     ratio = paired_ratio(t, "nestopt", "bare")
@@ -98,6 +107,8 @@ def quad_case(n: int, d: int, args: Any) -> tuple[dict[str, Any], str | None]:
         "met": (ratio <= 1.25) if d >= 400 else None,
         "forward_s": t["median"]["forward"],
         "forward/adjoint": paired_ratio(t, "forward", "bare"),
+        "floor_s": t["median"]["floor"],
+        "nestopt/floor": paired_ratio(t, "nestopt", "floor"),
         "bare_MB": peak_memory(bare) / 2**20,
         "nestopt_MB": peak_memory(ours) / 2**20,
         "max_abs_diff": agree,
@@ -105,7 +116,8 @@ def quad_case(n: int, d: int, args: Any) -> tuple[dict[str, Any], str | None]:
     }
     print(
         f"  quad n={n} d={d}: bare adjoint {bare_s:.4g} s, nestopt {ours_s:.4g} s, ratio "
-        f"{ratio:.3g}; bare forward {row['forward_s']:.4g} s",
+        f"{ratio:.3g}; bare forward {row['forward_s']:.4g} s; floor {row['floor_s']:.4g} s, "
+        f"nestopt/floor {row['nestopt/floor']:.3g}",
         flush=True,
     )
     profile = None
@@ -193,13 +205,17 @@ def main() -> None:
             "met",
             "forward_s",
             "forward/adjoint",
+            "floor_s",
+            "nestopt/floor",
             "bare_MB",
             "nestopt_MB",
             "max_abs_diff",
             "repeats",
         ],
         "quad(n, d) at its solution, curvature='first_order': nestopt against the bare "
-        "NumPy/SciPy adjoint composition (bare_s; forward_s: the bare forward composition) "
+        "NumPy/SciPy adjoint composition (bare_s; forward_s: the bare forward composition; "
+        "floor_s: `_bare.floor_hypergradient`, only the Jacobian columns the reduced Hessians "
+        "need, written without nestopt's code) "
         "(median seconds; ratios: medians of per-round ratios; peak MB by tracemalloc)",
     )
     soft_rows = part_softplus(args)

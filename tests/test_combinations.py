@@ -79,7 +79,8 @@ def test_every_jacobian_system_implements_the_protocol():
     from nestopt._linalg.dense_system import DenseSystem
     from nestopt._linalg.jacobian_system import JacobianSystem
     from nestopt._linalg.kkt_system import KKTSystem
+    from nestopt._linalg.product_system import ProductSystem
     from nestopt._respond.matrix_free import OperatorSystem
 
-    for cls in (DenseSystem, KKTSystem, OperatorSystem):
+    for cls in (DenseSystem, ProductSystem, KKTSystem, OperatorSystem):
         assert issubclass(cls, JacobianSystem), cls.__name__

@@ -28,7 +28,6 @@ import numpy as np
 from array_api_compat import device
 
 from .._backend.host import to_numpy
-from .compose import pull_back
 from .curvature import directional_difference, third_order_rows
 
 __all__ = ["CurvatureTerm"]
@@ -142,15 +141,18 @@ class CurvatureTerm:
             self._K = xp.stack(columns, axis=1)
         return self._K
 
-    def extra_rows(self, R: Any) -> Any | None:
-        """Own rows (``d_j x s_j``) of the multiplier terms, or None where they vanish."""
+    def extra_rows(self, pull: Any) -> Any | None:
+        """Own rows (``d_j x s_j``) of the multiplier terms, or None where they vanish.
+
+        ``pull`` applies ``P_j^T`` to the columns of a ``(D, a)`` array (a product
+        with ``R_j^T``: ``R_j`` need not be formed)."""
         K = self._columns()
         if K is None:
             return None
         xp = self.xp
         own = self.nest.problem.block(self.j)
         Lambda = self.below.top.system.Lambda()
-        PK = pull_back(xp, K, R, own.stop)  # P_j^T K: (s_j, a)
+        PK = pull(K)  # P_j^T K: (s_j, a)
         return PK[own, :] @ Lambda + xp.matrix_transpose(Lambda[:, own]) @ xp.matrix_transpose(PK)
 
     def extra_apply(self, z: Any, pull: Any) -> Any | None:

@@ -75,6 +75,12 @@ class DenseSystem:
             return self._G @ u
         return -self.solve(self.cross @ u)
 
+    def G_columns(self, cols: slice) -> Any:
+        """``G_j[:, cols] = -A^{-1} B[:, cols]``: the columns of one upper level only."""
+        if self._G is not None:
+            return self._G[:, cols]
+        return -self.solve(to_dense(self.cross[:, cols]))
+
     def GT_apply(self, v: Any) -> Any:
         """``G_j^T v = -B^T A^{-1} v`` (``A`` symmetric): one solve."""
         if self._G is not None:

@@ -1,11 +1,15 @@
 """One level's reduced gradient and reduced Hessian rows at a point, factored.
 
-``linearize`` forms ``c_j^T grad f_j`` and ``H_j[j, :] = c_j^T M_j P_j`` with
-``M_j = hess f_j`` (minus the curvature term ``T_{j+1}`` in exact mode) and
-factors the own block ``A = H_j[j, j]``. Work is reused exactly: rows, factor
-and system are kept while ``M_j`` and ``R_j`` are bit-for-bit what they were.
-A declared quadratic level's ``M_j`` never changes, so while its ``R_j`` does
-not either its Hessian is not asked for again; ``M_j`` itself is not kept (it
+``linearize`` forms ``c_j^T grad f_j`` and the own block ``A = H_j[j, j] =
+c_j^T M_j c_j`` with ``M_j = hess f_j`` (minus the curvature term ``T_{j+1}``
+in exact mode), and factors it. At the bottom level the cross rows ``H_j[j, <j]``
+are slices of ``M_j``; above it only ``R_j``'s own columns are formed (DESIGN
+section 8) and the cross rows are applied as products (`ProductSystem`).
+Work is reused exactly: rows, factor and system are kept while ``M_j`` and
+``R_j[:, j]`` are bit-for-bit what they were (a system above other levels is
+rebuilt on the current levels below). A declared quadratic level's ``M_j``
+never changes, so while its ``R_j[:, j]`` does not either its Hessian is not
+asked for again; ``M_j`` itself is not kept (it
 can be most of the joint Hessian, and only its reduced rows are needed).
 """
 
@@ -16,7 +20,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
-from .._derivatives.compose import own_rows, reduced_grad
+from .._derivatives.compose import own_rows
 from .._derivatives.curvature import term_is_zero
 from .._derivatives.curvature_terms import CurvatureTerm
 from .._errors import (
@@ -30,6 +34,7 @@ from .._errors import (
 from .._levels.oracles import abbreviate
 from .._linalg.dense_system import DenseSystem
 from .._linalg.factor import Factorization, factorize, factorize_shifted, smallest_eigenvalues
+from .._linalg.product_system import CrossParts, ProductSystem
 from .._linalg.sparse import identity_like, is_sparse, to_dense
 from .nest import Nest, Response, same_arrays
 
@@ -51,6 +56,7 @@ class Block:
     factor: Factorization
     method: str
     system: Any = None
+    cross: CrossParts | None = None  # a level above others: its cross rows' parts
 
 
 @dataclass(eq=False)
@@ -64,6 +70,7 @@ class Linearization:
     R: Any
     grad_own: Any
     block: Block
+    below: Response | None = None
 
     @property
     def own(self) -> slice:
@@ -114,7 +121,7 @@ class Linearization:
         """``R_j[:, j] step``: how the levels below move when ``x_j`` moves by ``step``."""
         if self.R is None:
             return None
-        return self.R[:, self.own] @ step
+        return self.R @ step
 
     def error(self, where: str) -> NestoptError:
         return block_error(self.nest, self.j, self.block.A, where)
@@ -122,7 +129,23 @@ class Linearization:
     def system(self) -> Any:
         """The Jacobian's system (factor and cross rows), checked to be a strict minimum."""
         block = self.block
-        if block.system is None:
+        if block.cross is not None and (
+            block.system is None or block.system.below is not self.below
+        ):
+            # The cross rows' products go through the levels below this point (a reused
+            # block's own columns are the same; the upper columns need not be).
+            if block.method != "cholesky":
+                _check_minimum(self.nest, self.j, block.A, block.factor.negatives)
+            block.system = ProductSystem(
+                self.nest.xp,
+                block.factor,
+                block.cross,
+                self.below,
+                self.text,
+                self.j,
+                self.nest.config.residual_tol,
+            )
+        elif block.system is None:
             if block.method != "cholesky":
                 _check_minimum(self.nest, self.j, block.A, block.factor.negatives)
             block.system = DenseSystem(
@@ -150,29 +173,54 @@ def linearize(
     own = problem.block(j)
     opts = nest.config.levels[j - 1]
     text = problem.describe(j)
-    R = below.R()
-    grad_own = reduced_grad(xp, g, R, own)
+    # Only R_j's own columns (DESIGN 8): the cross rows are products (`ProductSystem`).
+    R = None if below.top is None else below.columns(own)
+    grad_own = g[own] if R is None else g[own] + xp.matrix_transpose(R) @ g[own.stop :]
     key = (j, mode)
     block = nest.blocks.get(key)
     with_term = _has_curvature_term(nest, j, below, mode)
     constant = problem.levels[j - 1].quadratic and not with_term
     if constant and _reusable(block, CONSTANT, R, xp, for_step):
         nest.stats.reused[j - 1] += 1
-        return Linearization(nest, j, text, mode, R, grad_own, block)
+        return Linearization(nest, j, text, mode, R, grad_own, block, below)
     M, extra = _hessian_rows(nest, j, below, g, with_term)
     if not constant and _reusable(block, M, R, xp, for_step):
         nest.stats.reused[j - 1] += 1
     else:
-        rows = own_rows(xp, M, R, own)
-        if extra is not None:
-            rows = rows - extra
-        A = rows[:, own]
+        rows, cross = None, None
+        if R is None:
+            rows = own_rows(xp, M, R, own)
+            if extra is not None:
+                rows = rows - extra
+            A = rows[:, own]
+        else:
+            A, cross = _own_block(xp, M, R, extra, own)
         if opts.ridge:
             A = A + opts.ridge * identity_like(A, xp)
         factor = _factor(nest, j, A, for_step=for_step, point=below.xs)
-        block = Block(CONSTANT if constant else _weak(M), R, rows, A, factor, opts.linear_solver)
+        source = CONSTANT if constant else _weak(M)
+        block = Block(source, R, rows, A, factor, opts.linear_solver, cross=cross)
         nest.blocks[key] = block
-    return Linearization(nest, j, text, mode, R, grad_own, block)
+    return Linearization(nest, j, text, mode, R, grad_own, block, below)
+
+
+def _own_block(xp: Any, M: Any, R_own: Any, extra: Any, own: slice) -> tuple[Any, CrossParts]:
+    """``A = c_j^T M c_j`` with ``c_j = [I; R_own]``, and the parts of the cross rows.
+
+    ``M`` holds rows ``s_{j-1}:D``; ``extra`` the multiplier terms' own rows (or None).
+    Only the columns ``s_{j-1}:D`` of ``c_j^T M`` are formed: ``d_j (D - s_j)
+    (D - s_{j-1} + d_j)`` multiplications with ``A``, where all reduced rows
+    ``c_j^T M P_j`` took ``d_j (D - s_j) (D + s_j)`` and ``R_j`` all its columns.
+    """
+    d, start = own.stop - own.start, own.start
+    X = M[:d, start:] + xp.matrix_transpose(R_own) @ M[d:, start:]  # (c_j^T M)[:, s_{j-1}:]
+    A = X[:, :d] + X[:, d:] @ R_own
+    extra_cross = None
+    if extra is not None:
+        A = A - extra[:, own]
+        extra_cross = extra[:, :start]
+    Y = xp.asarray(M[:, :start], copy=True)  # a copy: M itself is not kept
+    return A, CrossParts(Y, X[:, d:], R_own, extra_cross)
 
 
 def block_error(nest: Nest, j: int, A: Any, where: str) -> NestoptError:
@@ -226,7 +274,7 @@ def _hessian_rows(nest: Nest, j: int, below: Response, g: Any, with_term: bool) 
     if not with_term:
         return M, None
     term = CurvatureTerm(nest, j, below, g)
-    return M - to_dense(term.rows(start)), term.extra_rows(below.R())
+    return M - to_dense(term.rows(start)), term.extra_rows(below.pull)
 
 
 def _factor(nest: Nest, j: int, A: Any, *, for_step: bool, point: Any) -> Factorization:

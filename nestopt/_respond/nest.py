@@ -82,6 +82,7 @@ class Response:
     top: LevelSolution | None
     nest: Nest
     _R: Any = None
+    _columns: dict[tuple[int, int], Any] = field(default_factory=dict)
 
     def R(self) -> Any:
         """``R_k`` (``None`` for ``k = n``), stacked from the Jacobians below on request."""
@@ -91,12 +92,44 @@ class Response:
             self._R = self.nest.stacked(self)
         return self._R
 
+    def columns(self, cols: slice) -> Any:
+        """``R_k[:, cols]`` for the columns ``cols`` of one level ``<= k``, without forming
+        the others (DESIGN 8: a level's own block needs only its own columns).
+
+        ``R_k[:, cols] = [G_{k+1}[:, cols]; R_{k+1}[:, cols] + R_{k+1}[:, k+1] G_{k+1}[:, cols]]``:
+        ``len(cols)`` right-hand sides per level below. Kept with the response; a formed
+        ``R_k`` is sliced, and a level below whose system gives no columns (constrained,
+        matrix-free) has the full ``R_k`` stacked, as before.
+        """
+        top = self.top
+        assert top is not None, "R_n has no columns: callers ask them only for k < n"
+        if self._R is not None:
+            return self._R[:, cols]
+        key = (cols.start, cols.stop)
+        out = self._columns.get(key)
+        if out is not None:
+            return out
+        system = top.system
+        if not hasattr(system, "G_columns"):
+            return self.R()[:, cols]
+        G = system.G_columns(cols)
+        below = top.below
+        if below.top is None:
+            out = G
+        else:
+            own = self.nest.problem.block(top.j)
+            out = self.nest.xp.concat([G, below.columns(cols) + below.columns(own) @ G], axis=0)
+        self._columns[key] = out
+        return out
+
     def jvp(self, u: Any) -> Any:
         """``R_k u`` for ``u`` of length ``s_k`` (or a matrix of such columns)."""
         if self._R is not None:
             return self._R @ u
         top = self.top
         assert top is not None, "R_n has no rows: callers ask R_k's products only for k < n"
+        if hasattr(top.system, "lifted_jvp"):
+            return top.system.lifted_jvp(u)  # one product of the levels below, not two
         below = top.below
         return response_jvp(
             self.nest.xp, u, top.system.G_apply, below.jvp if below.top is not None else None
@@ -119,6 +152,8 @@ class Response:
             return xp.matrix_transpose(self._R) @ w
         top = self.top
         assert top is not None, "R_n has no rows: callers ask R_k's products only for k < n"
+        if hasattr(top.system, "lifted_vjp"):
+            return top.system.lifted_vjp(w)  # one product of the levels below, not two
         below = top.below
         own = self.nest.problem.block(top.j)
         return response_vjp(

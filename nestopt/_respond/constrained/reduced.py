@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..._derivatives.compose import own_rows, reduced_grad
+from ..._derivatives.compose import own_rows, pull_back, reduced_grad
 from ..._derivatives.curvature import term_is_zero
 from ..._derivatives.curvature_terms import CurvatureTerm
 from ..._levels.rows import ConstraintRows
@@ -88,6 +88,6 @@ class LevelModel:
             grad_L = point.g + xp.matrix_transpose(point.J_full) @ lam
             term = CurvatureTerm(nest, j, point.below, grad_L)
             M = M - term.rows(start)
-            extra = term.extra_rows(point.R)
+            extra = term.extra_rows(lambda w: pull_back(xp, w, point.R, self.own.stop))
         rows = own_rows(xp, M, point.R, self.own)
         return rows if extra is None else rows - extra
