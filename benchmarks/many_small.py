@@ -26,15 +26,20 @@ from _common import limit_threads, machine_info, parser, print_machine
 import nestopt
 
 
-def scenario(param: tuple[int, int]) -> nestopt.Problem:
-    """The bilevel problem of scenario ``seed`` with ``d`` variables per level."""
-    seed, d = param
+def scenario_data(seed: int, d: int) -> tuple[np.ndarray, ...]:
+    """``Q``, ``B`` (shared by every scenario) and ``a``, ``b``, ``c`` (scenario ``seed``)."""
     rng = np.random.default_rng(seed)
     base = np.random.default_rng(0)
     M = base.standard_normal((d, d))
     Q = M @ M.T / d + np.eye(d)
     B = base.standard_normal((d, d)) / np.sqrt(d)
-    a, b, c = rng.standard_normal(d), rng.standard_normal(d), rng.standard_normal(d)
+    return Q, B, rng.standard_normal(d), rng.standard_normal(d), rng.standard_normal(d)
+
+
+def scenario(param: tuple[int, int]) -> nestopt.Problem:
+    """The bilevel problem of scenario ``seed`` with ``d`` variables per level."""
+    seed, d = param
+    Q, B, a, b, c = scenario_data(seed, d)
     hess2 = np.block([[np.zeros((d, d)), B.T], [B, Q]])
     follower = nestopt.Level(
         value=lambda x, y: 0.5 * y @ Q @ y + y @ (B @ x + c),
@@ -57,12 +62,7 @@ def bare_scenario(param: tuple[int, int], evaluations: int) -> np.ndarray:
     import scipy.linalg as sl
 
     seed, d = param
-    rng = np.random.default_rng(seed)
-    base = np.random.default_rng(0)
-    M = base.standard_normal((d, d))
-    Q = M @ M.T / d + np.eye(d)
-    B = base.standard_normal((d, d)) / np.sqrt(d)
-    a, b, c = rng.standard_normal(d), rng.standard_normal(d), rng.standard_normal(d)
+    Q, B, a, b, c = scenario_data(seed, d)
     factor = sl.cho_factor(Q, lower=True, check_finite=False)
     x, y = np.zeros(d), np.zeros(d)
     for _ in range(evaluations):
