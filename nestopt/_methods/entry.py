@@ -67,7 +67,7 @@ def best_response(
         ``G_k`` and the sensitivities ``dx_k*/dx_1``, with work counters.
     """
     run = _start(problem, x0, method, locals())
-    state = run.engine.respond(run.xs)
+    state = run.engine.respond(run.xs, jacobians=True)
     return _result(run, state, with_fun=True, with_jacobians=True)
 
 

@@ -147,8 +147,14 @@ class ImplicitEngine:
     def stats(self) -> Any:
         return self.nest.stats
 
-    def respond(self, xs: tuple[Any, ...]) -> Response:
-        """Solve levels 2..n at ``x_1 = xs[0]``, starting from ``xs[1:]``."""
+    def respond(self, xs: tuple[Any, ...], *, jacobians: bool = False) -> Response:
+        """Solve levels 2..n at ``x_1 = xs[0]``, starting from ``xs[1:]``.
+
+        ``jacobians``: every best-response Jacobian will be asked for (`best_response`),
+        so each level forms its full reduced rows at once rather than only its own block
+        with its cross rows as products (the adjoint path of DESIGN 8).
+        """
+        self.nest.form_jacobians = jacobians
         return self.nest.respond(1, xs)
 
     def hypergradient(self, state: Response) -> Any:

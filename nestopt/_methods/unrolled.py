@@ -127,7 +127,8 @@ class UnrolledEngine:
             sizes=tuple(None if a is None else float(a) for a in self.alphas[1:]),
         )
 
-    def respond(self, xs: tuple[Any, ...]) -> UnrolledState:
+    def respond(self, xs: tuple[Any, ...], *, jacobians: bool = False) -> UnrolledState:
+        """Unroll levels 2..n at ``x_1 = xs[0]`` (``jacobians``: they always are formed)."""
         if any(level.constrained for level in self.problem.levels[1:]):
             raise NotImplementedError(
                 "method='itd' unrolls unconstrained gradient steps; this problem has "

@@ -173,11 +173,19 @@ def linearize(
     own = problem.block(j)
     opts = nest.config.levels[j - 1]
     text = problem.describe(j)
-    # Only R_j's own columns (DESIGN 8): the cross rows are products (`ProductSystem`).
-    R = None if below.top is None else below.columns(own)
+    # Only R_j's own columns (DESIGN 8): the cross rows are products (`ProductSystem`);
+    # all of R_j when every Jacobian will be formed anyway (then the rows are formed at once).
+    full = below.top is not None and nest.form_jacobians
+    R_full = below.R() if full else None
+    if below.top is None:
+        R = None
+    else:
+        R = below.columns(own) if R_full is None else R_full[:, own]
     grad_own = g[own] if R is None else g[own] + xp.matrix_transpose(R) @ g[own.stop :]
     key = (j, mode)
     block = nest.blocks.get(key)
+    if block is not None and (block.cross is None) != (R is None or full):
+        block = None  # built for the other path (full rows or products): not this one's
     with_term = _has_curvature_term(nest, j, below, mode)
     constant = problem.levels[j - 1].quadratic and not with_term
     if constant and _reusable(block, CONSTANT, R, xp, for_step):
@@ -188,8 +196,8 @@ def linearize(
         nest.stats.reused[j - 1] += 1
     else:
         rows, cross = None, None
-        if R is None:
-            rows = own_rows(xp, M, R, own)
+        if R is None or full:
+            rows = own_rows(xp, M, R_full, own)
             if extra is not None:
                 rows = rows - extra
             A = rows[:, own]

@@ -204,6 +204,9 @@ class Nest:
         # Each level's latest factored block (by level and curvature mode), kept while its
         # inputs are bit-for-bit the same (`linearize`).
         self.blocks: dict[tuple[int, str], Any] = {}
+        # Every best-response Jacobian will be formed (best_response): levels form their
+        # full reduced rows instead of their own block with cross rows as products.
+        self.form_jacobians = False
         # Each matrix-free level's last adjoint in this run: the next adjoint solve's start.
         self.adjoints: dict[int, Any] = {}
         # True while products with R_k only predict where the lower levels will be (a
