@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from typing import Any
 
@@ -167,7 +166,7 @@ class Loop(Outcome):
         inner = self.history["inner_nit"]
         work = sum(inner[-1]) - sum(inner[-2])
         if len(self._work) >= 3 and not self._warned_work:
-            typical = statistics.median(self._work)
+            typical = _median(self._work)
             if work > 100 and work > 20 * max(typical, 1):
                 self._warned_work = True
                 warn_user(
@@ -190,3 +189,12 @@ class Loop(Outcome):
             nit=self.nit,
             level_nit=self.run.engine.level_nit(),
         )
+
+
+def _median(values: list[int]) -> float:
+    """The median (``statistics`` costs several milliseconds of import time)."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return float(ordered[middle])
+    return 0.5 * (ordered[middle - 1] + ordered[middle])
