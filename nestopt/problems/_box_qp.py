@@ -80,6 +80,8 @@ def box_qp(
     >>> [lv.size for lv in p.levels], p.levels[1].bounds is not None
     ([10, 10], True)
     """
+    # One function (longer than this package's usual ones): the data, the two levels'
+    # oracles that close over it and the metadata are built together, as a problem is.
     if isinstance(d, bool) or not isinstance(d, int) or d < 1:
         raise ValueError(f"box_qp needs a positive int d, got {d!r}")
     if not mu >= 0.0:

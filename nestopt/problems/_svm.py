@@ -112,6 +112,8 @@ def svm_dual(
     >>> p.data["X"].shape, p.data["C_grid"].shape, [lv.size for lv in p.levels]
     ((60, 4), (41,), [1, 60])
     """
+    # One function (longer than this package's usual ones): the data, the two levels'
+    # oracles that close over it and the metadata are built together, as a problem is.
     if data not in _DATA:
         raise ValueError(f"svm_dual got data={data!r}; expected one of {_DATA}")
     if param not in ("log_C", "C"):
