@@ -42,6 +42,11 @@ class JacobianSystem(Protocol):
         """``G_j``, formed on request (``s_{j-1}`` right-hand sides)."""
         ...
 
+    def G_columns(self, cols: slice) -> Any:
+        """``G_j[:, cols]``: the columns of one upper level (all of ``G_j`` formed where a
+        system has no cheaper way)."""
+        ...
+
     def G_apply(self, u: Any) -> Any:
         """``G_j u`` without forming ``G_j``."""
         ...

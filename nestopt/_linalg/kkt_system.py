@@ -84,6 +84,10 @@ class KKTSystem:
             self._G, self._Lambda = out[: self.d, ...], out[self.d :, ...]
         return self._G
 
+    def G_columns(self, cols: slice) -> Any:
+        """``G_j[:, cols]``, from ``G_j`` formed whole (its solve also gives ``Lambda_j``)."""
+        return self.G()[:, cols]
+
     def Lambda(self) -> Any:
         """``d lambda_A / d x_<j``."""
         self.G()

@@ -307,6 +307,10 @@ class OperatorSystem:
             return self.xp.stack([self.GT_apply(v[:, i]) for i in range(v.shape[1])], axis=1)
         return -self.products.BT(self.adjoint(v))
 
+    def G_columns(self, cols: slice) -> Any:
+        """``G_j[:, cols]``, from ``G_j`` formed column by column."""
+        return self.G()[:, cols]
+
     def G(self) -> Any:
         """``G_j`` column by column: ``s_{j-1}`` Krylov solves (on request only)."""
         if self._G is None:

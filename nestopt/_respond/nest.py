@@ -97,9 +97,9 @@ class Response:
         the others (DESIGN 8: a level's own block needs only its own columns).
 
         ``R_k[:, cols] = [G_{k+1}[:, cols]; R_{k+1}[:, cols] + R_{k+1}[:, k+1] G_{k+1}[:, cols]]``:
-        ``len(cols)`` right-hand sides per level below. Kept with the response; a formed
-        ``R_k`` is sliced, and a level below whose system gives no columns (constrained,
-        matrix-free) has the full ``R_k`` stacked, as before.
+        ``len(cols)`` right-hand sides per level below (constrained and matrix-free levels
+        form their ``G`` whole and slice it). Kept with the response; a formed ``R_k`` is
+        sliced.
         """
         top = self.top
         assert top is not None, "R_n has no columns: callers ask them only for k < n"
@@ -109,10 +109,7 @@ class Response:
         out = self._columns.get(key)
         if out is not None:
             return out
-        system = top.system
-        if not hasattr(system, "G_columns"):
-            return self.R()[:, cols]
-        G = system.G_columns(cols)
+        G = top.system.G_columns(cols)
         below = top.below
         if below.top is None:
             out = G
