@@ -66,6 +66,7 @@ class CurvatureTerm:
         self._third: Any = None  # T_{f_i}(x, v), all rows, when products need it dense
         self._constraint: Any = None
         self._K: Any = None
+        self._PK: Any = None
 
     # -- H: the part that acts on P_j z ------------------------------------------------------
 
@@ -141,26 +142,34 @@ class CurvatureTerm:
             self._K = xp.stack(columns, axis=1)
         return self._K
 
+    def _pulled(self, pull: Any) -> Any | None:
+        """``P_j^T K`` (``s_j x a``), formed once: every product of a matrix-free level above
+        needs it, and ``pull`` (``P_j^T``, the same for this point) takes the columns at once."""
+        if self._PK is None:
+            K = self._columns()
+            if K is None:
+                return None
+            self._PK = pull(K)
+        return self._PK
+
     def extra_rows(self, pull: Any) -> Any | None:
         """Own rows (``d_j x s_j``) of the multiplier terms, or None where they vanish.
 
         ``pull`` applies ``P_j^T`` to the columns of a ``(D, a)`` array (a product
         with ``R_j^T``: ``R_j`` need not be formed)."""
-        K = self._columns()
-        if K is None:
+        PK = self._pulled(pull)
+        if PK is None:
             return None
         xp = self.xp
         own = self.nest.problem.block(self.j)
         Lambda = self.below.top.system.Lambda()
-        PK = pull(K)  # P_j^T K: (s_j, a)
         return PK[own, :] @ Lambda + xp.matrix_transpose(Lambda[:, own]) @ xp.matrix_transpose(PK)
 
     def extra_apply(self, z: Any, pull: Any) -> Any | None:
         """The multiplier terms applied to ``z`` (length ``s_j``), with ``pull = P_j^T``."""
-        K = self._columns()
-        if K is None:
+        PK = self._pulled(pull)
+        if PK is None:
             return None
         xp = self.xp
         Lambda = self.below.top.system.Lambda()
-        PK = xp.stack([pull(K[:, c]) for c in range(K.shape[1])], axis=1)
         return PK @ (Lambda @ z) + xp.matrix_transpose(Lambda) @ (xp.matrix_transpose(PK) @ z)
