@@ -8,7 +8,8 @@ W[j, <j]`` and ``C = (jac c_A P_j)[:, <j]`` (DESIGN section 7):
         [ J_A      0     ]
 
 ``G_j`` is the best-response Jacobian, ``Lambda_j = d lambda_A / d x_<j``.
-``K`` is symmetric, so one LU factor serves ``G_j`` and every adjoint:
+``K`` is symmetric, so one factor (`ActiveSetKKT`: bounds eliminated, the
+one the polish vetted the solution with) serves ``G_j`` and every adjoint:
 ``G_j^T v = -(B^T y + C^T mu)`` with ``(y, mu) = K^{-1} (v, 0)``.
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._errors import FactorizationError, SingularKKTError
-from .factor import Factorization, factorize
+from .active_set import ActiveSetKKT
 
 __all__ = ["KKTSystem"]
 
@@ -26,19 +27,11 @@ class KKTSystem:
     """Solves with the KKT matrix ``K`` of a constrained level, and products with ``G_j``."""
 
     def __init__(
-        self, xp: Any, K: Any, cross: Any, cross_c: Any, d: int, text: str, j: int
+        self, xp: Any, factor: ActiveSetKKT, cross: Any, cross_c: Any, text: str, j: int
     ) -> None:
-        self.xp, self.d, self.text, self.j = xp, d, text, j
+        self.xp, self.d, self.text, self.j = xp, factor.d, text, j
         self.cross, self.cross_c = cross, cross_c
-        try:
-            self.factor: Factorization = factorize(K, method="lu", xp=xp)
-        except FactorizationError as exc:
-            raise SingularKKTError(
-                f"{text}: the KKT matrix of its active set is singular ({exc}); the active "
-                "constraints may be dependent or the level flat along them. Check the "
-                "constraints, or perturb the upper variables",
-                level=j,
-            ) from None
+        self.factor = factor
         self._G: Any = None
         self._Lambda: Any = None
 

@@ -206,6 +206,9 @@ class Nest:
         self.form_jacobians = False
         # Each matrix-free level's last adjoint in this run: the next adjoint solve's start.
         self.adjoints: dict[int, Any] = {}
+        # Each constrained level's last multipliers and active rows in this run (host
+        # arrays): the next solve of that level polishes this active set first.
+        self.active_sets: dict[int, tuple[Any, Any]] = {}
         # True while products with R_k only predict where the lower levels will be (a
         # start, corrected by their Newton solves): matrix-free levels solve those loosely.
         self.predicting = False

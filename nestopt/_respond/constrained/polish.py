@@ -27,9 +27,11 @@ from ..._backend.host import to_numpy
 from ..._errors import (
     ConstraintQualificationError,
     ConvergenceError,
+    FactorizationError,
     InfeasibleError,
     NotPositiveDefiniteError,
 )
+from ..._linalg.active_set import ActiveSetKKT
 from ..._linalg.kkt_system import KKTSystem
 from .level_nlp import InteriorResult
 from .reduced import LevelModel, LevelPoint
@@ -68,19 +70,22 @@ class ConstrainedSolution:
 
 
 def polish(
-    model: LevelModel, ip: InteriorResult, mode: str, jacobian_mode: str, tol: float, maxiter: int
-) -> Any:
+    model: LevelModel, ip: InteriorResult, mode: str, jacobian_mode: str, tol: float,
+    maxiter: int, *, max_changes: int | None = None,
+) -> Any:  # fmt: skip
     """Newton on the active set from ``ip``; returns ``(point, system, solution)``.
 
     ``mode`` is the curvature of the Newton steps, ``jacobian_mode`` that of the
-    returned system.
+    returned system; ``max_changes`` caps the rows added or dropped (default
+    ``2 m + 2``) before `ConvergenceError`.
     """
     sets = RowSets.of(to_numpy(model.rows.lb), to_numpy(model.rows.ub))
     active = ip.active.copy()
     lam = np.asarray(to_numpy(ip.lam), dtype=float)
     point = ip.point
-    for _ in range(2 * model.rows.m + 2):
-        point, lam, W = _newton(model, point, active, lam, sets, mode, tol, maxiter)
+    changes = 2 * model.rows.m + 1 if max_changes is None else max_changes
+    for _ in range(changes + 1):
+        point, lam, W, kkt = _newton(model, point, active, lam, sets, mode, tol, maxiter)
         change = _correct(model, point, active, lam, sets)
         if change is None:
             break
@@ -93,8 +98,21 @@ def polish(
         )
     if jacobian_mode != mode:
         W = model.lagrangian_rows(point, _arr(model.xp, lam, point.g), jacobian_mode)
-    system, solution = _vet(model, point, active, lam, sets, W)
+        kkt = None
+    system, solution = _vet(model, point, active, lam, sets, W, kkt)
     return point, system, solution
+
+
+def guess_active(model: LevelModel, point: LevelPoint) -> Any:
+    """The rows at one of their bounds at ``point`` (to ``sqrt(eps)`` of the row's scale),
+    the equalities among them: a warm start's guess of the active set (host bool array)."""
+    sets = RowSets.of(to_numpy(model.rows.lb), to_numpy(model.rows.ub))
+    c = np.asarray(to_numpy(point.c), dtype=float)
+    values = _sizes(model, point, sets)[0]
+    with np.errstate(invalid="ignore"):
+        slack = np.minimum(np.abs(c - sets.lb), np.abs(c - sets.ub)) / values
+    eps = float(model.xp.finfo(point.g.dtype).eps)
+    return (sets.lb == sets.ub) | (slack <= math.sqrt(eps))
 
 
 def _targets(sets: RowSets, c: Any, lam: Any, active: Any) -> Any:
@@ -112,38 +130,47 @@ def _targets(sets: RowSets, c: Any, lam: Any, active: Any) -> Any:
 def _newton(
     model: LevelModel, point: LevelPoint, active: Any, lam: Any, sets: RowSets, mode: str,
     tol: float, maxiter: int,
-) -> tuple[LevelPoint, Any, Any]:  # fmt: skip
+) -> tuple[LevelPoint, Any, Any, ActiveSetKKT | None]:  # fmt: skip
+    """Newton on the active set's equations from ``point``: the point, the multipliers, the
+    Lagrangian's rows there and the factored KKT matrix (None where it is singular)."""
     xp, j, own = model.xp, model.j, model.own
     idx = np.flatnonzero(active)
-    d, a = own.stop - own.start, idx.size
+    d = own.stop - own.start
     lam = np.where(active, lam, 0.0)
     target = _targets(sets, np.asarray(to_numpy(point.c)), lam, active)
     scale = float(xp.max(xp.abs(point.xs[j - 1]))) if d else 0.0
     eps = float(xp.finfo(point.g.dtype).eps)
     previous = math.inf
+    retaken = not model.rows_depend_on_multipliers(mode)  # no retake where W ignores lam
     for iteration in range(maxiter + 1):
         model.nest.check_time()
         lam_x = _arr(xp, lam, point.g)
         W = model.lagrangian_rows(point, lam_x, mode)
-        J_A = xp.take(point.J, _arr(xp, idx, point.g, int), axis=0) if a else point.J[:0]
+        J_A = xp.take(point.J, _arr(xp, idx, point.g, int), axis=0) if idx.size else point.J[:0]
         residual = point.g_own + xp.matrix_transpose(J_A) @ _arr(xp, lam[idx], point.g)
         gap = _arr(xp, np.asarray(to_numpy(point.c))[idx] - target[idx], point.g)
-        K = _kkt_matrix(xp, W[:, own], J_A)
         try:
-            step = xp.linalg.solve(K, -xp.concat([residual, gap]))
-        except Exception:  # singular K: vetted (and named) in _vet
-            return point, lam, W
+            kkt = active_kkt(model, W, point, active)
+            step = kkt.solve(-xp.concat([residual, gap]))
+        except FactorizationError:  # singular K: vetted (and named) in _vet
+            return point, lam, W, None
         dx, dlam = step[:d], np.asarray(to_numpy(step[d:]))
         size = float(xp.max(xp.abs(dx))) if d else 0.0
         if iteration == 0:
             scale = max(scale, size)
+        lam[idx] = lam[idx] + dlam
         # To rounding, not to tol: Newton converges quadratically here, and the
-        # multipliers and Jacobians are only as good as the point.
+        # multipliers and Jacobians are only as good as the point. The Lagrangian's rows
+        # took the multipliers before this step: where these moved (a warm start's first
+        # step), one more step takes the new ones.
+        moved = float(np.max(np.abs(dlam), initial=0.0))
+        settled = moved <= 100.0 * eps * float(np.max(np.abs(lam[idx]), initial=0.0))
         if size <= 100.0 * eps * scale or (size >= previous and size <= math.sqrt(eps) * scale):
-            return point, lam, W
+            if settled or retaken:
+                return point, lam, W, kkt
+            retaken = True
         if iteration == maxiter:
             break
-        lam[idx] = lam[idx] + dlam
         trial = list(point.xs)
         trial[j - 1] = point.xs[j - 1] + dx
         if point.R is not None and model.nest.config.predict:
@@ -162,11 +189,16 @@ def _newton(
     )
 
 
-def _kkt_matrix(xp: Any, A: Any, J_A: Any) -> Any:
-    a = J_A.shape[0]
-    top = xp.concat([A, xp.matrix_transpose(J_A)], axis=1)
-    bottom = xp.concat([J_A, xp.zeros((a, a), dtype=A.dtype)], axis=1)
-    return xp.concat([top, bottom], axis=0)
+def active_kkt(model: LevelModel, W: Any, point: LevelPoint, active: Any) -> ActiveSetKKT:
+    """The KKT matrix of the rows ``active`` at ``point``, factored with its bounds
+    eliminated (raises `FactorizationError` where it is singular)."""
+    xp, own, rows = model.xp, model.own, model.rows
+    d = own.stop - own.start
+    general = rows.m - d if rows.box is not None else rows.m
+    idx = np.flatnonzero(active[:general])
+    J_R = xp.take(point.J, _arr(xp, idx, point.g, int), axis=0) if idx.size else point.J[:0]
+    fixed = active[general:] if rows.box is not None else np.zeros(d, dtype=bool)
+    return ActiveSetKKT(xp, W[:, own], J_R, fixed)
 
 
 def _arr(xp: Any, a: Any, like: Any, kind: type = float) -> Any:
@@ -200,8 +232,10 @@ def _correct(
     violation[active] = -np.inf
     if violation.size and np.max(violation) > 1e-8:
         return int(np.argmax(violation)), True
-    target = _targets(sets, c, lam, active)
-    wrong = np.where(target == sets.lb, lam, -lam) / multipliers  # should be <= 0
+    # The sign a multiplier must have follows the bound its row is held at (a warm
+    # start's multipliers may point to the other one).
+    at_upper = np.abs(c - sets.ub) < np.abs(c - sets.lb)
+    wrong = np.where(at_upper, -lam, lam) / multipliers  # should be <= 0
     wrong[~active | (sets.lb == sets.ub)] = -np.inf
     if wrong.size and np.max(wrong) > 1e-8:
         return int(np.argmax(wrong)), False
@@ -248,42 +282,46 @@ def _own_sizes(model: LevelModel, point: LevelPoint, sets: RowSets, W: Any) -> t
 
 
 def _vet(
-    model: LevelModel, point: LevelPoint, active: Any, lam: Any, sets: RowSets, W: Any
-) -> tuple[KKTSystem, ConstrainedSolution]:
+    model: LevelModel, point: LevelPoint, active: Any, lam: Any, sets: RowSets, W: Any,
+    kkt: ActiveSetKKT | None,
+) -> tuple[KKTSystem, ConstrainedSolution]:  # fmt: skip
     xp, j, own, text = model.xp, model.j, model.own, model.text
     weakly = _weakly_active(model, point, active, lam, sets, W)
+    if weakly.any():
+        kkt = None  # the active set changed
     active = active & ~weakly
     idx = np.flatnonzero(active)
     d, a = own.stop - own.start, idx.size
     labels = model.rows.labels
     names = ", ".join(labels[i] for i in idx)
-    J_A = xp.take(point.J, _arr(xp, idx, point.g, int), axis=0) if a else point.J[:0]
-    if a:
-        if a > d:
-            raise ConstraintQualificationError(
-                f"{text}: {a} constraints are active on {d} variables ({names}); their "
-                "gradients cannot be independent (LICQ fails)",
-                level=j,
-            )
-        singular = xp.linalg.svdvals(J_A)
-        eps = float(xp.finfo(J_A.dtype).eps)
-        if float(xp.min(singular)) <= 1e3 * eps * float(xp.max(singular)):
-            raise ConstraintQualificationError(
-                f"{text}: the gradients of its active constraints ({names}) are linearly "
-                "dependent (LICQ fails): multipliers and best-response derivatives are not "
-                "unique. Remove a redundant constraint",
-                level=j,
-            )
-    K = _kkt_matrix(xp, W[:, own], J_A)
-    eigenvalues = xp.linalg.eigvalsh(0.5 * (K + xp.matrix_transpose(K)))
-    positive = int(xp.count_nonzero(eigenvalues > 0))
-    if positive != d or int(xp.count_nonzero(eigenvalues < 0)) != a:
+    if a > d:
+        raise ConstraintQualificationError(
+            f"{text}: {a} constraints are active on {d} variables ({names}); their "
+            "gradients cannot be independent (LICQ fails)",
+            level=j,
+        )
+    held = np.flatnonzero(active | weakly)
+    if weakly.any():
+        # Weakly active rows count for LICQ too: a row that repeats an active one (zero
+        # multiplier, by the split the polish chose) is a dependence, not a kink.
+        J_held = xp.take(point.J, _arr(xp, held, point.g, int), axis=0)
+        if held.size > d or _rank_deficient(xp, J_held):
+            raise _dependent(text, ", ".join(labels[i] for i in held), j)
+    if kkt is None:
+        try:
+            kkt = active_kkt(model, W, point, active)
+        except FactorizationError:
+            kkt = None
+    if kkt is None or not kkt.minimum:
+        J_A = xp.take(point.J, _arr(xp, idx, point.g, int), axis=0) if a else None
+        if J_A is not None and _rank_deficient(xp, J_A):
+            raise _dependent(text, names, j)
         raise NotPositiveDefiniteError(
             f"{text}: at its solution the reduced Hessian of its Lagrangian is not positive "
-            "definite on the null space of its active constraints (the KKT matrix has "
-            f"{positive} positive eigenvalues, {d} needed): not a strict "
-            "local minimum, so its best response is not locally unique. Try a different "
-            "starting point, or check the level's hess and constraint hess",
+            "definite on the null space of its active constraints (the inertia of its KKT "
+            "matrix is not that of a minimum): not a strict local minimum, so its best "
+            "response is not locally unique. Try a different starting point, or check the "
+            "level's hess and constraint hess",
             level=j,
         )
     c = np.asarray(to_numpy(point.c))
@@ -295,5 +333,22 @@ def _vet(
     weak = [labels[i] for i in np.flatnonzero(weakly)]
     C = model.cross_jacobian(point)
     C_A = xp.take(C, _arr(xp, idx, point.g, int), axis=0) if a else C[:0]
-    system = KKTSystem(xp, K, W[:, : own.start], C_A, d, text, j)
+    system = KKTSystem(xp, kkt, W[:, : own.start], C_A, text, j)
     return system, ConstrainedSolution(lam, active.copy(), labels, weak, model.rows)
+
+
+def _dependent(text: str, names: str, j: int) -> ConstraintQualificationError:
+    return ConstraintQualificationError(
+        f"{text}: the gradients of its active constraints ({names}) are linearly "
+        "dependent (LICQ fails): multipliers and best-response derivatives are "
+        "not unique. Remove a redundant constraint",
+        level=j,
+    )
+
+
+def _rank_deficient(xp: Any, J_A: Any) -> bool:
+    """The active rows' gradients are numerically dependent (a diagnosis, once the inertia
+    of the KKT matrix is wrong)."""
+    singular = xp.linalg.svdvals(J_A)
+    eps = float(xp.finfo(J_A.dtype).eps)
+    return float(xp.min(singular)) <= 1e3 * eps * float(xp.max(singular))

@@ -74,6 +74,14 @@ class LevelModel:
             C = C + J_full[:, own.stop :] @ R[:, : own.start]
         return C
 
+    def rows_depend_on_multipliers(self, mode: str) -> bool:
+        """Whether `lagrangian_rows` changes with ``lam``: curved rows, or the curvature term
+        of a level below (exact mode), which takes the Lagrangian's gradient."""
+        if not self.rows.all_linear:
+            return True
+        below = self.j < self.problem.n
+        return mode == "exact" and below and not term_is_zero(self.problem, self.j)
+
     def lagrangian_rows(self, point: LevelPoint, lam: Any, mode: str) -> Any:
         """``c_j^T M P_j``, ``M = hess f_j + sum lam_i hess c_i``, less the curvature term of
         the level below taken for ``L_j`` in exact mode (DESIGN 7)."""

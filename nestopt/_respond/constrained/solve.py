@@ -1,14 +1,30 @@
-"""Solve one constrained level: interior point, then a polish on the active set (DESIGN 7)."""
+"""Solve one constrained level: interior point, then a polish on the active set (DESIGN 7, 9).
+
+A warm start comes first: the active set of the level's last solution in
+this run (or, at the first solve, the rows at a bound at the start) is
+polished directly, a few row changes allowed. What it returns passed every
+test of a cold solve (KKT conditions to rounding, multiplier signs,
+feasibility, LICQ and second-order sufficiency by the KKT matrix's
+inertia), so it is kept; anything else falls back to the interior point from
+the same start.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from ..._errors import TimeLimitError
 from ..._levels.build_rows import level_rows
 from ..nest import LevelSolution, Nest
-from .level_nlp import interior_point
-from .polish import polish
+from .level_nlp import InteriorResult, interior_point
+from .polish import guess_active, polish
 from .reduced import LevelModel
+
+# Row changes a warm start may make before the interior point takes over, and its
+# Newton iterations per active set.
+WARM_CHANGES, WARM_NEWTON = 4, 20
 
 __all__ = ["solve_constrained_level", "rows_of"]
 
@@ -31,12 +47,41 @@ def solve_constrained_level(
     opts = settings or nest.config.levels[j - 1]
     nest.stats.solves[j - 1] += 1
     model = LevelModel(nest, j, rows_of(nest, j, xs))
-    newton_mode = nest.config.newton_mode(j)
-    # Interior-point iterations: at least 100 for a lower level, as given for the top.
-    maxiter = opts.maxiter if j == 1 else max(4 * opts.maxiter, 100)
-    ip = interior_point(model, xs, newton_mode, maxiter)
-    point, system, solution = polish(
-        model, ip, newton_mode, nest.config.curvature_mode(j), opts.tol, opts.maxiter
-    )
-    nest.stats.newton[j - 1] += ip.iterations
-    return LevelSolution(j, point.below, system, ip.iterations, solution)
+    newton_mode, jacobian_mode = nest.config.newton_mode(j), nest.config.curvature_mode(j)
+    warm = _warm_start(nest, model, xs, newton_mode, jacobian_mode, opts)
+    if warm is not None:
+        point, system, solution = warm
+        iterations = 0
+    else:
+        # Interior-point iterations: at least 100 for a lower level, as given for the top.
+        maxiter = opts.maxiter if j == 1 else max(4 * opts.maxiter, 100)
+        ip = interior_point(model, xs, newton_mode, maxiter)
+        point, system, solution = polish(
+            model, ip, newton_mode, jacobian_mode, opts.tol, opts.maxiter
+        )
+        iterations = ip.iterations
+    nest.stats.newton[j - 1] += iterations
+    nest.active_sets[j] = (solution.lam, solution.active)
+    return LevelSolution(j, point.below, system, iterations, solution)
+
+
+def _warm_start(
+    nest: Nest, model: LevelModel, xs: tuple[Any, ...], mode: str, jacobian_mode: str,
+    opts: Any,
+) -> Any:  # fmt: skip
+    """``(point, system, solution)`` polished from the last active set (or the rows at a bound
+    at the start), or None where that does not settle within a few row changes."""
+    try:
+        point = model.at(xs)
+        last = nest.active_sets.get(model.j)
+        if last is None:
+            lam, active = np.zeros(model.rows.m), guess_active(model, point)
+        else:
+            lam, active = np.array(last[0], dtype=float), np.array(last[1], dtype=bool)
+        start = InteriorResult(point, lam, active, 0)
+        newton = min(opts.maxiter, WARM_NEWTON)
+        return polish(model, start, mode, jacobian_mode, opts.tol, newton, max_changes=WARM_CHANGES)
+    except TimeLimitError:
+        raise
+    except Exception:  # noqa: BLE001 - a failed warm start is not an answer: the cold solve decides
+        return None
