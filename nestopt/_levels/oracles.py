@@ -147,6 +147,19 @@ class Oracles:
             self._check_symmetry(rows, k, where, start=start)
             return _copy(self.xp, rows) if keep and rows is out else rows
         out = self._call(k, "hess", xs)
+        if start and isinstance(out, (list, tuple)):
+            # Blocks: only the block rows asked for are assembled; the others are checked
+            # for NaN and Inf (one sum each), not copied.
+            rows = matrix_layout(out, self.sizes, self.target, where, rows=self.dim - start)
+            if self.check_finite:
+                cuts = [sum(self.sizes[:i]) for i in range(len(self.sizes) + 1)]
+                for row in out[: cuts.index(start) if start in cuts else 0]:
+                    for block in row:
+                        if block is not None:
+                            self._check_finite(self.xp.sum(block), where, xs)
+            self._check_finite_matrix(rows, where, xs, start=start)
+            self._check_symmetry(rows, k, where, start=start)
+            return rows
         full = matrix_layout(out, self.sizes, self.target, where)
         # The whole output is checked (a NaN anywhere means a broken callable),
         # finiteness first: NaN would pass any symmetry test.

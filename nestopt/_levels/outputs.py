@@ -143,8 +143,9 @@ def matrix_layout(
 ) -> Any:
     """A ``(rows, D)`` matrix from one array or an ``n x n`` nested sequence of blocks.
 
-    ``rows`` is the number of rows expected of a flat array (default ``D``);
-    blocks always describe the full ``(D, D)`` matrix.
+    ``rows`` is the number of rows expected (the last ``rows`` of ``D``, default
+    all); blocks always describe the full ``(D, D)`` matrix, and only the block
+    rows holding the rows asked for are assembled.
     """
     xp = target.xp
     dim, n = sum(sizes), len(sizes)
@@ -161,31 +162,36 @@ def matrix_layout(
                 f"{where} returned a nested sequence that is not {n} x {n}; " + expected,
                 level=where.level,
             )
-        stacked = []
-        for i, row in enumerate(out):
-            blocks = []
-            for j, block in enumerate(row):
-                shape = (sizes[i], sizes[j])
-                if block is None:
-                    blocks.append(xp.zeros(shape, dtype=target.dtype, device=target.device))
-                    continue
-                block = check_array(block, target, where.at_block(f"block ({i + 1}, {j + 1})"))
-                if tuple(block.shape) != shape:
-                    raise OracleError(
-                        f"{where}: block ({i + 1}, {j + 1}) has shape {tuple(block.shape)}, "
-                        f"expected {shape}",
-                        level=where.level,
-                    )
-                blocks.append(block)
-            stacked.append(xp.concat(blocks, axis=1))
-        full = xp.concat(stacked, axis=0)
-        return full[dim - rows :, :] if rows != dim else full
+        checked = [
+            [_block(b, (sizes[i], sizes[j]), i, j, target, where) for j, b in enumerate(row)]
+            for i, row in enumerate(out)
+        ]
+        # Only the block rows that hold the rows asked for are assembled (a lower level's
+        # rows of a large Hessian, without copying the upper levels' rows twice).
+        cuts = [sum(sizes[:i]) for i in range(n + 1)]
+        first = cuts.index(dim - rows) if dim - rows in cuts else 0
+        full = xp.concat([xp.concat(row, axis=1) for row in checked[first:]], axis=0)
+        skipped = cuts[first]
+        return full[dim - rows - skipped :, :] if rows != dim - skipped else full
     out = check_array(out, target, where)
     if tuple(out.shape) != (rows, dim):
         raise OracleError(
             f"{where} returned shape {tuple(out.shape)}; " + expected, level=where.level
         )
     return out
+
+
+def _block(block: Any, shape: tuple[int, int], i: int, j: int, target: Target, where: Where) -> Any:
+    """Block ``(i, j)`` of a nested Hessian, checked (zeros for None)."""
+    if block is None:
+        return target.xp.zeros(shape, dtype=target.dtype, device=target.device)
+    block = check_array(block, target, where.at_block(f"block ({i + 1}, {j + 1})"))
+    if tuple(block.shape) != shape:
+        raise OracleError(
+            f"{where}: block ({i + 1}, {j + 1}) has shape {tuple(block.shape)}, expected {shape}",
+            level=where.level,
+        )
+    return block
 
 
 def _sparse_layout(out: Any, rows: int, dim: int, target: Target, where: Where) -> Any:

@@ -85,7 +85,13 @@ class ConstraintRows:
             parts.append(xs[self.k - 1])
         return xp.concat(parts) if parts else xp.zeros((0,), dtype=x.dtype)
 
-    def jacobian(self, xs: Sequence[Any]) -> Any:
+    @property
+    def general(self) -> int:
+        """The number of rows before the box (constraints proper)."""
+        return self.m - self.sizes[self.k - 1] if self.box is not None else self.m
+
+    def jacobian(self, xs: Sequence[Any], *, box: bool = True) -> Any:
+        """``(m, D)``; without the box's rows of the identity when ``box`` is False."""
         xp = self.xp
         parts = []
         if self.A is not None:
@@ -96,8 +102,10 @@ class ConstraintRows:
             out = as_jacobian(out, self.sizes, item.size, self.target, where)
             self._finite(xp.sum(out, axis=1), where, xs)
             parts.append(out)
-        if self.box is not None:
+        if self.box is not None and box:
             parts.append(self._box_rows())
+        if not parts:
+            return xp.zeros((0, self.dim), dtype=self.target.dtype, device=self.target.device)
         return xp.concat(parts, axis=0)
 
     def _curved_weights(self, weights: Any) -> Any:

@@ -2,12 +2,11 @@
 
 `LevelNLP` presents level ``j`` at fixed upper variables as a
 `ConstrainedNLP` over ``x_j``: its rows are the level's constraints, and
-its bounds on ``x_j`` stay bounds (the level's rows keep them last, as rows
-of the identity, for the polish and the KKT system; the engine never sees
-those rows). Every evaluation re-solves the levels below, started from
-their first-order prediction. `interior_point` runs the engine and returns
-what the polish (``_polish``) starts from, or raises the nestopt error that
-names the level and says what to try.
+its bounds on ``x_j`` stay bounds (the level's rows list them last, and
+their rows of the identity are never formed). Every evaluation re-solves
+the levels below, started from their first-order prediction.
+`interior_point` runs the engine and returns what the polish starts from,
+or raises the nestopt error that names the level and says what to try.
 """
 
 from __future__ import annotations
@@ -89,7 +88,7 @@ class LevelNLP:
             )
         self.last = point
         m = self.m
-        return Evaluation(point.fun, point.g_own, point.c[:m], point.J[:m, :], point)
+        return Evaluation(point.fun, point.g_own, point.c[:m], point.J, point)
 
     def lagrangian_hessian(self, at: Evaluation, y: Any) -> Any:
         return self.model.lagrangian_rows(at.point, self.all_rows(y), self.mode)[:, self.own]

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from array_api_compat import device
 
 from ..._backend.host import to_numpy
 from ..._errors import (
@@ -96,7 +97,7 @@ def polish(
             "this point",
             level=model.j,
         )
-    if jacobian_mode != mode:
+    if jacobian_mode != mode and model.has_curvature_term:
         W = model.lagrangian_rows(point, _arr(model.xp, lam, point.g), jacobian_mode)
         kkt = None
     system, solution = _vet(model, point, active, lam, sets, W, kkt)
@@ -146,8 +147,7 @@ def _newton(
         model.nest.check_time()
         lam_x = _arr(xp, lam, point.g)
         W = model.lagrangian_rows(point, lam_x, mode)
-        J_A = xp.take(point.J, _arr(xp, idx, point.g, int), axis=0) if idx.size else point.J[:0]
-        residual = point.g_own + xp.matrix_transpose(J_A) @ _arr(xp, lam[idx], point.g)
+        residual = point.g_own + _rows_transposed(model, point, lam)
         gap = _arr(xp, np.asarray(to_numpy(point.c))[idx] - target[idx], point.g)
         try:
             kkt = active_kkt(model, W, point, active)
@@ -189,21 +189,38 @@ def _newton(
     )
 
 
+def _rows_transposed(model: LevelModel, point: LevelPoint, lam: Any) -> Any:
+    """``J^T lam`` over every row, the box's included (its rows of the identity never
+    formed); ``lam`` is a host array, zero off the active set."""
+    xp, general = model.xp, model.rows.general
+    out = xp.matrix_transpose(point.J) @ _arr(xp, lam[:general], point.g)
+    return out + _arr(xp, lam[general:], point.g) if model.rows.box is not None else out
+
+
+def _split(model: LevelModel, mask: Any) -> tuple[Any, Any]:
+    """The general rows in ``mask`` (indices) and the variables whose bound is in it."""
+    general, d = model.rows.general, model.own.stop - model.own.start
+    fixed = mask[general:] if model.rows.box is not None else np.zeros(d, dtype=bool)
+    return np.flatnonzero(mask[:general]), fixed
+
+
 def active_kkt(model: LevelModel, W: Any, point: LevelPoint, active: Any) -> ActiveSetKKT:
     """The KKT matrix of the rows ``active`` at ``point``, factored with its bounds
     eliminated (raises `FactorizationError` where it is singular)."""
-    xp, own, rows = model.xp, model.own, model.rows
-    d = own.stop - own.start
-    general = rows.m - d if rows.box is not None else rows.m
-    idx = np.flatnonzero(active[:general])
+    xp = model.xp
+    idx, fixed = _split(model, active)
     J_R = xp.take(point.J, _arr(xp, idx, point.g, int), axis=0) if idx.size else point.J[:0]
-    fixed = active[general:] if rows.box is not None else np.zeros(d, dtype=bool)
-    return ActiveSetKKT(xp, W[:, own], J_R, fixed)
+    return ActiveSetKKT(xp, W[:, model.own], J_R, fixed)
+
+
+def _row_maxima(model: LevelModel, J: Any, weights: Any) -> Any:
+    """Per row of the level, ``max_i |J_ri| w_i``: the general rows from ``J`` (host, absolute
+    values), then the box's (row ``i`` is ``e_i``: ``w_i``)."""
+    general = np.max(J * weights[None, :], axis=1, initial=0.0)
+    return np.concatenate([general, weights]) if model.rows.box is not None else general
 
 
 def _arr(xp: Any, a: Any, like: Any, kind: type = float) -> Any:
-    from array_api_compat import device
-
     dtype = like.dtype if kind is float else xp.int64
     return xp.asarray(np.asarray(a, dtype=kind), dtype=dtype, device=device(like))
 
@@ -211,8 +228,9 @@ def _arr(xp: Any, a: Any, like: Any, kind: type = float) -> Any:
 def _sizes(model: LevelModel, point: LevelPoint, sets: RowSets) -> tuple[Any, Any]:
     """Per row: the scale of its values and of its multiplier (for relative tests)."""
     xp = model.xp
-    J = np.asarray(to_numpy(point.J), dtype=float)  # float32 would underflow the 1e-300 guard
-    row = np.max(np.abs(J), axis=1) if J.size else np.ones(J.shape[0])
+    # float64: float32 would underflow the 1e-300 guard
+    J = np.abs(np.asarray(to_numpy(point.J), dtype=float))
+    row = _row_maxima(model, J, np.ones(J.shape[1]))
     row = np.where(row > 0, row, 1.0)
     x = float(xp.max(xp.abs(point.xs[model.j - 1]))) if point.J.shape[1] else 0.0
     bounds = np.where(np.isfinite(sets.lb), np.abs(sets.lb), 0.0)
@@ -270,13 +288,13 @@ def _own_sizes(model: LevelModel, point: LevelPoint, sets: RowSets, W: Any) -> t
     g = np.abs(np.asarray(to_numpy(point.g_own), dtype=float))
     curvature = np.abs(np.diagonal(np.asarray(to_numpy(W[:, model.own]), dtype=float)))
     gradient = np.maximum(g, curvature * size)
-    row = np.max(J, axis=1) if J.size else np.ones(J.shape[0])
+    row = _row_maxima(model, J, np.ones(J.shape[1]))
     row = np.where(row > 0, row, 1.0)
     bounds = np.where(np.isfinite(sets.lb), np.abs(sets.lb), 0.0)
     bounds = np.maximum(bounds, np.where(np.isfinite(sets.ub), np.abs(sets.ub), 0.0))
-    touched = np.max(J * size[None, :], axis=1) if J.size else np.ones(J.shape[0])
+    touched = _row_maxima(model, J, size)
     values = np.maximum(np.maximum(bounds, touched), 1e-300)
-    share = np.max(J * gradient[None, :], axis=1) if J.size else np.zeros(J.shape[0])
+    share = _row_maxima(model, J, gradient)
     floor = 1e-12 * max(float(np.max(gradient, initial=0.0)), 1e-300)
     return values, np.maximum(share / row**2, floor)
 
@@ -304,8 +322,7 @@ def _vet(
     if weakly.any():
         # Weakly active rows count for LICQ too: a row that repeats an active one (zero
         # multiplier, by the split the polish chose) is a dependence, not a kink.
-        J_held = xp.take(point.J, _arr(xp, held, point.g, int), axis=0)
-        if held.size > d or _rank_deficient(xp, J_held):
+        if held.size > d or _dependent_rows(model, point, active | weakly):
             raise _dependent(text, ", ".join(labels[i] for i in held), j)
     if kkt is None:
         try:
@@ -313,8 +330,7 @@ def _vet(
         except FactorizationError:
             kkt = None
     if kkt is None or not kkt.minimum:
-        J_A = xp.take(point.J, _arr(xp, idx, point.g, int), axis=0) if a else None
-        if J_A is not None and _rank_deficient(xp, J_A):
+        if _dependent_rows(model, point, active):
             raise _dependent(text, names, j)
         raise NotPositiveDefiniteError(
             f"{text}: at its solution the reduced Hessian of its Lagrangian is not positive "
@@ -332,7 +348,11 @@ def _vet(
         )
     weak = [labels[i] for i in np.flatnonzero(weakly)]
     C = model.cross_jacobian(point)
-    C_A = xp.take(C, _arr(xp, idx, point.g, int), axis=0) if a else C[:0]
+    rows_A, fixed = _split(model, active)
+    C_A = xp.take(C, _arr(xp, rows_A, point.g, int), axis=0) if rows_A.size else C[:0]
+    if fixed.any():  # the box's rows do not move with the upper variables
+        zeros = xp.zeros((int(fixed.sum()), C.shape[1]), dtype=C.dtype, device=device(C))
+        C_A = xp.concat([C_A, zeros], axis=0)
     system = KKTSystem(xp, kkt, W[:, : own.start], C_A, text, j)
     return system, ConstrainedSolution(lam, active.copy(), labels, weak, model.rows)
 
@@ -346,9 +366,18 @@ def _dependent(text: str, names: str, j: int) -> ConstraintQualificationError:
     )
 
 
-def _rank_deficient(xp: Any, J_A: Any) -> bool:
-    """The active rows' gradients are numerically dependent (a diagnosis, once the inertia
-    of the KKT matrix is wrong)."""
-    singular = xp.linalg.svdvals(J_A)
-    eps = float(xp.finfo(J_A.dtype).eps)
+def _dependent_rows(model: LevelModel, point: LevelPoint, mask: Any) -> bool:
+    """The gradients of the rows in ``mask`` are numerically dependent: with ``X`` the
+    variables whose bound is among them, ``rank [J_R; E_X] = |X| + rank J_R[:, not X]``, so
+    the general rows restricted to the other variables decide."""
+    xp = model.xp
+    idx, fixed = _split(model, mask)
+    if idx.size == 0:
+        return False
+    free = _arr(xp, np.flatnonzero(~fixed), point.g, int)
+    J_RF = xp.take(xp.take(point.J, _arr(xp, idx, point.g, int), axis=0), free, axis=1)
+    if idx.size > J_RF.shape[1]:
+        return True
+    singular = xp.linalg.svdvals(J_RF)
+    eps = float(xp.finfo(J_RF.dtype).eps)
     return float(xp.min(singular)) <= 1e3 * eps * float(xp.max(singular))

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from array_api_compat import device
+
 from ..._derivatives.compose import own_rows, pull_back, reduced_grad
 from ..._derivatives.curvature import term_is_zero
 from ..._derivatives.curvature_terms import CurvatureTerm
@@ -31,9 +33,9 @@ class LevelPoint:
     g: Any  # grad f_j, all variables
     g_own: Any  # c_j^T grad f_j
     fun: float | None
-    c: Any  # constraint values (m,)
-    J_full: Any  # (m, D)
-    J: Any  # (m, d_j): (jac c) c_j
+    c: Any  # values of every row (m,), the box's (x_j itself) last
+    J_full: Any  # (m_g, D): the general rows' Jacobian (the box's rows are never formed)
+    J: Any  # (m_g, d_j): (jac c) c_j
     R: Any
 
     @property
@@ -60,27 +62,31 @@ class LevelModel:
         R = below.R()
         fun = float(oracles.value(j, below.xs)) if oracles.has(j, "value") else None
         c = self.rows.values(below.xs)
-        J_full = self.rows.jacobian(below.xs)
+        J_full = self.rows.jacobian(below.xs, box=False)
         J = J_full[:, self.own]
         if R is not None:
             J = J + J_full[:, self.own.stop :] @ R[:, self.own]
         return LevelPoint(below, g, reduced_grad(xp, g, R, self.own), fun, c, J_full, J, R)
 
     def cross_jacobian(self, point: LevelPoint) -> Any:
-        """``(jac c P_j)[:, <j]``: how the constraints move with the upper variables."""
+        """``(jac c P_j)[:, <j]`` of the general rows: how they move with the upper variables
+        (the box's rows do not)."""
         J_full, R, own = point.J_full, point.R, self.own
         C = J_full[:, : own.start]
         if R is not None:
             C = C + J_full[:, own.stop :] @ R[:, : own.start]
         return C
 
+    @property
+    def has_curvature_term(self) -> bool:
+        """Whether exact mode adds a curvature term of the levels below (else both curvature
+        modes give the same `lagrangian_rows`)."""
+        return self.j < self.problem.n and not term_is_zero(self.problem, self.j)
+
     def rows_depend_on_multipliers(self, mode: str) -> bool:
         """Whether `lagrangian_rows` changes with ``lam``: curved rows, or the curvature term
         of a level below (exact mode), which takes the Lagrangian's gradient."""
-        if not self.rows.all_linear:
-            return True
-        below = self.j < self.problem.n
-        return mode == "exact" and below and not term_is_zero(self.problem, self.j)
+        return not self.rows.all_linear or (mode == "exact" and self.has_curvature_term)
 
     def lagrangian_rows(self, point: LevelPoint, lam: Any, mode: str) -> Any:
         """``c_j^T M P_j``, ``M = hess f_j + sum lam_i hess c_i``, less the curvature term of
@@ -93,7 +99,11 @@ class LevelModel:
             M = M + curvature[start:, :]
         extra = None
         if mode == "exact" and point.below.top is not None and not term_is_zero(self.problem, j):
-            grad_L = point.g + xp.matrix_transpose(point.J_full) @ lam
+            grad_L = point.g + xp.matrix_transpose(point.J_full) @ lam[: self.rows.general]
+            if self.rows.box is not None:  # the box's rows: lam on the own block
+                pad = (self.own.start, self.problem.dim - self.own.stop)
+                zeros = [xp.zeros((k,), dtype=lam.dtype, device=device(lam)) for k in pad]
+                grad_L = grad_L + xp.concat([zeros[0], lam[self.rows.general :], zeros[1]])
             term = CurvatureTerm(nest, j, point.below, grad_L)
             M = M - term.rows(start)
             extra = term.extra_rows(lambda w: pull_back(xp, w, point.R, self.own.stop))
