@@ -16,6 +16,7 @@ import pytest
 
 import nestopt
 from nestopt._linalg.active_set import ActiveSetKKT
+from nestopt._respond.constrained import solve as constrained_solve
 from nestopt.problems import box_qp
 
 
@@ -70,35 +71,48 @@ def test_the_factor_tells_a_minimum_from_a_saddle_on_the_null_space():
     assert not ActiveSetKKT(np, A, np.array([[1.0, 0.0]]), np.zeros(2, dtype=bool)).minimum
 
 
-def _cold_and_warm(problem, x, y_start):
-    cold = nestopt.best_response(problem, [x, y_start])
-    warm = nestopt.best_response(problem, [x, np.asarray(cold.xs[1])])
-    return cold, warm
+def _answers(problem, x, starts):
+    out = []
+    for y0 in starts:
+        r = nestopt.best_response(problem, [x, y0])
+        out.append((r.xs[1], r.multipliers[2], r.jacobians[2], r.hypergrad, r.level_nit[1]))
+    return out
 
 
-def test_a_start_at_the_solution_skips_the_interior_point_and_changes_nothing():
+STARTS = {"zeros": 0.0, "ones": 1.0, "minus_ones": -1.0}
+
+
+@pytest.mark.parametrize("start", list(STARTS))
+def test_active_set_starts_give_the_interior_points_answer(start, monkeypatch):
+    """From zero, from every variable at a bound (most of them wrong) and from the solution,
+    the active-set start (no interior-point iteration) ends where the interior point does."""
     problem = box_qp(30, backend="numpy")
     x = np.asarray(problem.x0[0])
-    cold, warm = _cold_and_warm(problem, x, np.zeros(30))
-    assert cold.level_nit[1] > 0  # the interior point ran
-    assert warm.level_nit[1] == 0  # the polish settled it alone
-    assert warm.active[2] == cold.active[2] and len(cold.active[2]) > 0
-    np.testing.assert_allclose(warm.xs[1], cold.xs[1], rtol=0, atol=1e-14)
-    np.testing.assert_allclose(warm.multipliers[2], cold.multipliers[2], rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(warm.jacobians[2], cold.jacobians[2], rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(warm.hypergrad, cold.hypergrad, rtol=1e-10, atol=1e-13)
+    y0 = np.full(30, STARTS[start])
+    solution = nestopt.best_response(problem, [x, np.zeros(30)]).xs[1]
+    fast = _answers(problem, x, [y0, np.asarray(solution)])
+    monkeypatch.setattr(constrained_solve, "_warm_start", lambda *args, **kwargs: None)
+    slow = _answers(problem, x, [y0, np.asarray(solution)])
+    for got, reference in zip(fast, slow):
+        assert got[4] == 0 and reference[4] > 0  # no interior point, and the interior point
+        np.testing.assert_allclose(got[0], reference[0], rtol=0, atol=1e-14)
+        np.testing.assert_allclose(got[1], reference[1], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(got[2], reference[2], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(got[3], reference[3], rtol=1e-10, atol=1e-13)
+    assert int(np.sum(np.abs(solution) == 1.0)) > 5  # bounds are active: the test means it
 
 
-def test_a_wrong_guess_falls_back_to_the_interior_point():
+def test_an_active_set_that_does_not_settle_falls_back_to_the_interior_point(monkeypatch):
     problem = box_qp(30, backend="numpy")
     x = np.asarray(problem.x0[0])
-    cold = nestopt.best_response(problem, [x, np.zeros(30)])
-    # Every variable at its upper bound: about two thirds of the guessed rows are wrong,
-    # more changes than a warm start may make.
-    wrong = nestopt.best_response(problem, [x, np.ones(30)])
-    assert wrong.level_nit[1] > 0
-    np.testing.assert_allclose(wrong.xs[1], cold.xs[1], rtol=0, atol=1e-13)
-    np.testing.assert_allclose(wrong.hypergrad, cold.hypergrad, rtol=1e-10, atol=1e-13)
+    reference = nestopt.best_response(problem, [x, np.zeros(30)])
+    # No correction allowed: from zero (every bound inactive) the set cannot settle.
+    monkeypatch.setattr(constrained_solve, "WARM_CHANGES", 0)
+    monkeypatch.setattr(constrained_solve, "WARM_CHANGES_QP", 0)
+    fallback = nestopt.best_response(problem, [x, np.zeros(30)])
+    assert fallback.level_nit[1] > 0
+    np.testing.assert_allclose(fallback.xs[1], reference.xs[1], rtol=0, atol=1e-13)
+    np.testing.assert_allclose(fallback.hypergrad, reference.hypergrad, rtol=1e-10, atol=1e-13)
 
 
 def test_outer_iterations_reuse_the_last_active_set():
@@ -117,3 +131,15 @@ def test_outer_iterations_reuse_the_last_active_set():
     # The answer is the follower's true response at the leader's solution.
     check = nestopt.best_response(problem, [result.xs[0], np.zeros(20)])
     np.testing.assert_allclose(result.xs[1], check.xs[1], rtol=0, atol=1e-12)
+
+
+def test_no_internal_linear_algebra_error_escapes_a_published_problem():
+    """FloudasEtal2013 from its published start once leaked the engine's internal
+    FactorizationError (a Newton solve that gave NaN in the predictor-corrector)."""
+    from nestopt.problems import bolib
+
+    problem = bolib("FloudasEtal2013", backend="numpy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = nestopt.solve(problem, problem.x0, options={"gtol": 1e-10})
+    assert isinstance(result.status, nestopt.Status)

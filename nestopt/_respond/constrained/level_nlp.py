@@ -18,6 +18,7 @@ import numpy as np
 
 from ..._errors import (
     ConvergenceError,
+    FactorizationError,
     InfeasibleError,
     LocallyInfeasibleError,
     UnboundedError,
@@ -106,8 +107,17 @@ class LevelNLP:
 def interior_point(model: Any, xs: tuple[Any, ...], mode: str, maxiter: int) -> InteriorResult:
     """Solve level ``j``'s reduced problem from ``xs`` with the engine (DESIGN 9)."""
     nlp = LevelNLP(model, xs, mode)
-    result = solve_nlp(nlp, xs[model.j - 1], options=EngineOptions(max_iter=maxiter))
-    status, text, j = result.status, model.text, model.j
+    text, j = model.text, model.j
+    try:
+        result = solve_nlp(nlp, xs[model.j - 1], options=EngineOptions(max_iter=maxiter))
+    except FactorizationError as exc:  # every step's own failure is handled; never leak one
+        raise ConvergenceError(
+            f"{text}: the interior point met a linear system it could not solve ({exc}); "
+            "the level may be degenerate here (dependent constraints, a flat objective): "
+            "check its constraints, or start it elsewhere",
+            level=j,
+        ) from None
+    status = result.status
     if status is EngineStatus.INFEASIBLE:
         raise InfeasibleError(
             f"{text}: its constraints could not be satisfied for these upper variables (a "

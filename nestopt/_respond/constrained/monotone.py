@@ -64,11 +64,11 @@ def run_monotone(
         tau = max(0.99, 1.0 - mu)
         try:
             system = _factor(space, it, mu, correction)
-        except FactorizationError:
+            step = _direction(space, it, mu, system)
+        except FactorizationError:  # a singular system, or a solve that gave NaN
             system = None
         accepted = None
         if system is not None:
-            step = _direction(space, it, mu, system)
             accepted = _line_search(
                 space, it, mu, tau, system, step, flt, theta_min, theta_max, eps, counts
             )

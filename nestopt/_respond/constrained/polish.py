@@ -72,25 +72,41 @@ class ConstrainedSolution:
 
 def polish(
     model: LevelModel, ip: InteriorResult, mode: str, jacobian_mode: str, tol: float,
-    maxiter: int, *, max_changes: int | None = None,
+    maxiter: int, *, max_changes: int | None = None, batch: bool = False,
 ) -> Any:  # fmt: skip
     """Newton on the active set from ``ip``; returns ``(point, system, solution)``.
 
     ``mode`` is the curvature of the Newton steps, ``jacobian_mode`` that of the
-    returned system; ``max_changes`` caps the rows added or dropped (default
-    ``2 m + 2``) before `ConvergenceError`.
+    returned system; ``max_changes`` caps the corrections of the active set
+    (default ``2 m + 1``) before `ConvergenceError`. A correction adds the most
+    violated row or drops the active row whose multiplier is most wrong; with
+    ``batch`` it adds every violated row and drops every wrong one at once (the
+    primal-dual active-set method of Hintermueller, Ito and Kunisch, SIAM J.
+    Optim. 2002: a few corrections for a box-constrained QP from any start), and
+    a set seen before ends it.
     """
     sets = RowSets.of(to_numpy(model.rows.lb), to_numpy(model.rows.ub))
     active = ip.active.copy()
     lam = np.asarray(to_numpy(ip.lam), dtype=float)
     point = ip.point
     changes = 2 * model.rows.m + 1 if max_changes is None else max_changes
+    seen = {active.tobytes()}
     for _ in range(changes + 1):
         point, lam, W, kkt = _newton(model, point, active, lam, sets, mode, tol, maxiter)
-        change = _correct(model, point, active, lam, sets)
-        if change is None:
+        violation, wrong = _corrections(model, point, active, lam, sets)
+        add, drop = violation > 1e-8, wrong > 1e-8
+        if not add.any() and not drop.any():
             break
-        active[change[0]] = change[1]
+        if not batch:  # one row: the most violated first
+            if add.any():
+                active[int(np.argmax(violation))] = True
+            else:
+                active[int(np.argmax(wrong))] = False
+            continue
+        active[add], active[drop] = True, False
+        if active.tobytes() in seen:
+            raise ConvergenceError(f"{model.text}: its active set cycles", level=model.j)
+        seen.add(active.tobytes())
     else:
         raise ConvergenceError(
             f"{model.text}: its active set did not settle; the level may be degenerate at "
@@ -209,7 +225,7 @@ def active_kkt(model: LevelModel, W: Any, point: LevelPoint, active: Any) -> Act
     eliminated (raises `FactorizationError` where it is singular)."""
     xp = model.xp
     idx, fixed = _split(model, active)
-    J_R = xp.take(point.J, _arr(xp, idx, point.g, int), axis=0) if idx.size else point.J[:0]
+    J_R = xp.take(point.J, _arr(xp, idx, point.g, int), axis=0) if idx.size else point.J[:0, :]
     return ActiveSetKKT(xp, W[:, model.own], J_R, fixed)
 
 
@@ -240,24 +256,21 @@ def _sizes(model: LevelModel, point: LevelPoint, sets: RowSets) -> tuple[Any, An
     return values, gscale / row
 
 
-def _correct(
+def _corrections(
     model: LevelModel, point: LevelPoint, active: Any, lam: Any, sets: RowSets
-) -> tuple[int, bool] | None:
-    """The row to add (violated) or drop (wrong-sign multiplier), or None when all is well."""
+) -> tuple[Any, Any]:
+    """Per row, the relative violation of an inactive row and the relative wrong sign of an
+    active row's multiplier (``-inf`` where neither applies; ``> 1e-8`` calls for a change)."""
     c = np.asarray(to_numpy(point.c))
     values, multipliers = _sizes(model, point, sets)
     violation = np.maximum(sets.lb - c, c - sets.ub) / values
     violation[active] = -np.inf
-    if violation.size and np.max(violation) > 1e-8:
-        return int(np.argmax(violation)), True
     # The sign a multiplier must have follows the bound its row is held at (a warm
     # start's multipliers may point to the other one).
     at_upper = np.abs(c - sets.ub) < np.abs(c - sets.lb)
     wrong = np.where(at_upper, -lam, lam) / multipliers  # should be <= 0
     wrong[~active | (sets.lb == sets.ub)] = -np.inf
-    if wrong.size and np.max(wrong) > 1e-8:
-        return int(np.argmax(wrong)), False
-    return None
+    return violation, wrong
 
 
 def _weakly_active(
@@ -349,7 +362,7 @@ def _vet(
     weak = [labels[i] for i in np.flatnonzero(weakly)]
     C = model.cross_jacobian(point)
     rows_A, fixed = _split(model, active)
-    C_A = xp.take(C, _arr(xp, rows_A, point.g, int), axis=0) if rows_A.size else C[:0]
+    C_A = xp.take(C, _arr(xp, rows_A, point.g, int), axis=0) if rows_A.size else C[:0, :]
     if fixed.any():  # the box's rows do not move with the upper variables
         zeros = xp.zeros((int(fixed.sum()), C.shape[1]), dtype=C.dtype, device=device(C))
         C_A = xp.concat([C_A, zeros], axis=0)

@@ -79,7 +79,10 @@ def run_predictor_corrector(
         dL, dU = space.dL(it.v), space.dU(it.v)
         zero = xp.zeros_like(dL)
         # Predictor: complementarity target zero.
-        dv_a, _, dzL_a, dzU_a = _step(space, system, it, r_d, r_p, dL, dU, zero, zero)
+        try:
+            dv_a, _, dzL_a, dzU_a = _step(space, system, it, r_d, r_p, dL, dU, zero, zero)
+        except FactorizationError:  # the solve gave NaN: the monotone method takes over
+            return Outcome(it, EngineStatus.STALLED, k, mu)
         a_p = space.primal_step_limit(it.v, dv_a, 1.0)
         a_d = space.dual_step_limit(it, dzL_a, dzU_a, 1.0)
         mu_aff = _average(
@@ -91,7 +94,10 @@ def run_predictor_corrector(
         # Corrector: aim at sigma mu less the predictor's second-order term.
         tL = space.hasL * (centring * mu - dv_a * dzL_a)
         tU = space.hasU * (centring * mu + dv_a * dzU_a)
-        dv, dy, dzL, dzU = _step(space, system, it, r_d, r_p, dL, dU, tL, tU)
+        try:
+            dv, dy, dzL, dzU = _step(space, system, it, r_d, r_p, dL, dU, tL, tU)
+        except FactorizationError:
+            return Outcome(it, EngineStatus.STALLED, k, mu)
         tau = max(0.99, 1.0 - mu)
         alpha = min(
             space.primal_step_limit(it.v, dv, tau), space.dual_step_limit(it, dzL, dzU, tau)

@@ -78,6 +78,12 @@ class LevelModel:
         return C
 
     @property
+    def convex_qp(self) -> bool:
+        """The bottom level, declared quadratic, with linear rows only."""
+        level = self.problem.levels[self.j - 1]
+        return self.j == self.problem.n and bool(level.quadratic) and self.rows.all_linear
+
+    @property
     def has_curvature_term(self) -> bool:
         """Whether exact mode adds a curvature term of the levels below (else both curvature
         modes give the same `lagrangian_rows`)."""

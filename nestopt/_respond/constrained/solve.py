@@ -15,16 +15,17 @@ from typing import Any
 
 import numpy as np
 
-from ..._errors import TimeLimitError
+from ..._errors import NestoptError, TimeLimitError
 from ..._levels.build_rows import level_rows
 from ..nest import LevelSolution, Nest
 from .level_nlp import InteriorResult, interior_point
 from .polish import guess_active, polish
 from .reduced import LevelModel
 
-# Row changes a warm start may make before the interior point takes over, and its
+# Corrections of the active set a warm start may make before the interior point takes
+# over (more for a convex QP, where they are the primal-dual active-set method), and its
 # Newton iterations per active set.
-WARM_CHANGES, WARM_NEWTON = 4, 20
+WARM_CHANGES, WARM_CHANGES_QP, WARM_NEWTON = 4, 12, 8
 
 __all__ = ["solve_constrained_level", "rows_of"]
 
@@ -80,8 +81,13 @@ def _warm_start(
             lam, active = np.array(last[0], dtype=float), np.array(last[1], dtype=bool)
         start = InteriorResult(point, lam, active, 0)
         newton = min(opts.maxiter, WARM_NEWTON)
-        return polish(model, start, mode, jacobian_mode, opts.tol, newton, max_changes=WARM_CHANGES)
+        changes = WARM_CHANGES_QP if model.convex_qp else WARM_CHANGES
+        return polish(
+            model, start, mode, jacobian_mode, opts.tol, newton, max_changes=changes, batch=True
+        )
     except TimeLimitError:
         raise
-    except Exception:  # noqa: BLE001 - a failed warm start is not an answer: the cold solve decides
+    except (NestoptError, ArithmeticError, ValueError):
+        # Not an answer (a set that did not settle, failed its vetting, or a callable that
+        # refused a Newton point outside its domain): the interior point decides.
         return None
