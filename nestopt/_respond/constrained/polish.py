@@ -331,12 +331,11 @@ def _vet(
             "gradients cannot be independent (LICQ fails)",
             level=j,
         )
-    held = np.flatnonzero(active | weakly)
-    if weakly.any():
-        # Weakly active rows count for LICQ too: a row that repeats an active one (zero
-        # multiplier, by the split the polish chose) is a dependence, not a kink.
-        if held.size > d or _dependent_rows(model, point, active | weakly):
-            raise _dependent(text, ", ".join(labels[i] for i in held), j)
+    repeated = _repeats(model, point, active, weakly)
+    if repeated is not None:
+        # A weakly active row that repeats an active one (zero multiplier by the split the
+        # polish chose) is a redundant constraint, not a kink.
+        raise _dependent(text, f"{labels[repeated[0]]}, {labels[repeated[1]]}", j)
     if kkt is None:
         try:
             kkt = active_kkt(model, W, point, active)
@@ -377,6 +376,42 @@ def _dependent(text: str, names: str, j: int) -> ConstraintQualificationError:
         "not unique. Remove a redundant constraint",
         level=j,
     )
+
+
+def _repeats(
+    model: LevelModel, point: LevelPoint, active: Any, weakly: Any
+) -> tuple[int, int] | None:
+    """A weakly active row whose gradient is parallel to an active row's, as
+    ``(active, weak)`` row indices (None if none): the same constraint written twice."""
+    if not weakly.any():
+        return None
+    general, d = model.rows.general, model.own.stop - model.own.start
+    J = np.asarray(to_numpy(point.J), dtype=float)
+    boxed = model.rows.box is not None
+    # Every row's gradient on x_j, the box's as rows of the identity (only the few
+    # involved rows are formed).
+    involved = np.flatnonzero(active | weakly)
+
+    def gradient(i: int) -> Any:
+        if i < general:
+            return J[i]
+        e = np.zeros(d)
+        e[i - general] = 1.0
+        return e
+
+    rows = {int(i): gradient(int(i)) for i in involved if i < general or boxed}
+    eps = float(np.finfo(J.dtype).eps)
+    for w in np.flatnonzero(weakly):
+        gw = rows[int(w)]
+        nw = float(np.linalg.norm(gw))
+        for a in np.flatnonzero(active):
+            if a >= general and w >= general:
+                continue  # two bounds of different variables are never parallel
+            ga = rows[int(a)]
+            na = float(np.linalg.norm(ga))
+            if nw and na and abs(abs(float(gw @ ga)) - nw * na) <= 1e3 * eps * nw * na:
+                return int(a), int(w)
+    return None
 
 
 def _dependent_rows(model: LevelModel, point: LevelPoint, mask: Any) -> bool:
