@@ -33,6 +33,9 @@ class Loop(Outcome):
         self.accepted: Point | None = None
         self._work: list[int] = []
         self._warned_work = False
+        # A loop restarted past a kink keeps the first loop's gradient target.
+        self.fixed_target: float | None = None
+        self.kink: Any = None
 
     def project(self, x: Any) -> Any:
         return x if self.identity else self.projector(x)
@@ -70,7 +73,7 @@ class Loop(Outcome):
         self.point = self.evaluate(self.project(self.run.xs[0]))
         self.accepted = self.point
         self.pg = self._projected_norm(self.point)
-        target = self.target = max(opts["gtol"] * self.pg, opts["gtol_abs"])
+        target = self.target = self.fixed_target or max(opts["gtol"] * self.pg, opts["gtol_abs"])
         scale = float(xp.max(xp.abs(self.point.x))) if self.point.x.shape[0] else 0.0
         self._record(0.0)
         state = self.stepper.init(self.point)

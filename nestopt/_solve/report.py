@@ -16,6 +16,9 @@ __all__ = ["Outcome", "Reporter", "progress_bar", "solve_result"]
 
 logger = logging.getLogger("nestopt")
 
+# Where a run ends at a kink of F_1 (weakly active lower-level rows at the final point).
+KINK_ENDINGS = (Status.SUCCESS, Status.SMALL_STEP, Status.LINE_SEARCH_FAILED)
+
 
 class Reporter:
     """One line per iteration to the log (DEBUG), to stdout with ``verbose``, to a bar."""
@@ -78,18 +81,23 @@ def solve_result(run: Any, loop: Any, optimizer: Any, started: float) -> SolveRe
     failure = loop.failure
     if report["degenerate"]:
         warn_degenerate(run.problem, report["degenerate"])
-    if report["degenerate"] and status in (
-        Status.SUCCESS,
-        Status.SMALL_STEP,
-        Status.LINE_SEARCH_FAILED,
-    ):
+    kink = getattr(loop, "kink", None)
+    certified = kink is not None and kink.certified and status in KINK_ENDINGS
+    if certified:
+        # Every piece of F_1 around the point rises: a strict local minimum at a kink.
+        status, failure = Status.SUCCESS, None
+    elif report["degenerate"] and status in KINK_ENDINGS:
         # A kink of F_1: a lower level's active set changes at the final point.
         status = Status.DEGENERATE
         failure = "; ".join(
             f"{run.problem.describe(k)}: {', '.join(names)} weakly active (one-sided derivatives)"
             for k, names in report["degenerate"].items()
         ) + (f"; the run stopped at a point where F_1 has a kink (last stop: {loop.status.name})")
+        if kink is not None:
+            failure += f"; {kink.note}"
     message = status.message + (f": {failure}" if failure else "")
+    if certified and kink is not None:
+        message = f"converged: a strict local minimum where F_1 has a kink ({kink.note})"
     if status is Status.SUCCESS and getattr(loop, "success_message", None):
         message = loop.success_message
     result = SolveResult(

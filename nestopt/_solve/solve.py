@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -11,6 +12,7 @@ from .._levels.problem import Problem
 from .._methods.options import check_count, check_number
 from .._methods.run import Run, start_run
 from .._result import SolveResult
+from .kinks import past_kinks
 from .loop import Loop
 from .optimizers import make_optimizer
 from .report import Reporter, solve_result
@@ -172,8 +174,21 @@ steps, step_size, symmetry, check_finite, backend, device
     _check_optimizer_options(opts, stepper)
     loop = Loop(run, stepper, projector, box, opts, started, deadline)
     reporter = Reporter(verbose, progress, opts["maxiter"])
+
+    def restart(x1: Any, old: Loop) -> Loop:
+        """A new loop from ``x1`` (past a kink), carrying the old one's counts and target."""
+        moved = dataclasses.replace(run, xs=(x1, *old.point.state.xs[1:]))
+        fresh = make_optimizer(optimizer, opts, has_value, project is not None)
+        new = Loop(moved, fresh, projector, box, opts, started, deadline)
+        new.fixed_target, new.nit, new.history = old.target, old.nit, old.history
+        new.lower_seconds, new.notes = old.lower_seconds, old.notes
+        new.notes.append(f"left a kink at iteration {old.nit} along a descending piece")
+        new.execute(callback, reporter)
+        return new
+
     try:
         loop.execute(callback, reporter)
+        loop = past_kinks(run, loop, restart, box)
     finally:
         reporter.close()
     return solve_result(run, loop, stepper, started)

@@ -68,6 +68,7 @@ class ConstrainedSolution:
     labels: list[str]
     degenerate: list[str]
     rows: Any  # the level's ConstraintRows
+    weak: Any = None  # host bool array per row: weakly active (at a bound, zero multiplier)
 
 
 def polish(
@@ -94,7 +95,11 @@ def polish(
     for _ in range(changes + 1):
         point, lam, W, kkt = _newton(model, point, active, lam, sets, mode, tol, maxiter)
         violation, wrong = _corrections(model, point, active, lam, sets)
-        add, drop = violation > 1e-8, wrong > 1e-8
+        # A violation beyond rounding means the set is wrong (the response must be feasible
+        # to the last digits, or a kink at the row's bound goes unseen); a multiplier's sign
+        # is judged more loosely (a zero multiplier is a weak row, not a wrong one).
+        rounding = 1e3 * float(model.xp.finfo(point.g.dtype).eps)
+        add, drop = violation > rounding, wrong > 1e-8
         if not add.any() and not drop.any():
             break
         if not batch:  # one row: the most violated first
@@ -260,7 +265,7 @@ def _corrections(
     model: LevelModel, point: LevelPoint, active: Any, lam: Any, sets: RowSets
 ) -> tuple[Any, Any]:
     """Per row, the relative violation of an inactive row and the relative wrong sign of an
-    active row's multiplier (``-inf`` where neither applies; ``> 1e-8`` calls for a change)."""
+    active row's multiplier (``-inf`` where neither applies)."""
     c = np.asarray(to_numpy(point.c))
     values, multipliers = _sizes(model, point, sets)
     violation = np.maximum(sets.lb - c, c - sets.ub) / values
@@ -316,7 +321,7 @@ def _vet(
     model: LevelModel, point: LevelPoint, active: Any, lam: Any, sets: RowSets, W: Any,
     kkt: ActiveSetKKT | None,
 ) -> tuple[KKTSystem, ConstrainedSolution]:  # fmt: skip
-    xp, j, own, text = model.xp, model.j, model.own, model.text
+    j, own, text = model.j, model.own, model.text
     weakly = _weakly_active(model, point, active, lam, sets, W)
     if weakly.any():
         kkt = None  # the active set changed
@@ -359,14 +364,33 @@ def _vet(
             f"{text}: its solution violates {labels[int(np.argmax(infeasible))]}", level=j
         )
     weak = [labels[i] for i in np.flatnonzero(weakly)]
+    system = kkt_system(model, point, W, kkt, active)
+    solution = ConstrainedSolution(lam, active.copy(), labels, weak, model.rows, weakly.copy())
+    return system, solution
+
+
+def kkt_system(
+    model: LevelModel, point: LevelPoint, W: Any, kkt: ActiveSetKKT, active: Any
+) -> KKTSystem:
+    """The level's Jacobian system on the active set ``active`` from its factored ``kkt``."""
+    xp = model.xp
     C = model.cross_jacobian(point)
     rows_A, fixed = _split(model, active)
     C_A = xp.take(C, _arr(xp, rows_A, point.g, int), axis=0) if rows_A.size else C[:0, :]
     if fixed.any():  # the box's rows do not move with the upper variables
         zeros = xp.zeros((int(fixed.sum()), C.shape[1]), dtype=C.dtype, device=device(C))
         C_A = xp.concat([C_A, zeros], axis=0)
-    system = KKTSystem(xp, kkt, W[:, : own.start], C_A, text, j)
-    return system, ConstrainedSolution(lam, active.copy(), labels, weak, model.rows)
+    return KKTSystem(xp, kkt, W[:, : model.own.start], C_A, model.text, model.j)
+
+
+def newton_on(
+    model: LevelModel, point: LevelPoint, active: Any, lam: Any, mode: str, maxiter: int
+) -> tuple[LevelPoint, Any, Any, ActiveSetKKT | None]:
+    """Newton on the fixed active set ``active`` (no corrections): the smooth piece of the
+    level's response that keeps exactly these rows at their bounds."""
+    sets = RowSets.of(to_numpy(model.rows.lb), to_numpy(model.rows.ub))
+    lam = np.asarray(lam, dtype=float)
+    return _newton(model, point, active, lam, sets, mode, 0.0, maxiter)
 
 
 def _dependent(text: str, names: str, j: int) -> ConstraintQualificationError:

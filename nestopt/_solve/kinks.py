@@ -1,0 +1,221 @@
+"""Certified kinks: is a point with weakly active lower-level rows a minimum of ``F_1``?
+
+With ``k`` weakly active rows of level 2 (at most `MAX_WEAK`) the value
+function ``F_1`` is piecewise smooth around the point, with ``2^k`` pieces
+(`KinkPieces`). For each piece ``P`` with one-sided hypergradient ``g_P``
+and cone ``K_P`` (intersected with level 1's own tangent cone: its active
+bounds), one small LP (``scipy.optimize.linprog``, HiGHS) gives
+
+    v_P = min g_P^T dx   over dx in K_P, -1 <= dx <= 1.
+
+* Some ``v_P < 0`` (beyond a tolerance relative to the gradients): a descent
+  direction; `solve` steps along it and continues.
+* Every ``v_P >= 0`` and, on each piece, either no nonzero direction of its
+  cone has ``g_P^T dx <= 0`` (checked by ``2 d_1`` LPs) or the piece's
+  reduced Hessian (central differences of ``g_P`` on the piece) is positive
+  definite on ``{dx: g_P^T dx = 0}``, a subspace that holds those
+  directions: a certified strict local minimum. B-stationarity alone is not
+  a certificate: a maximum with zero one-sided gradients passes it.
+* Otherwise: not certified (`Status.DEGENERATE`, as before).
+
+Only the bilevel case (the weak rows at level 2, ``n = 2``) is examined, with
+level 1 free or boxed; the others stay DEGENERATE, saying so.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._backend.host import to_numpy
+from .._errors import NestoptError, Status
+from .._respond.constrained.pieces import KinkPieces, Piece
+
+__all__ = ["MAX_WEAK", "Verdict", "examine_kink", "past_kinks"]
+
+MAX_WEAK = 8  # weakly active rows examined (2^8 pieces); more stay DEGENERATE
+
+
+@dataclass
+class Verdict:
+    """What the pieces say: a certified minimum, a descent direction, or neither."""
+
+    certified: bool
+    note: str
+    direction: Any = None  # host (d_1,): a descent direction, with |dx_i| <= 1
+    slope: float = 0.0  # g_P^T direction (< 0)
+
+
+def examine_kink(run: Any, point: Any, box: Any) -> Verdict | None:
+    """The verdict at ``point`` (an evaluated level-1 point whose state has weakly active
+    level-2 rows), or None when SciPy is missing (nothing is claimed)."""
+    try:
+        from scipy.optimize import linprog
+    except ImportError:
+        return None
+    problem, engine = run.problem, run.engine
+    top = point.state.top
+    nest = getattr(engine, "nest", None)
+    if problem.n != 2 or nest is None or top is None or top.constrained is None:
+        return Verdict(False, "kink not examined: only bilevel problems are (implicit method)")
+    pieces = KinkPieces(nest, top, nest.config.curvature_mode(2))
+    k = pieces.k
+    if k == 0:
+        return None
+    if k > MAX_WEAK:
+        return Verdict(False, f"kink not examined: {k} weakly active rows, over {MAX_WEAK}")
+    d1 = problem.sizes[0]
+    grad = np.asarray(to_numpy(run.oracles.grad(1, point.state.xs)), dtype=float)
+    top_cone = _top_cone(np.asarray(to_numpy(point.x), dtype=float), box)
+    found: list[tuple[Piece, Any]] = []
+    for keep in itertools.product((False, True), repeat=k):
+        piece = pieces.piece(np.array(keep))
+        if piece is None:
+            return Verdict(False, "kink not certified: a piece's response is not a strict minimum")
+        G = np.asarray(to_numpy(piece.G), dtype=float)
+        found.append((piece, grad[:d1] + G.T @ grad[d1:]))
+    scale = max(max(float(np.abs(g).sum()) for _, g in found), float(np.abs(grad).max()), 1e-300)
+    tol = 1e-8 * scale
+    best = None
+    for piece, g in found:
+        A = np.vstack([piece.cone, top_cone]) if top_cone.size else piece.cone
+        lp = linprog(g, A_ub=A, b_ub=np.zeros(A.shape[0]), bounds=[(-1.0, 1.0)] * d1)
+        if lp.status != 0:
+            return Verdict(False, f"kink not certified: an LP failed ({lp.message})")
+        if lp.fun < -tol and (best is None or lp.fun < best[0]):
+            best = (float(lp.fun), np.asarray(lp.x, dtype=float))
+    pieces_text = f"{k} weakly active row{'s' if k > 1 else ''}, {2**k} pieces checked"
+    if best is not None:
+        return Verdict(False, f"kink: descent along one piece ({pieces_text})", best[1], best[0])
+    for piece, g in found:
+        A = (
+            np.vstack([piece.cone, top_cone, g[None, :]])
+            if top_cone.size
+            else np.vstack([piece.cone, g[None, :]])
+        )
+        if _only_zero(linprog, A, d1):
+            continue
+        if not _curved_up(run, pieces, piece, g, point, tol):
+            note = f"kink not certified: a piece is not curved upward ({pieces_text})"
+            return Verdict(False, note)
+    return Verdict(True, f"kink certified: {pieces_text}")
+
+
+def _top_cone(x: Any, box: Any) -> Any:
+    """Rows ``a`` (``a dx <= 0``) of level 1's active bounds."""
+    if box is None:
+        return np.zeros((0, x.size))
+    lower = np.asarray(to_numpy(box[0]), dtype=float)
+    upper = np.asarray(to_numpy(box[1]), dtype=float)
+    size = np.maximum(1.0, np.abs(x))
+    rows = []
+    for i in range(x.size):
+        if np.isfinite(lower[i]) and x[i] - lower[i] <= 1e-10 * size[i]:
+            row = np.zeros(x.size)
+            row[i] = -1.0
+            rows.append(row)
+        if np.isfinite(upper[i]) and upper[i] - x[i] <= 1e-10 * size[i]:
+            row = np.zeros(x.size)
+            row[i] = 1.0
+            rows.append(row)
+    return np.array(rows) if rows else np.zeros((0, x.size))
+
+
+def _only_zero(linprog: Any, A: Any, d1: int) -> bool:
+    """Whether ``{dx: A dx <= 0}`` (within the unit box) is ``{0}``: ``2 d_1`` LPs."""
+    zeros = np.zeros(A.shape[0])
+    for i, sign in itertools.product(range(d1), (1.0, -1.0)):
+        c = np.zeros(d1)
+        c[i] = -sign
+        lp = linprog(c, A_ub=A, b_ub=zeros, bounds=[(-1.0, 1.0)] * d1)
+        if lp.status != 0 or -lp.fun > 1e-9:
+            return False
+    return True
+
+
+def _curved_up(run: Any, pieces: KinkPieces, piece: Piece, g: Any, point: Any, tol: float) -> bool:
+    """The piece's reduced Hessian of ``F_1`` is positive definite on ``{dx: g^T dx = 0}``
+    (central differences of its one-sided hypergradient along a basis of that subspace)."""
+    x = np.asarray(to_numpy(point.x), dtype=float)
+    d1 = x.size
+    norm = float(np.linalg.norm(g))
+    if norm > tol:
+        basis = np.linalg.svd(g[None, :])[2][1:].T  # orthonormal, orthogonal to g
+    else:
+        basis = np.eye(d1)
+    if basis.shape[1] == 0:
+        return True
+    xp = run.xp
+    h = float(np.finfo(float).eps) ** (1.0 / 3.0) * max(1.0, float(np.max(np.abs(x))))
+    columns = []
+    for b in basis.T:
+        sides = []
+        for sign in (1.0, -1.0):
+            moved = xp.asarray(x + sign * h * b, dtype=point.state.xs[0].dtype)
+            got = pieces.moved((moved,), piece, maxiter=20)
+            if got is None:
+                return False
+            xs, G = got
+            grad = np.asarray(to_numpy(run.oracles.grad(1, xs)), dtype=float)
+            G = np.asarray(to_numpy(G), dtype=float)
+            sides.append(grad[:d1] + G.T @ grad[d1:])
+        columns.append((sides[0] - sides[1]) / (2.0 * h))
+    H = basis.T @ np.array(columns).T
+    H = 0.5 * (H + H.T)
+    eigenvalues = np.linalg.eigvalsh(H)
+    size = max(float(np.max(np.abs(eigenvalues))), tol, 1e-300)
+    return bool(eigenvalues.min() > math.sqrt(float(np.finfo(float).eps)) * size)
+
+
+ENDINGS = (Status.SUCCESS, Status.SMALL_STEP, Status.LINE_SEARCH_FAILED)
+MAX_KINK_STEPS = 5  # descents past kinks in one run
+
+
+def past_kinks(run: Any, loop: Any, restart: Any, box: Any) -> Any:
+    """Examine the kink where ``loop`` stopped; step off it and continue (``restart(x1,
+    loop)`` runs a new loop from ``x1``) while a piece descends. Returns the last loop, with
+    its `Verdict` as ``loop.kink``."""
+    for _ in range(MAX_KINK_STEPS + 1):
+        point = loop.point
+        if point is None or loop.status not in ENDINGS:
+            return loop
+        if not run.engine.constraint_report(point.state)["degenerate"]:
+            return loop
+        verdict = examine_kink(run, point, box)
+        if verdict is None:
+            return loop
+        loop.kink = verdict
+        if verdict.certified or verdict.direction is None:
+            return loop
+        x1 = _descend(run, loop, verdict)
+        if x1 is None:
+            return loop
+        loop = restart(x1, loop)
+    return loop
+
+
+def _descend(run: Any, loop: Any, verdict: Verdict) -> Any:
+    """A point along the descent direction with an Armijo decrease of ``F_1`` (None when
+    ``F_1`` has no value callable or no step decreases it)."""
+    point = loop.point
+    if point.fun is None:
+        return None
+    xp = run.xp
+    x = point.x
+    direction = xp.asarray(verdict.direction, dtype=x.dtype)
+    t = 0.1 * max(1.0, float(xp.max(xp.abs(x))))
+    for _ in range(40):
+        trial = loop.project(x + t * direction)
+        try:
+            moved = loop.evaluate(trial)
+        except NestoptError:
+            moved = None
+        if moved is not None and moved.fun is not None:
+            if moved.fun <= point.fun + 1e-4 * t * verdict.slope:
+                return trial
+        t *= 0.5
+    return None

@@ -1,0 +1,148 @@
+"""Certified kinks: points where a lower level's row is weakly active (issue: DESIGN 9, "Kinks").
+
+The follower ``min |y - x|^2 / 2`` over ``y >= 0`` has the response
+``y = max(x, 0)``, with a kink at every ``x_i = 0`` (the bound weakly active).
+Leaders built on it have known one-sided slopes and curvatures there, so each
+verdict below is known in closed form: a strict kink minimum (certified),
+one piece descending (the run steps off and continues), and a point whose
+one-sided gradients all vanish but which is a saddle (never certified).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import nestopt
+from nestopt.problems import bolib
+
+pytest.importorskip("scipy")
+
+
+def _kinked(k, leader_value, leader_grad, leader_hess, x_bounds=None):
+    """Follower y = max(x, 0) in R^k; the leader's callables take (x, y)."""
+    eye = np.eye(k)
+    follower = nestopt.Level(
+        value=lambda x, y: 0.5 * (y - x) @ (y - x),
+        grad=lambda x, y: (x - y, y - x),
+        hess=lambda x, y: np.block([[eye, -eye], [-eye, eye]]),
+        size=k,
+        name="follower",
+        bounds=nestopt.Bounds(np.zeros(k), np.full(k, np.inf)),
+    )
+    leader = nestopt.Level(
+        value=leader_value, grad=leader_grad, hess=leader_hess, size=k, bounds=x_bounds
+    )
+    return nestopt.Problem([leader, follower])
+
+
+def _solve(problem, x0):
+    k = problem.sizes[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", nestopt.DegeneracyWarning)
+        return nestopt.solve(problem, [np.asarray(x0, dtype=float), np.zeros(k)])
+
+
+def _v(k):
+    """F = sum(-x/2 + y): slope -1/2 left of each kink, +1/2 right: a strict minimum at 0."""
+    return _kinked(
+        k,
+        lambda x, y: float(np.sum(-0.5 * x + y)),
+        lambda x, y: (np.full(k, -0.5), np.ones(k)),
+        lambda x, y: np.zeros((2 * k, 2 * k)),
+    )
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_a_strict_kink_minimum_is_certified(k):
+    # From the left the run reaches the kink with a one-sided gradient of -1/2 that never
+    # vanishes: without the certificate it ends DEGENERATE (or a failed line search).
+    result = _solve(_v(k), np.full(k, -1.0))
+    assert result.status is nestopt.Status.SUCCESS, result.message
+    assert f"kink certified: {k} weakly active row{'s' if k > 1 else ''}, {2**k} pieces" in (
+        result.message
+    )
+    np.testing.assert_allclose(result.x, np.zeros(k), atol=1e-6)
+    assert len(result.weakly_active[2]) == k
+
+
+def test_a_kink_that_descends_along_one_piece_is_left_behind():
+    # F = -x/2 - y: slope -1/2 left of 0 and -3/2 right of it; the leader's box stops it at
+    # x = 2, a smooth minimum (F = -3). At the kink one piece descends.
+    problem = _kinked(
+        1,
+        lambda x, y: float(-0.5 * x[0] - y[0]),
+        lambda x, y: (np.array([-0.5]), np.array([-1.0])),
+        lambda x, y: np.zeros((2, 2)),
+        x_bounds=nestopt.Bounds(np.array([-5.0]), np.array([2.0])),
+    )
+    result = _solve(problem, [-1.0])
+    assert result.status is nestopt.Status.SUCCESS, result.message
+    np.testing.assert_allclose(result.x, [2.0], atol=1e-8)
+    np.testing.assert_allclose(result.fun, -3.0, atol=1e-8)
+
+
+def test_the_descent_direction_is_taken_at_the_kink_itself():
+    # F = x - y + y^2: left of 0 (y = 0) F = x, right of it (y = x) F = x^2. At x = 0 the
+    # returned one-sided gradient (the piece where the bound is released) is zero, so a
+    # gradient method stops there; the kept piece descends to the left, down to the
+    # leader's bound x = -2 (F = -2).
+    problem = _kinked(
+        1,
+        lambda x, y: float(x[0] - y[0] + y[0] ** 2),
+        lambda x, y: (np.ones(1), -1.0 + 2.0 * y),
+        lambda x, y: np.diag([0.0, 2.0]),
+        x_bounds=nestopt.Bounds(np.array([-2.0]), np.array([5.0])),
+    )
+    result = _solve(problem, [0.0])
+    assert result.status is nestopt.Status.SUCCESS, result.message
+    np.testing.assert_allclose(result.x, [-2.0], atol=1e-8)
+    np.testing.assert_allclose(result.fun, -2.0, atol=1e-8)
+    assert any("left a kink" in note for note in result.notes)
+
+
+def test_a_saddle_with_zero_one_sided_gradients_is_not_certified():
+    # F = x^2 - 2 y^2: left of 0, x^2 (rises); right, x^2 - 2x^2 = -x^2 (falls, but with
+    # a zero slope at 0): both one-sided gradients vanish, the point is no minimum.
+    problem = _kinked(
+        1,
+        lambda x, y: float(x[0] ** 2 - 2.0 * y[0] ** 2),
+        lambda x, y: (2.0 * x, -4.0 * y),
+        lambda x, y: np.diag([2.0, -4.0]),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = _solve(problem, [0.0])
+    assert not result.success
+    assert result.status is nestopt.Status.DEGENERATE
+    assert "not certified" in result.message
+
+
+def test_a_maximum_with_zero_one_sided_gradients_is_not_certified():
+    # F = -x^2 - y^2 at 0: B-stationary (every one-sided slope is zero), but a maximum.
+    problem = _kinked(
+        1,
+        lambda x, y: float(-(x[0] ** 2) - y[0] ** 2),
+        lambda x, y: (-2.0 * x, -2.0 * y),
+        lambda x, y: np.diag([-2.0, -2.0]),
+        x_bounds=nestopt.Bounds(np.array([-3.0]), np.array([3.0])),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = _solve(problem, [0.0])
+    assert not (result.success and abs(float(result.x[0])) < 1e-6)
+
+
+@pytest.mark.parametrize("name", ["DeSilva1978", "Outrata1993Ex31", "Outrata1994Ex31"])
+def test_published_kink_optima_are_certified_from_their_start(name):
+    problem = bolib(name, backend="numpy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", nestopt.DegeneracyWarning)
+        result = nestopt.solve(problem, problem.x0, options={"gtol": 1e-10})
+    assert result.status is nestopt.Status.SUCCESS, result.message
+    assert "kink certified" in result.message
+    for got, expected in zip(result.xs, problem.solution):
+        assert np.max(np.abs(got - expected)) <= 1e-6
+    assert abs(result.fun - problem.data["F"]) <= 1e-6 * max(1.0, abs(problem.data["F"]))
