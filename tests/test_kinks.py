@@ -146,3 +146,46 @@ def test_published_kink_optima_are_certified_from_their_start(name):
     for got, expected in zip(result.xs, problem.solution):
         assert np.max(np.abs(got - expected)) <= 1e-6
     assert abs(result.fun - problem.data["F"]) <= 1e-6 * max(1.0, abs(problem.data["F"]))
+
+
+def test_an_svm_c_search_from_a_small_c_ends_at_a_certified_kink_or_a_smooth_minimum():
+    """The run that once wandered near kinks for minutes and ended SMALL_STEP."""
+    pytest.importorskip("sklearn")
+    from nestopt.problems import svm_dual
+
+    problem = svm_dual("breast_cancer", backend="numpy")
+    n = problem.data["y"].size
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", nestopt.DegeneracyWarning)
+        small = nestopt.solve(problem, [np.array([np.log(0.01)]), np.zeros(n)])
+        large = nestopt.solve(problem, [np.array([np.log(1.0)]), np.zeros(n)])
+    for result in (small, large):
+        assert result.status is nestopt.Status.SUCCESS, result.message
+    # Both starts find the same point, and no C nearby is better (the value function,
+    # each point solved cold).
+    np.testing.assert_allclose(small.x, large.x, atol=1e-6)
+
+    def F(log_c):
+        r = nestopt.best_response(problem, [np.array([log_c]), np.zeros(n)])
+        return r.fun
+
+    x = float(small.x[0])
+    for step in (1e-3, -1e-3, 1e-2, -1e-2):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", nestopt.DegeneracyWarning)
+            assert F(x + step) >= small.fun - 1e-12
+
+
+@pytest.mark.parametrize(("x", "slope"), [(-1e-8, 0.5), (-1e-6, 0.5), (1e-8, 1.5)])
+def test_near_a_kink_the_hypergradient_is_that_of_the_piece_the_point_is_on(x, slope):
+    # F = x/2 + y with y = max(x, 0): slope 1/2 left of 0, 3/2 right. Just left of the kink
+    # the bound is active with a small (not zero) multiplier: the point is on the left
+    # piece, and a tolerance that called the bound weakly active returned the right one's.
+    problem = _kinked(
+        1,
+        lambda x, y: float(0.5 * x[0] + y[0]),
+        lambda x, y: (np.array([0.5]), np.ones(1)),
+        lambda x, y: np.zeros((2, 2)),
+    )
+    got = nestopt.hypergradient(problem, [np.array([x]), np.zeros(1)])
+    np.testing.assert_allclose(got, [slope], rtol=1e-12)

@@ -290,7 +290,7 @@ def _weakly_active(
     c = np.asarray(to_numpy(point.c))
     values, multipliers = _own_sizes(model, point, sets, W)
     slack = np.minimum(np.abs(c - sets.lb), np.abs(c - sets.ub)) / values
-    zero = np.abs(lam) <= 1e-7 * multipliers
+    zero = np.abs(lam) <= 1e-10 * multipliers
     return (sets.lb != sets.ub) & (slack <= 1e-9) & zero
 
 
