@@ -59,6 +59,9 @@ def test_active_set_factor_solves_and_vets_like_the_full_kkt_matrix(backend, r, 
         rhs = rng.standard_normal(shape)
         got = np.asarray(factor.solve(xp.asarray(rhs)))
         np.testing.assert_allclose(got, np.linalg.solve(K, rhs), rtol=1e-10, atol=1e-10)
+        # Without the bounds' multipliers: the same primal part and row multipliers.
+        part = np.asarray(factor.solve(xp.asarray(rhs), bound_multipliers=False))
+        np.testing.assert_allclose(part, got[: d + r], rtol=1e-12, atol=1e-12)
 
 
 def test_the_factor_tells_a_minimum_from_a_saddle_on_the_null_space():

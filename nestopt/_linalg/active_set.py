@@ -75,14 +75,12 @@ class ActiveSetKKT:
 
         self.free, self.fixed = index(free_host), index(fixed_host)
         self.order = index(np.argsort(np.concatenate([free_host, fixed_host]), kind="stable"))
+        self.A = A
         if self.all_free:
             A_FF, J_RF = A, J_R
-            self.A_FX = self.J_RX = self.A_X = None
+            self.J_RX = None
         else:
-            A_F = xp.take(A, self.free, axis=0)
-            A_FF = xp.take(A_F, self.free, axis=1)
-            self.A_FX = xp.take(A_F, self.fixed, axis=1)
-            self.A_X = xp.take(A, self.fixed, axis=0)
+            A_FF = xp.take(xp.take(A, self.free, axis=0), self.free, axis=1)
             J_RF = xp.take(J_R, self.free, axis=1)
             self.J_RX = xp.take(J_R, self.fixed, axis=1)
         self.J_RF = J_RF
@@ -147,18 +145,25 @@ class ActiveSetKKT:
 
     # -- solves --------------------------------------------------------------------
 
-    def solve(self, rhs: Any) -> Any:
-        """``K^{-1} rhs`` for ``rhs = (b, c_R, c_X)`` (a vector or columns)."""
+    def solve(self, rhs: Any, *, bound_multipliers: bool = True) -> Any:
+        """``K^{-1} rhs`` for ``rhs = (b, c_R, c_X)`` (a vector or columns); without
+        ``bound_multipliers`` only ``(x, lambda_R)``, the bounds' multipliers (a product with
+        the fixed rows of ``A``) not formed."""
         xp, d, r = self.xp, self.d, self.r
         b, c_R, x_X = rhs[:d, ...], rhs[d : d + r, ...], rhs[d + r :, ...]
         if self.all_free:
             x, lam_R = self._solve_free(b, c_R)
             return xp.concat([x, lam_R], axis=0)
-        assert self.A_FX is not None and self.J_RX is not None and self.A_X is not None
-        b_F = xp.take(b, self.free, axis=0) - self.A_FX @ x_X
-        x_F, lam_R = self._solve_free(b_F, c_R - self.J_RX @ x_X)
+        assert self.J_RX is not None
+        b_F = xp.take(b, self.free, axis=0)
+        if bool(xp.any(x_X != 0)):  # the fixed variables move (a Newton step, not a Jacobian)
+            A_FX = xp.take(xp.take(self.A, self.free, axis=0), self.fixed, axis=1)
+            b_F, c_R = b_F - A_FX @ x_X, c_R - self.J_RX @ x_X
+        x_F, lam_R = self._solve_free(b_F, c_R)
         x = xp.take(xp.concat([x_F, x_X], axis=0), self.order, axis=0)
-        lam_X = xp.take(b, self.fixed, axis=0) - self.A_X @ x
+        if not bound_multipliers:
+            return xp.concat([x, lam_R], axis=0)
+        lam_X = xp.take(b, self.fixed, axis=0) - xp.take(self.A, self.fixed, axis=0) @ x
         if r:
             lam_X = lam_X - xp.matrix_transpose(self.J_RX) @ lam_R
         return xp.concat([x, lam_R, lam_X], axis=0)

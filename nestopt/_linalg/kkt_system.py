@@ -24,7 +24,12 @@ __all__ = ["KKTSystem"]
 
 
 class KKTSystem:
-    """Solves with the KKT matrix ``K`` of a constrained level, and products with ``G_j``."""
+    """Solves with the KKT matrix ``K`` of a constrained level, and products with ``G_j``.
+
+    ``cross_c`` lists the active general rows, then the active bounds, whose rows are zero
+    (a level's box does not move with the upper variables): the bounds' multipliers are
+    formed only for `adjoint_full` and `Lambda`.
+    """
 
     def __init__(
         self, xp: Any, factor: ActiveSetKKT, cross: Any, cross_c: Any, text: str, j: int
@@ -35,9 +40,9 @@ class KKTSystem:
         self._G: Any = None
         self._Lambda: Any = None
 
-    def _solve(self, rhs: Any) -> Any:
+    def _solve(self, rhs: Any, *, bound_multipliers: bool = True) -> Any:
         try:
-            out = self.factor.solve(rhs)
+            out = self.factor.solve(rhs, bound_multipliers=bound_multipliers)
         except FactorizationError as exc:
             raise SingularKKTError(
                 f"{self.text}: the KKT solve failed ({exc})", level=self.j
@@ -57,7 +62,7 @@ class KKTSystem:
 
     def solve(self, rhs: Any) -> Any:
         """The ``x`` part of ``K^{-1} (rhs, 0)``."""
-        return self._solve(self._pad(rhs))[: self.d, ...]
+        return self._solve(self._pad(rhs), bound_multipliers=False)[: self.d, ...]
 
     def adjoint(self, v: Any) -> Any:
         """``nu_x``: the level's adjoint for another level's gradient ``v`` (DESIGN 7)."""
@@ -73,8 +78,8 @@ class KKTSystem:
 
     def G(self) -> Any:
         if self._G is None:
-            out = self._stacked(self.cross, self.cross_c)
-            self._G, self._Lambda = out[: self.d, ...], out[self.d :, ...]
+            rhs = self.xp.concat([self.cross, self.cross_c], axis=0)
+            self._G = -self._solve(rhs, bound_multipliers=False)[: self.d, ...]
         return self._G
 
     def G_columns(self, cols: slice) -> Any:
@@ -82,19 +87,24 @@ class KKTSystem:
         return self.G()[:, cols]
 
     def Lambda(self) -> Any:
-        """``d lambda_A / d x_<j``."""
-        self.G()
+        """``d lambda_A / d x_<j`` (its own solve: `G` does not form the bounds' part)."""
+        if self._Lambda is None:
+            out = self._stacked(self.cross, self.cross_c)
+            self._G, self._Lambda = out[: self.d, ...], out[self.d :, ...]
         return self._Lambda
 
     def G_apply(self, u: Any) -> Any:
         if self._G is not None:
             return self._G @ u
-        return self._stacked(self.cross @ u, self.cross_c @ u)[: self.d, ...]
+        rhs = self.xp.concat([self.cross @ u, self.cross_c @ u], axis=0)
+        return -self._solve(rhs, bound_multipliers=False)[: self.d, ...]
 
     def GT_apply(self, v: Any) -> Any:
         xp = self.xp
         if self._G is not None:
             return xp.matrix_transpose(self._G) @ v
-        out = self._solve(self._pad(v))
+        # The bounds' rows of cross_c are zero: their multipliers are not needed.
+        out = self._solve(self._pad(v), bound_multipliers=False)
         y, mu = out[: self.d, ...], out[self.d :, ...]
-        return -(xp.matrix_transpose(self.cross) @ y + xp.matrix_transpose(self.cross_c) @ mu)
+        rows = self.cross_c[: mu.shape[0], ...]
+        return -(xp.matrix_transpose(self.cross) @ y + xp.matrix_transpose(rows) @ mu)

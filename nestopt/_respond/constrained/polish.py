@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from array_api_compat import device
 
-from ..._backend.host import to_numpy
+from ..._backend.host import host_floats, to_numpy
 from ..._errors import (
     ConstraintQualificationError,
     ConvergenceError,
@@ -118,7 +118,7 @@ def polish(
             "this point",
             level=model.j,
         )
-    if jacobian_mode != mode and model.has_curvature_term:
+    if W is None or (jacobian_mode != mode and model.has_curvature_term):
         W = model.lagrangian_rows(point, _arr(model.xp, lam, point.g), jacobian_mode)
         kkt = None
     system, solution = _vet(model, point, active, lam, sets, W, kkt)
@@ -154,7 +154,9 @@ def _newton(
     tol: float, maxiter: int,
 ) -> tuple[LevelPoint, Any, Any, ActiveSetKKT | None]:  # fmt: skip
     """Newton on the active set's equations from ``point``: the point, the multipliers, the
-    Lagrangian's rows there and the factored KKT matrix (None where it is singular)."""
+    Lagrangian's rows there and the factored KKT matrix (None where it is singular; both
+    None where the point after a step already solves the equations to rounding, so that
+    neither is formed for a set the corrections may change)."""
     xp, j, own = model.xp, model.j, model.own
     idx = np.flatnonzero(active)
     d = own.stop - own.start
@@ -164,12 +166,21 @@ def _newton(
     eps = float(xp.finfo(point.g.dtype).eps)
     previous = math.inf
     retaken = not model.rows_depend_on_multipliers(mode)  # no retake where W ignores lam
+    settled, gscale = True, 0.0
     for iteration in range(maxiter + 1):
         model.nest.check_time()
+        row_terms = _rows_transposed(model, point, lam)
+        residual = point.g_own + row_terms
+        # The gradient's scale over the run: at a solution the residual is rounding of it.
+        sizes = host_floats(xp, xp.max(xp.abs(point.g_own)), xp.max(xp.abs(row_terms)))
+        gscale = max(gscale, *sizes)
+        c_A = np.asarray(to_numpy(point.c), dtype=float)[idx]
+        if iteration and (settled or retaken) and _solved(xp, residual, gscale, c_A,
+                                                          target[idx], eps):  # fmt: skip
+            return point, lam, None, None
         lam_x = _arr(xp, lam, point.g)
         W = model.lagrangian_rows(point, lam_x, mode)
-        residual = point.g_own + _rows_transposed(model, point, lam)
-        gap = _arr(xp, np.asarray(to_numpy(point.c))[idx] - target[idx], point.g)
+        gap = _arr(xp, c_A - target[idx], point.g)
         try:
             kkt = active_kkt(model, W, point, active)
             step = kkt.solve(-xp.concat([residual, gap]))
@@ -208,6 +219,16 @@ def _newton(
         "iterations; raise maxiter in level_options",
         level=j,
     )
+
+
+def _solved(xp: Any, residual: Any, gscale: float, c_A: Any, target: Any, eps: float) -> bool:
+    """The active set's equations hold to rounding (after an exact Newton step on a quadratic
+    with linear rows they do, and no further step is needed to know it): the residual within
+    rounding of the gradient's scale ``gscale``, the active rows at their bounds."""
+    if float(xp.max(xp.abs(residual))) > 100.0 * eps * max(gscale, 1e-300):
+        return False
+    size = np.maximum(np.abs(target), np.abs(c_A))
+    return bool(np.all(np.abs(c_A - target) <= 10.0 * eps * size))
 
 
 def _rows_transposed(model: LevelModel, point: LevelPoint, lam: Any) -> Any:
@@ -390,7 +411,14 @@ def newton_on(
     level's response that keeps exactly these rows at their bounds."""
     sets = RowSets.of(to_numpy(model.rows.lb), to_numpy(model.rows.ub))
     lam = np.asarray(lam, dtype=float)
-    return _newton(model, point, active, lam, sets, mode, 0.0, maxiter)
+    point, lam, W, kkt = _newton(model, point, active, lam, sets, mode, 0.0, maxiter)
+    if W is None:
+        W = model.lagrangian_rows(point, _arr(model.xp, lam, point.g), mode)
+        try:
+            kkt = active_kkt(model, W, point, active)
+        except FactorizationError:
+            kkt = None
+    return point, lam, W, kkt
 
 
 def _dependent(text: str, names: str, j: int) -> ConstraintQualificationError:
