@@ -189,3 +189,60 @@ def test_near_a_kink_the_hypergradient_is_that_of_the_piece_the_point_is_on(x, s
     )
     got = nestopt.hypergradient(problem, [np.array([x]), np.zeros(1)])
     np.testing.assert_allclose(got, [slope], rtol=1e-12)
+
+
+def _bard_1984_example_2():
+    """BASBLib QP-QP/b_1984_02 (Bard, Naval Res. Logist. Q. 31, 1984, example 2).
+
+    Leader min -x1^2 - 3 x2^2 - 4 y1 + y2^2 s.t. x1^2 + 2 x2 <= 4, 0 <= x <= 10; follower
+    min 2 x1^2 + y1^2 - 5 y2 s.t. -x1^2 + 2 x1 - x2^2 + 2 y1 - y2 <= 3, -x2 - 3 y1 + 4 y2 <= -4,
+    0 <= y <= 10. At x = (0, 2) only the second follower row is active: y2 = (3 y1 - 2)/4
+    maximizes 5 y2 - y1^2 at y = (15/8, 29/32), so F* = -12 - 15/2 + (29/32)^2
+    = -18.6787109375 (BASBLib lists -18.687 and y in the other order). There x1 sits on its
+    bound with a zero one-sided hypergradient (the active row does not involve x1): the
+    top level's own bound is weakly active, and its curvature along the leader's active row
+    (F = -12 + 5 x1^2 + ...) makes the point a strict minimum.
+    """
+    leader_row = nestopt.NonlinearConstraint(
+        lambda x, y: np.array([x[0] ** 2 + 2 * x[1]]),
+        -np.inf,
+        4.0,
+        jac=lambda x, y: np.array([[2 * x[0], 2.0, 0.0, 0.0]]),
+        hess=lambda x, y, v: np.diag([2 * v[0], 0.0, 0.0, 0.0]),
+    )
+    first = nestopt.NonlinearConstraint(
+        lambda x, y: np.array([-x[0] ** 2 + 2 * x[0] - x[1] ** 2 + 2 * y[0] - y[1]]),
+        -np.inf,
+        3.0,
+        jac=lambda x, y: np.array([[2 - 2 * x[0], -2 * x[1], 2.0, -1.0]]),
+        hess=lambda x, y, v: np.diag([-2 * v[0], -2 * v[0], 0.0, 0.0]),
+    )
+    second = nestopt.LinearConstraint(np.array([[0.0, -1.0, -3.0, 4.0]]), -np.inf, -4.0)
+    box = nestopt.Bounds(np.zeros(2), np.full(2, 10.0))
+    leader = nestopt.Level(
+        value=lambda x, y: -x[0] ** 2 - 3 * x[1] ** 2 - 4 * y[0] + y[1] ** 2,
+        grad=lambda x, y: np.array([-2 * x[0], -6 * x[1], -4.0, 2 * y[1]]),
+        hess=lambda x, y: np.diag([-2.0, -6.0, 0.0, 2.0]),
+        size=2,
+        bounds=box,
+        constraints=[leader_row],
+    )
+    follower = nestopt.Level(
+        value=lambda x, y: 2 * x[0] ** 2 + y[0] ** 2 - 5 * y[1],
+        grad=lambda x, y: np.array([4 * x[0], 0.0, 2 * y[0], -5.0]),
+        hess=lambda x, y: np.diag([4.0, 0.0, 2.0, 0.0]),
+        size=2,
+        bounds=box,
+        constraints=[first, second],
+        name="follower",
+    )
+    return nestopt.Problem([leader, follower])
+
+
+@pytest.mark.parametrize("x0", [[0.0, 0.0], [1.0, 1.0], [0.5, 1.5]])
+def test_bard_1984_example_2_ends_at_its_minimum_with_a_bound_held_at_zero_gradient(x0):
+    result = nestopt.solve(_bard_1984_example_2(), [np.array(x0), np.zeros(2)])
+    assert result.status is nestopt.Status.SUCCESS, result.message
+    np.testing.assert_allclose(result.xs[0], [0.0, 2.0], atol=1e-9)
+    np.testing.assert_allclose(result.xs[1], [15 / 8, 29 / 32], atol=1e-9)
+    np.testing.assert_allclose(result.fun, -12 - 7.5 + (29 / 32) ** 2, rtol=1e-10)
