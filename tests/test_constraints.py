@@ -412,3 +412,28 @@ def test_check_derivatives_checks_constraint_jacobians_and_hessians():
     broken = dataclasses.replace(level, constraints=[wrong, *level.constraints[1:]])
     bad = nestopt.check_derivatives(broken, [np.array([1.3]), np.array([0.4, 0.7])])
     assert not bad.ok and "jac" in bad.summary
+
+
+def test_a_matrix_free_level_with_bounds_is_refused_when_it_is_built():
+    eye = np.eye(2)
+    with pytest.raises(TypeError, match="only hvp: a constrained level needs its Hessian"):
+        nestopt.Level(
+            value=lambda x, y: 0.5 * (y - x) @ (y - x),
+            grad=lambda x, y: (x - y, y - x),
+            hvp=lambda x, y, v: np.block([[eye, -eye], [-eye, eye]]) @ v,
+            size=2,
+            bounds=nestopt.Bounds(np.zeros(2), np.full(2, np.inf)),
+        )
+
+
+def test_a_sparse_hessian_on_a_constrained_level_is_refused_by_name():
+    sp = pytest.importorskip("scipy.sparse")
+    eye = np.eye(2)
+    problem = _lower_with(bounds=nestopt.Bounds(np.zeros(2), np.full(2, np.inf)))
+    follower = dataclasses.replace(
+        problem.levels[1], hess=lambda x, y: sp.csr_matrix(np.block([[eye, -eye], [-eye, eye]]))
+    )
+    problem = nestopt.Problem([problem.levels[0], follower])
+    with pytest.raises(nestopt.OracleError, match="sparse Hessian but has bounds") as info:
+        nestopt.hypergradient(problem, [np.array([-1.0, 1.0]), np.zeros(2)])
+    assert info.value.level == 2

@@ -116,6 +116,12 @@ class Level:
         elif not isinstance(constraints, (list, tuple)):
             constraints = (constraints,)
         object.__setattr__(self, "constraints", tuple(constraints))
+        if self.hess is None and self.constrained:
+            raise TypeError(
+                "Level has bounds or constraints but only hvp: a constrained level needs its "
+                "Hessian as hess (a dense array or blocks) for now; matrix-free constrained "
+                "levels are not supported yet. Give hess, or drop the bounds and constraints"
+            )
 
     @property
     def constrained(self) -> bool:

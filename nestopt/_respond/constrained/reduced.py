@@ -19,7 +19,9 @@ from array_api_compat import device
 from ..._derivatives.compose import own_rows, pull_back, reduced_grad
 from ..._derivatives.curvature import term_is_zero
 from ..._derivatives.curvature_terms import CurvatureTerm
+from ..._errors import OracleError
 from ..._levels.rows import ConstraintRows
+from ..._linalg.sparse import is_sparse
 from ..nest import Nest, Response
 
 __all__ = ["LevelModel", "LevelPoint"]
@@ -100,6 +102,13 @@ class LevelModel:
         nest, j, xp = self.nest, self.j, self.xp
         start = self.own.start
         M = nest.oracles.hess(j, point.xs, start=start)
+        if is_sparse(M):
+            raise OracleError(
+                f"{self.text} returned a sparse Hessian but has bounds or constraints: a "
+                "constrained level takes a dense Hessian for now (sparse constrained levels "
+                "are not supported yet); return a dense array, e.g. hess(...).toarray()",
+                level=j,
+            )
         curvature = self.rows.weighted_hessian(point.xs, lam)
         if curvature is not None:
             M = M + curvature[start:, :]
