@@ -138,6 +138,8 @@ def hypergradient(
 for _function in (best_response, hypergradient):
     if _function.__doc__ is not None:  # None under python -OO: nothing to fill in
         _function.__doc__ = _function.__doc__.format(shared=_SHARED_PARAMETERS.strip())
+        # The undecorated function too: documentation tools read either.
+        getattr(_function, "__wrapped__", _function).__doc__ = _function.__doc__
 del _function
 
 
