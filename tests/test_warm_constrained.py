@@ -146,3 +146,18 @@ def test_no_internal_linear_algebra_error_escapes_a_published_problem():
         warnings.simplefilter("ignore")
         result = nestopt.solve(problem, problem.x0, options={"gtol": 1e-10})
     assert isinstance(result.status, nestopt.Status)
+
+
+@pytest.mark.parametrize("x", [-1.71, -0.8, -0.13])
+def test_a_singular_active_set_is_never_accepted_as_a_solution(x):
+    """LamparielloSagratella2017Ex23's follower from y = 0: the rows at a bound there (the
+    cubic y1^3 - y2 <= 0 and y2 >= 0) have dependent gradients, so the active set's Newton
+    system is singular at the start. The warm start once returned that start, not stationary
+    (both rows called weakly active), as the solution; the response is y = (x, 0)."""
+    from nestopt.problems import bolib
+
+    problem = bolib("LamparielloSagratella2017Ex23", backend="numpy")
+    result = nestopt.best_response(problem, [np.array([x]), np.zeros(2)])
+    np.testing.assert_allclose(result.xs[1], [x, 0.0], atol=1e-12)
+    assert result.active[2] == ("bounds[1]",)
+    np.testing.assert_allclose(result.multipliers[2], [0.0, 0.0, -2.0], atol=1e-12)

@@ -357,6 +357,7 @@ def _vet(
             "gradients cannot be independent (LICQ fails)",
             level=j,
         )
+    _check_stationary(model, point, lam)
     repeated = _repeats(model, point, active, weakly)
     if repeated is not None:
         # A weakly active row that repeats an active one (zero multiplier by the split the
@@ -428,6 +429,29 @@ def _dependent(text: str, names: str, j: int) -> ConstraintQualificationError:
         "not unique. Remove a redundant constraint",
         level=j,
     )
+
+
+def _check_stationary(model: LevelModel, point: LevelPoint, lam: Any) -> None:
+    """The Lagrangian's gradient vanishes at ``point`` (to ``sqrt(eps)`` of the gradient's
+    scale): what every other test here assumes, checked, not inferred from Newton's exit
+    (a singular active set ends it early, at a point that need not be stationary)."""
+    xp = model.xp
+    row_terms = _rows_transposed(model, point, lam)
+    residual, gradient, rows = host_floats(
+        xp,
+        xp.max(xp.abs(point.g_own + row_terms)),
+        xp.max(xp.abs(point.g_own)),
+        xp.max(xp.abs(row_terms)),
+    )
+    eps = float(xp.finfo(point.g.dtype).eps)
+    if residual > math.sqrt(eps) * max(gradient, rows, 1e-300):
+        raise ConvergenceError(
+            f"{model.text}: its KKT conditions do not hold at the point reached (the "
+            f"Lagrangian's gradient is {residual:.2e}, the objective's {gradient:.2e}): the "
+            "active set's Newton system was singular there. The level may be degenerate "
+            "at this point (dependent active constraints); try another start",
+            level=model.j,
+        )
 
 
 def _repeats(
