@@ -357,7 +357,6 @@ def _vet(
             "gradients cannot be independent (LICQ fails)",
             level=j,
         )
-    _check_stationary(model, point, lam)
     repeated = _repeats(model, point, active, weakly)
     if repeated is not None:
         # A weakly active row that repeats an active one (zero multiplier by the split the
@@ -379,6 +378,7 @@ def _vet(
             "level's hess and constraint hess",
             level=j,
         )
+    _check_stationary(model, point, lam, kkt)
     c = np.asarray(to_numpy(point.c))
     infeasible = np.maximum(sets.lb - c, c - sets.ub) / _sizes(model, point, sets)[0]
     if infeasible.size and np.max(infeasible) > 1e-6:
@@ -431,25 +431,23 @@ def _dependent(text: str, names: str, j: int) -> ConstraintQualificationError:
     )
 
 
-def _check_stationary(model: LevelModel, point: LevelPoint, lam: Any) -> None:
-    """The Lagrangian's gradient vanishes at ``point`` (to ``sqrt(eps)`` of the gradient's
-    scale): what every other test here assumes, checked, not inferred from Newton's exit
-    (a singular active set ends it early, at a point that need not be stationary)."""
+def _check_stationary(model: LevelModel, point: LevelPoint, lam: Any, kkt: ActiveSetKKT) -> None:
+    """The point is stationary on its active set: the Newton step its KKT residual asks for
+    is at most ``sqrt(eps)`` of the variable's size. What every test here assumes, checked,
+    not inferred from Newton's exit (a singular active set ends it early, at a point that
+    need not be stationary)."""
     xp = model.xp
-    row_terms = _rows_transposed(model, point, lam)
-    residual, gradient, rows = host_floats(
-        xp,
-        xp.max(xp.abs(point.g_own + row_terms)),
-        xp.max(xp.abs(point.g_own)),
-        xp.max(xp.abs(row_terms)),
-    )
+    residual = point.g_own + _rows_transposed(model, point, lam)
+    rhs = xp.concat([-residual, xp.zeros((kkt.r + kkt.nX,), dtype=residual.dtype)])
+    step = kkt.solve(rhs, bound_multipliers=False)[: kkt.d]
+    size, length = host_floats(xp, xp.max(xp.abs(step)), xp.max(xp.abs(point.xs[model.j - 1])))
     eps = float(xp.finfo(point.g.dtype).eps)
-    if residual > math.sqrt(eps) * max(gradient, rows, 1e-300):
+    if size > math.sqrt(eps) * max(length, 1.0):
         raise ConvergenceError(
-            f"{model.text}: its KKT conditions do not hold at the point reached (the "
-            f"Lagrangian's gradient is {residual:.2e}, the objective's {gradient:.2e}): the "
-            "active set's Newton system was singular there. The level may be degenerate "
-            "at this point (dependent active constraints); try another start",
+            f"{model.text}: its KKT conditions do not hold at the point reached (a Newton "
+            f"step of {size:.2e} remains): the active set's Newton system was singular "
+            "there. The level may be degenerate at this point (dependent active "
+            "constraints); try another start",
             level=model.j,
         )
 
