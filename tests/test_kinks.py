@@ -246,3 +246,61 @@ def test_bard_1984_example_2_ends_at_its_minimum_with_a_bound_held_at_zero_gradi
     np.testing.assert_allclose(result.xs[0], [0.0, 2.0], atol=1e-9)
     np.testing.assert_allclose(result.xs[1], [15 / 8, 29 / 32], atol=1e-9)
     np.testing.assert_allclose(result.fun, -12 - 7.5 + (29 / 32) ** 2, rtol=1e-10)
+
+
+def _trilevel(leader_value, leader_grad, x_bounds=None):
+    """Level 2: y = max(x, 0) (its bound weakly active at x = 0); level 3 copies it, z = y.
+    The leader's callables take (x, y, z) and see the kink through z."""
+    a = np.array([[1.0, -1.0], [-1.0, 1.0]])
+    middle = nestopt.Level(
+        value=lambda x, y, z: 0.5 * float((y - x) @ (y - x)),
+        grad=lambda x, y, z: (x - y, y - x, np.zeros(1)),
+        hess=lambda x, y, z: np.block([[a, np.zeros((2, 1))], [np.zeros((1, 3))]]),
+        size=1,
+        name="middle",
+        bounds=nestopt.Bounds(np.zeros(1), np.full(1, np.inf)),
+    )
+    bottom = nestopt.Level(
+        value=lambda x, y, z: 0.5 * float((z - y) @ (z - y)),
+        grad=lambda x, y, z: (np.zeros(1), y - z, z - y),
+        hess=lambda x, y, z: np.block([[np.zeros((1, 3))], [np.zeros((2, 1)), a]]),
+        size=1,
+        name="bottom",
+    )
+    leader = nestopt.Level(
+        value=leader_value,
+        grad=leader_grad,
+        hess=lambda x, y, z: np.zeros((3, 3)),
+        size=1,
+        bounds=x_bounds,
+    )
+    return nestopt.Problem([leader, middle, bottom])
+
+
+def test_a_kink_of_the_middle_level_of_a_trilevel_problem_is_certified():
+    # F = -x/2 + z with z = y = max(x, 0): the strict kink minimum at 0, seen through level 3.
+    problem = _trilevel(
+        lambda x, y, z: float(-0.5 * x[0] + z[0]),
+        lambda x, y, z: (np.array([-0.5]), np.zeros(1), np.ones(1)),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", nestopt.DegeneracyWarning)
+        result = nestopt.solve(problem, [np.array([-1.0]), np.zeros(1), np.zeros(1)])
+    assert result.status is nestopt.Status.SUCCESS, result.message
+    assert "kink certified: 1 weakly active row, 2 pieces" in result.message
+    np.testing.assert_allclose(result.x, [0.0], atol=1e-8)
+
+
+def test_a_descending_piece_of_a_trilevel_kink_is_followed():
+    # F = x - z + z^2 (as in the bilevel case, through z = y): left of 0, F = x; the run
+    # leaves the kink to the left, down to the leader's bound x = -2.
+    problem = _trilevel(
+        lambda x, y, z: float(x[0] - z[0] + z[0] ** 2),
+        lambda x, y, z: (np.ones(1), np.zeros(1), -1.0 + 2.0 * z),
+        x_bounds=nestopt.Bounds(np.array([-2.0]), np.array([5.0])),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", nestopt.DegeneracyWarning)
+        result = nestopt.solve(problem, [np.array([0.0]), np.zeros(1), np.zeros(1)])
+    assert result.status is nestopt.Status.SUCCESS, result.message
+    np.testing.assert_allclose(result.x, [-2.0], atol=1e-8)

@@ -18,8 +18,9 @@ bounds), one small LP (``scipy.optimize.linprog``, HiGHS) gives
   a certificate: a maximum with zero one-sided gradients passes it.
 * Otherwise: not certified (`Status.DEGENERATE`, as before).
 
-Only the bilevel case (the weak rows at level 2, ``n = 2``) is examined, with
-level 1 free or boxed; the others stay DEGENERATE, saying so.
+Weakly active rows of level 2 are examined (any number of levels below it,
+none of them with weakly active rows of its own), with level 1 free or
+boxed; the others stay DEGENERATE, saying so.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .._backend.host import to_numpy
+from .._derivatives.compose import stack_response
 from .._errors import NestoptError, Status
 from .._respond.constrained.pieces import KinkPieces, Piece
 
@@ -60,8 +62,10 @@ def examine_kink(run: Any, point: Any, box: Any) -> Verdict | None:
     problem, engine = run.problem, run.engine
     top = point.state.top
     nest = getattr(engine, "nest", None)
-    if problem.n != 2 or nest is None or top is None or top.constrained is None:
-        return Verdict(False, "kink not examined: only bilevel problems are (implicit method)")
+    if nest is None or top is None or top.constrained is None:
+        return Verdict(False, "kink not examined: only the implicit method's kinks are")
+    if set(engine.constraint_report(point.state)["degenerate"]) != {2}:
+        return Verdict(False, "kink not examined: weakly active rows below level 2")
     pieces = KinkPieces(nest, top, nest.config.curvature_mode(2))
     k = pieces.k
     if k == 0:
@@ -76,8 +80,7 @@ def examine_kink(run: Any, point: Any, box: Any) -> Verdict | None:
         piece = pieces.piece(np.array(keep))
         if piece is None:
             return Verdict(False, "kink not certified: a piece's response is not a strict minimum")
-        G = np.asarray(to_numpy(piece.G), dtype=float)
-        found.append((piece, grad[:d1] + G.T @ grad[d1:]))
+        found.append((piece, _one_sided(run, grad, piece.G, pieces.point.R)))
     scale = max(max(float(np.abs(g).sum()) for _, g in found), float(np.abs(grad).max()), 1e-300)
     tol = 1e-8 * scale
     best = None
@@ -103,6 +106,16 @@ def examine_kink(run: Any, point: Any, box: Any) -> Verdict | None:
             note = f"kink not certified: a piece is not curved upward ({pieces_text})"
             return Verdict(False, note)
     return Verdict(True, f"kink certified: {pieces_text}")
+
+
+def _one_sided(run: Any, grad: Any, G: Any, R_below: Any) -> Any:
+    """``g_P = P_1^T grad f_1`` on the piece: ``R_1 = [G_P; R_2[:, <2] + R_2[:, 2] G_P]``
+    with the levels below level 2 as they are (DESIGN 2)."""
+    xp, problem = run.xp, run.problem
+    R1 = stack_response(xp, G, R_below, problem.block(2))
+    d1 = problem.sizes[0]
+    R1 = np.asarray(to_numpy(R1), dtype=float)
+    return grad[:d1] + R1.T @ grad[d1:]
 
 
 def _top_cone(x: Any, box: Any) -> Any:
@@ -159,10 +172,9 @@ def _curved_up(run: Any, pieces: KinkPieces, piece: Piece, g: Any, point: Any, t
             got = pieces.moved((moved,), piece, maxiter=20)
             if got is None:
                 return False
-            xs, G = got
+            xs, G, R = got
             grad = np.asarray(to_numpy(run.oracles.grad(1, xs)), dtype=float)
-            G = np.asarray(to_numpy(G), dtype=float)
-            sides.append(grad[:d1] + G.T @ grad[d1:])
+            sides.append(_one_sided(run, grad, G, R))
         columns.append((sides[0] - sides[1]) / (2.0 * h))
     H = basis.T @ np.array(columns).T
     H = 0.5 * (H + H.T)

@@ -95,9 +95,10 @@ class KinkPieces:
                 cone[n] = change if upper else -change
         return Piece(np.asarray(keep, dtype=bool), active, G, cone)
 
-    def moved(self, upper: Any, piece: Piece, maxiter: int) -> tuple[Any, Any] | None:
-        """``(xs, G_P)`` of the piece at the upper variables ``upper`` (a tuple of levels
-        ``< j``): Newton on its fixed active set, started here; None where that fails."""
+    def moved(self, upper: Any, piece: Piece, maxiter: int) -> tuple[Any, Any, Any] | None:
+        """``(xs, G_P, R_j)`` of the piece at the upper variables ``upper`` (a tuple of levels
+        ``< j``; ``R_j`` that of the levels below): Newton on its fixed active set, started
+        here; None where that fails."""
         model = self.model
         start = (*upper, *self.xs[self.j - 1 :])
         try:
@@ -107,4 +108,4 @@ class KinkPieces:
             return None
         if kkt is None or not kkt.minimum:
             return None
-        return point.xs, kkt_system(model, point, W, kkt, piece.active).G()
+        return point.xs, kkt_system(model, point, W, kkt, piece.active).G(), point.R
