@@ -211,7 +211,7 @@ def _bard_1984_example_2():
         hess=lambda x, y, v: np.diag([2 * v[0], 0.0, 0.0, 0.0]),
     )
     first = nestopt.NonlinearConstraint(
-        lambda x, y: np.array([-x[0] ** 2 + 2 * x[0] - x[1] ** 2 + 2 * y[0] - y[1]]),
+        lambda x, y: np.array([-(x[0] ** 2) + 2 * x[0] - x[1] ** 2 + 2 * y[0] - y[1]]),
         -np.inf,
         3.0,
         jac=lambda x, y: np.array([[2 - 2 * x[0], -2 * x[1], 2.0, -1.0]]),
@@ -220,7 +220,7 @@ def _bard_1984_example_2():
     second = nestopt.LinearConstraint(np.array([[0.0, -1.0, -3.0, 4.0]]), -np.inf, -4.0)
     box = nestopt.Bounds(np.zeros(2), np.full(2, 10.0))
     leader = nestopt.Level(
-        value=lambda x, y: -x[0] ** 2 - 3 * x[1] ** 2 - 4 * y[0] + y[1] ** 2,
+        value=lambda x, y: -(x[0] ** 2) - 3 * x[1] ** 2 - 4 * y[0] + y[1] ** 2,
         grad=lambda x, y: np.array([-2 * x[0], -6 * x[1], -4.0, 2 * y[1]]),
         hess=lambda x, y: np.diag([-2.0, -6.0, 0.0, 2.0]),
         size=2,

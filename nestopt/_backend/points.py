@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import array_api_compat as compat
+import numpy as np
 
 from .names import namespace_name
 from .selection import get_backend
@@ -43,6 +44,17 @@ def prepare_points(
             f"starting array per level, of sizes {problem.sizes}"
         )
     chosen = get_backend(backend, device)
+    if chosen.name == "numpy" and chosen.device is None:
+        # The common case, checked without the general machinery: float64 NumPy vectors
+        # of the right sizes, on NumPy (copied, as always).
+        fast = [
+            x
+            for x, size in zip(xs, problem.sizes)
+            if type(x) is np.ndarray and x.dtype == np.float64 and x.shape == (size,)
+        ]
+        if len(fast) == len(xs):
+            xp = chosen.xp
+            return xp, "cpu", tuple(np.array(x, copy=True) for x in fast)
     arrays = [x for x in xs if compat.is_array_api_obj(x) and not isinstance(x, (int, float))]
     bits = [_width(problem, k, x) for k, x in enumerate(xs, start=1)]
     inferred = None

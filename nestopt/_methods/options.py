@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -88,10 +89,32 @@ def default_tol(eps: float) -> float:
     return 0.01 * math.sqrt(eps)
 
 
+# The default settings of each problem (no level_options), per precision and linear solver:
+# computed once, where every call of hypergradient would check the same defaults again.
+_DEFAULTS: weakref.WeakKeyDictionary[Any, dict[tuple[float, str, str | None], Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def level_settings(
     problem: Any, eps: float, dtype: Any, level_options: Any, linear_solver: str | None
 ) -> tuple[LevelSettings, ...]:
     """One `LevelSettings` per level (index ``k - 1``), level 1 included for uniformity."""
+    if level_options is not None:
+        return _level_settings(problem, eps, dtype, level_options, linear_solver)
+    try:
+        cache = _DEFAULTS.setdefault(problem, {})
+    except TypeError:  # not weakly referenceable: nothing cached
+        return _level_settings(problem, eps, dtype, None, linear_solver)
+    key = (eps, str(dtype), linear_solver)
+    if key not in cache:
+        cache[key] = _level_settings(problem, eps, dtype, None, linear_solver)
+    return cache[key]  # type: ignore[no-any-return]
+
+
+def _level_settings(
+    problem: Any, eps: float, dtype: Any, level_options: Any, linear_solver: str | None
+) -> tuple[LevelSettings, ...]:
     per_level = _per_level_options(problem, level_options)
     out = []
     for k in range(1, problem.n + 1):
