@@ -304,3 +304,28 @@ def test_a_descending_piece_of_a_trilevel_kink_is_followed():
         result = nestopt.solve(problem, [np.array([0.0]), np.zeros(1), np.zeros(1)])
     assert result.status is nestopt.Status.SUCCESS, result.message
     np.testing.assert_allclose(result.x, [-2.0], atol=1e-8)
+
+
+@pytest.mark.parametrize(("sign", "certified"), [(1.0, True), (-1.0, False)])
+def test_a_kink_on_a_weakly_active_leader_bound(sign, certified):
+    # Leader x >= 0 and F = sign * y^2 with y = max(x, 0): at x = 0 the leader's bound is
+    # weakly active (zero slope on the feasible side) and the follower's bound too. With
+    # sign = +1 the feasible piece curves up (F = x^2): a certified minimum. With sign = -1
+    # it curves down (F = -x^2): zero slopes everywhere, but no minimum, so no certificate.
+    problem = _kinked(
+        1,
+        lambda x, y: float(sign * y[0] ** 2),
+        lambda x, y: (np.zeros(1), 2.0 * sign * y),
+        lambda x, y: np.diag([0.0, 2.0 * sign]),
+        x_bounds=nestopt.Bounds(np.zeros(1), np.full(1, 3.0)),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = _solve(problem, [0.0])
+    if certified:
+        assert result.status is nestopt.Status.SUCCESS, result.message
+        assert "kink certified" in result.message
+        np.testing.assert_allclose(result.x, [0.0], atol=1e-12)
+    else:
+        assert result.status is nestopt.Status.DEGENERATE
+        assert "kink not certified: a piece is not curved upward" in result.message
