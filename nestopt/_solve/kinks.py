@@ -11,7 +11,8 @@ bounds), one small LP (``scipy.optimize.linprog``, HiGHS) gives
 * Some ``v_P < 0`` (beyond a tolerance relative to the gradients): a descent
   direction; `solve` steps along it and continues.
 * Every ``v_P >= 0`` and, on each piece, either no nonzero direction of its
-  cone has ``g_P^T dx <= 0`` (checked by ``2 d_1`` LPs) or the piece's
+  cone has ``g_P^T dx <= 0`` (its rows and ``g_P`` positively span the space:
+  one feasibility LP) or the piece's
   reduced Hessian (central differences of ``g_P`` on the piece) is positive
   definite on ``{dx: g_P^T dx = 0}``, a subspace that holds those
   directions: a certified strict local minimum. B-stationarity alone is not
@@ -139,15 +140,14 @@ def _top_cone(x: Any, box: Any) -> Any:
 
 
 def _only_zero(linprog: Any, A: Any, d1: int) -> bool:
-    """Whether ``{dx: A dx <= 0}`` (within the unit box) is ``{0}``: ``2 d_1`` LPs."""
-    zeros = np.zeros(A.shape[0])
-    for i, sign in itertools.product(range(d1), (1.0, -1.0)):
-        c = np.zeros(d1)
-        c[i] = -sign
-        lp = linprog(c, A_ub=A, b_ub=zeros, bounds=[(-1.0, 1.0)] * d1)
-        if lp.status != 0 or -lp.fun > 1e-9:
-            return False
-    return True
+    """Whether ``{dx: A dx <= 0} = {0}``: exactly when the rows of ``A`` positively span
+    ``R^d1``, that is, they span it and some strictly positive combination of them is zero
+    (one feasibility LP, ``lambda >= 1``, ``A^T lambda = 0``)."""
+    if A.shape[0] == 0 or np.linalg.matrix_rank(A) < d1:
+        return False
+    m = A.shape[0]
+    lp = linprog(np.zeros(m), A_eq=A.T, b_eq=np.zeros(d1), bounds=[(1.0, None)] * m)
+    return bool(lp.status == 0)
 
 
 def _curved_up(run: Any, pieces: KinkPieces, piece: Piece, g: Any, point: Any, tol: float) -> bool:
