@@ -58,6 +58,7 @@ def test_every_example_has_a_smoke_test():
         "autodiff_bilevel.py",
         "large_sparse_ridge.py",
         "capacitated_market.py",
+        "svm_hyperparameter.py",
     }
     assert {path.name for path in EXAMPLES.glob("*.py")} == tested
 
@@ -181,3 +182,13 @@ def test_capacitated_market(tmp_path):
     theirs = number_after(out, "SciPy's best")
     assert ours == pytest.approx(theirs, rel=1e-6)
     assert number_after(out, "shadow price of firm 2's shared capacity K2 = 4:") > 0
+
+
+def test_svm_hyperparameter(tmp_path):
+    pytest.importorskip("sklearn")
+    out = run_example("svm_hyperparameter.py", cwd=tmp_path)
+    assert "status: SUCCESS" in out
+    assert "kink certified: 1 weakly active row, 2 pieces checked" in out
+    # The independent check: no nearby C (each solved cold) has a lower validation loss.
+    assert number_after(out, "minus the loss at C*:") >= 0.0
+    assert number_after(out, "C* =") == pytest.approx(0.00257289, rel=1e-5)
