@@ -161,3 +161,39 @@ def test_a_singular_active_set_is_never_accepted_as_a_solution(x):
     np.testing.assert_allclose(result.xs[1], [x, 0.0], atol=1e-12)
     assert result.active[2] == ("bounds[1]",)
     np.testing.assert_allclose(result.multipliers[2], [0.0, 0.0, -2.0], atol=1e-12)
+
+
+@pytest.mark.parametrize("C", [0.01, 0.0126])
+def test_a_degenerate_vertex_with_a_unique_response_is_solved(C):
+    """Iris SVM dual at small C: all 60 a_i sit at a bound and y'a = 0 holds as well, 61
+    active rows on 60 variables (LICQ fails). The response is still unique: the vertex those
+    rows fix, moving with C, optimal while some multipliers have every sign strictly right.
+    Its Jacobian and hypergradient are checked against differences of the solved responses
+    and of the value function (piecewise linear in log C here), and the multipliers by the
+    KKT conditions computed here."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("scipy")
+    from nestopt.problems import svm_dual
+
+    problem = svm_dual("iris", backend="numpy")
+    n = problem.data["y"].size
+    lc = np.log(C)
+
+    def solve(t):
+        return nestopt.best_response(problem, [np.array([t]), np.zeros(n)])
+
+    result = solve(lc)
+    assert any("degenerate vertex" in note for note in result.notes)
+    h = 1e-6
+    plus, minus = solve(lc + h), solve(lc - h)
+    G_fd = (np.asarray(plus.xs[1]) - np.asarray(minus.xs[1])) / (2 * h)
+    np.testing.assert_allclose(result.jacobians[2][:, 0], G_fd, rtol=0, atol=1e-8 * C)
+    np.testing.assert_allclose(result.hypergrad, [(plus.fun - minus.fun) / (2 * h)], rtol=1e-6)
+    # Stationarity and strict signs of the multipliers returned (one choice of many).
+    a, y, Q = np.asarray(result.xs[1]), problem.data["y"], problem.data["Q"]
+    lam = np.asarray(result.multipliers[2])
+    equality, upper, lower = lam[0], lam[1 : 1 + n], lam[1 + n :]
+    gradient = Q @ a - 1.0
+    np.testing.assert_allclose(gradient + equality * y + upper + lower, 0.0, atol=1e-12)
+    at_upper = a >= C * (1 - 1e-12)
+    assert np.all(upper[at_upper] > 0) and np.all(lower[~at_upper] < 0)
