@@ -80,7 +80,7 @@ class ActiveSetKKT:
             A_FF, J_RF = A, J_R
             self.J_RX = None
         else:
-            A_FF = xp.take(xp.take(A, self.free, axis=0), self.free, axis=1)
+            A_FF = _block(xp, A, self.free, free_host)
             J_RF = xp.take(J_R, self.free, axis=1)
             self.J_RX = xp.take(J_R, self.fixed, axis=1)
         self.J_RF = J_RF
@@ -167,6 +167,13 @@ class ActiveSetKKT:
         if r:
             lam_X = lam_X - xp.matrix_transpose(self.J_RX) @ lam_R
         return xp.concat([x, lam_R, lam_X], axis=0)
+
+
+def _block(xp: Any, A: Any, index: Any, index_host: Any) -> Any:
+    """``A[index][:, index]``: one copy on NumPy (``np.ix_``), two elsewhere (``take``)."""
+    if compat.is_numpy_namespace(xp):
+        return A[np.ix_(index_host, index_host)]
+    return xp.take(xp.take(A, index, axis=0), index, axis=1)
 
 
 def _bordered(xp: Any, A: Any, J: Any) -> Any:

@@ -428,6 +428,16 @@ def _degenerate_vertex(
         point = _onto_vertex(model, point, W, rows, sets)
     except (NestoptError, FactorizationError, ArithmeticError, ValueError):
         return None
+    # Every row said to be held must sit at its bound there, and every other be feasible:
+    # a vertex of rows that are not all active is not this point's vertex.
+    c = np.asarray(to_numpy(point.c), dtype=float)
+    values = _sizes(model, point, sets)[0]
+    eps = float(xp.finfo(point.g.dtype).eps)
+    with np.errstate(invalid="ignore"):
+        gap = np.minimum(np.abs(c - sets.lb), np.abs(c - sets.ub)) / values
+    violation = np.maximum(sets.lb - c, c - sets.ub) / values
+    if np.any(gap[held] > 1e3 * eps) or np.any(violation > 1e3 * eps):
+        return None
     lam = _strict_multipliers(linprog, model, point, held, sets)
     if lam is None:
         return None
