@@ -21,7 +21,8 @@ import numpy as np
 from ..._backend.host import to_numpy
 from ..._errors import FactorizationError, NestoptError
 from ..nest import LevelSolution, Nest
-from .polish import active_kkt, kkt_system, newton_on
+from .active_rows import active_kkt, kkt_system
+from .polish import newton_on
 from .reduced import LevelModel
 
 __all__ = ["KinkPieces", "Piece"]

@@ -1,0 +1,131 @@
+"""A constrained level's rows on its active set: which are which, their scales, its KKT system.
+
+Shared by the polish (`polish`) and the degenerate-vertex treatment (`vertex`):
+the rows' kinds and bounds (`RowSets`), the solution record
+(`ConstrainedSolution`), the split of an active set into general rows and
+variables at a bound, the rows' scales for relative tests, and the factored
+KKT matrix of an active set with the level's Jacobian system on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from array_api_compat import device
+
+from ..._backend.host import to_numpy
+from ..._linalg.active_set import ActiveSetKKT
+from ..._linalg.kkt_system import KKTSystem
+from .reduced import LevelModel, LevelPoint
+
+__all__ = [
+    "RowSets",
+    "ConstrainedSolution",
+    "rows_transposed",
+    "split_rows",
+    "active_kkt",
+    "row_maxima",
+    "level_array",
+    "row_scales",
+    "kkt_system",
+]
+
+
+@dataclass(frozen=True)
+class RowSets:
+    """Which rows are equalities, lower or upper inequalities (host index arrays)."""
+
+    eq: Any
+    lo: Any
+    hi: Any
+    lb: Any  # host float arrays (m,)
+    ub: Any
+
+    @classmethod
+    def of(cls, lb: Any, ub: Any) -> RowSets:
+        lb, ub = np.asarray(lb, dtype=float), np.asarray(ub, dtype=float)
+        eq = np.flatnonzero(lb == ub)
+        lo = np.flatnonzero((lb != ub) & np.isfinite(lb))
+        hi = np.flatnonzero((lb != ub) & np.isfinite(ub))
+        return cls(eq, lo, hi, lb, ub)
+
+
+@dataclass
+class ConstrainedSolution:
+    """A constrained level at its solution: multipliers and active rows, with labels."""
+
+    lam: Any  # per row, DESIGN's sign (L = F + lam^T c): <= 0 at a lower bound, >= 0 at an upper
+    active: Any  # host bool array per row
+    labels: list[str]
+    degenerate: list[str]
+    rows: Any  # the level's ConstraintRows
+    weak: Any = None  # host bool array per row: weakly active (at a bound, zero multiplier)
+
+
+def rows_transposed(model: LevelModel, point: LevelPoint, lam: Any) -> Any:
+    """``J^T lam`` over every row, the box's included (its rows of the identity never
+    formed); ``lam`` is a host array, zero off the active set."""
+    xp, general = model.xp, model.rows.general
+    out = xp.matrix_transpose(point.J) @ level_array(xp, lam[:general], point.g)
+    return out + level_array(xp, lam[general:], point.g) if model.rows.box is not None else out
+
+
+def split_rows(model: LevelModel, mask: Any) -> tuple[Any, Any]:
+    """The general rows in ``mask`` (indices) and the variables whose bound is in it."""
+    general, d = model.rows.general, model.own.stop - model.own.start
+    fixed = mask[general:] if model.rows.box is not None else np.zeros(d, dtype=bool)
+    return np.flatnonzero(mask[:general]), fixed
+
+
+def active_kkt(model: LevelModel, W: Any, point: LevelPoint, active: Any) -> ActiveSetKKT:
+    """The KKT matrix of the rows ``active`` at ``point``, factored with its bounds
+    eliminated (raises `FactorizationError` where it is singular)."""
+    xp = model.xp
+    idx, fixed = split_rows(model, active)
+    J_R = (
+        xp.take(point.J, level_array(xp, idx, point.g, int), axis=0) if idx.size else point.J[:0, :]
+    )
+    return ActiveSetKKT(xp, W[:, model.own], J_R, fixed)
+
+
+def row_maxima(model: LevelModel, J: Any, weights: Any) -> Any:
+    """Per row of the level, ``max_i |J_ri| w_i``: the general rows from ``J`` (host, absolute
+    values), then the box's (row ``i`` is ``e_i``: ``w_i``)."""
+    general = np.max(J * weights[None, :], axis=1, initial=0.0)
+    return np.concatenate([general, weights]) if model.rows.box is not None else general
+
+
+def level_array(xp: Any, a: Any, like: Any, kind: type = float) -> Any:
+    dtype = like.dtype if kind is float else xp.int64
+    return xp.asarray(np.asarray(a, dtype=kind), dtype=dtype, device=device(like))
+
+
+def row_scales(model: LevelModel, point: LevelPoint, sets: RowSets) -> tuple[Any, Any]:
+    """Per row: the scale of its values and of its multiplier (for relative tests)."""
+    xp = model.xp
+    # float64: float32 would underflow the 1e-300 guard
+    J = np.abs(np.asarray(to_numpy(point.J), dtype=float))
+    row = row_maxima(model, J, np.ones(J.shape[1]))
+    row = np.where(row > 0, row, 1.0)
+    x = float(xp.max(xp.abs(point.xs[model.j - 1]))) if point.J.shape[1] else 0.0
+    bounds = np.where(np.isfinite(sets.lb), np.abs(sets.lb), 0.0)
+    bounds = np.maximum(bounds, np.where(np.isfinite(sets.ub), np.abs(sets.ub), 0.0))
+    values = np.maximum(bounds, row * max(x, 1.0))
+    gscale = max(float(xp.max(xp.abs(point.g_own))) if point.J.shape[1] else 0.0, 1e-300)
+    return values, gscale / row
+
+
+def kkt_system(
+    model: LevelModel, point: LevelPoint, W: Any, kkt: ActiveSetKKT, active: Any
+) -> KKTSystem:
+    """The level's Jacobian system on the active set ``active`` from its factored ``kkt``."""
+    xp = model.xp
+    C = model.cross_jacobian(point)
+    rows_A, fixed = split_rows(model, active)
+    C_A = xp.take(C, level_array(xp, rows_A, point.g, int), axis=0) if rows_A.size else C[:0, :]
+    if fixed.any():  # the box's rows do not move with the upper variables
+        zeros = xp.zeros((int(fixed.sum()), C.shape[1]), dtype=C.dtype, device=device(C))
+        C_A = xp.concat([C_A, zeros], axis=0)
+    return KKTSystem(xp, kkt, W[:, : model.own.start], C_A, model.text, model.j)
