@@ -13,6 +13,7 @@ import os
 import sys
 import types
 import warnings
+from typing import Any
 
 __all__ = [
     "Status",
@@ -158,6 +159,8 @@ class ConvergenceError(NestoptError, RuntimeError):
     """A level's Newton (or interior-point) solve stopped before reaching its tolerance."""
 
     status = Status.LOWER_LEVEL_NOT_CONVERGED
+    #: Where a stalled interior point stopped (every level's variable), when known.
+    stopped_at: tuple[Any, ...] | None = None
 
 
 class InfeasibleError(NestoptError, ArithmeticError):

@@ -10,6 +10,7 @@ one-sided gradients all vanish but which is a saddle (never certified).
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -329,3 +330,43 @@ def test_a_kink_on_a_weakly_active_leader_bound(sign, certified):
     else:
         assert result.status is nestopt.Status.DEGENERATE
         assert "kink not certified: a piece is not curved upward" in result.message
+
+
+def _constrained_leader(leader_value, leader_grad, row_upper):
+    """The V-shaped kink (y = max(x, 0)) under a leader with its own row x <= row_upper,
+    so that level 1 is solved by its interior point."""
+    row = nestopt.LinearConstraint(np.array([[1.0, 0.0]]), -np.inf, row_upper)
+    problem = _kinked(1, leader_value, leader_grad, lambda x, y: np.zeros((2, 2)))
+    leader = dataclasses.replace(problem.levels[0], constraints=[row])
+    return nestopt.Problem([leader, problem.levels[1]])
+
+
+@pytest.mark.parametrize("x0", [-1.0, 1.0])
+def test_a_kink_under_a_constrained_leader_is_certified_to_first_order(x0):
+    # F = -x/2 + y: slopes -1/2 and +1/2 either side of 0, the leader's row x <= 5 inactive.
+    # Level 1's interior point reaches the kink and stalls there (its KKT error is the
+    # slopes' jump); the run reports that point, not its start, and certifies it.
+    problem = _constrained_leader(
+        lambda x, y: float(-0.5 * x[0] + y[0]),
+        lambda x, y: (np.array([-0.5]), np.ones(1)),
+        5.0,
+    )
+    result = _solve(problem, [x0])
+    assert result.optimizer == "interior_point"
+    assert result.status is nestopt.Status.SUCCESS, result.message
+    assert "kink certified: 1 weakly active row, 2 pieces checked" in result.message
+    np.testing.assert_allclose(result.x, [0.0], atol=1e-8)
+
+
+def test_a_constrained_leader_at_a_kink_that_is_no_minimum_is_not_certified():
+    # F = x - y + y^2: flat to the right of 0 (F = x^2), falling to the left (F = x): not a
+    # minimum, and level 1 with constraints does not follow the descending piece.
+    problem = _constrained_leader(
+        lambda x, y: float(x[0] - y[0] + y[0] ** 2),
+        lambda x, y: (np.ones(1), -1.0 + 2.0 * y),
+        5.0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = _solve(problem, [0.0])
+    assert not (result.success and "kink certified" in result.message)

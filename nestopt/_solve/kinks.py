@@ -38,7 +38,7 @@ from .._derivatives.compose import stack_response
 from .._errors import NestoptError, Status
 from .._respond.constrained.pieces import KinkPieces, Piece
 
-__all__ = ["MAX_WEAK", "Verdict", "examine_kink", "past_kinks"]
+__all__ = ["MAX_WEAK", "ENDINGS", "Verdict", "examine_kink", "past_kinks", "top_row_cone"]
 
 MAX_WEAK = 8  # weakly active rows examined (2^8 pieces); more stay DEGENERATE
 
@@ -53,9 +53,15 @@ class Verdict:
     slope: float = 0.0  # g_P^T direction (< 0)
 
 
-def examine_kink(run: Any, point: Any, box: Any) -> Verdict | None:
+def examine_kink(
+    run: Any, point: Any, box: Any, top_rows: Any = None, second_order: bool = True
+) -> Verdict | None:
     """The verdict at ``point`` (an evaluated level-1 point whose state has weakly active
-    level-2 rows), or None when SciPy is missing (nothing is claimed)."""
+    level-2 rows), or None when SciPy is missing (nothing is claimed).
+
+    ``top_rows(R_1)`` gives level 1's own rows at a bound as cone rows on a piece (level 1
+    with constraints); without ``second_order`` only first-order strictness certifies (the
+    second-order test would need level 1's Lagrangian, not ``F_1``)."""
     try:
         from scipy.optimize import linprog
     except ImportError:
@@ -76,17 +82,19 @@ def examine_kink(run: Any, point: Any, box: Any) -> Verdict | None:
     d1 = problem.sizes[0]
     grad = np.asarray(to_numpy(run.oracles.grad(1, point.state.xs)), dtype=float)
     top_cone = _top_cone(np.asarray(to_numpy(point.x), dtype=float), box)
-    found: list[tuple[Piece, Any]] = []
+    found: list[tuple[Piece, Any, Any]] = []
     for keep in itertools.product((False, True), repeat=k):
         piece = pieces.piece(np.array(keep))
         if piece is None:
             return Verdict(False, "kink not certified: a piece's response is not a strict minimum")
-        found.append((piece, _one_sided(run, grad, piece.G, pieces.point.R)))
-    scale = max(max(float(np.abs(g).sum()) for _, g in found), float(np.abs(grad).max()), 1e-300)
-    tol = 1e-8 * scale
+        R1 = _stacked(run, piece.G, pieces.point.R)
+        extra = top_rows(R1) if top_rows is not None else np.zeros((0, d1))
+        found.append((piece, grad[:d1] + R1.T @ grad[d1:], extra))
+    scale = max(max(float(np.abs(g).sum()) for _, g, _ in found), float(np.abs(grad).max()))
+    tol = 1e-8 * max(scale, 1e-300)
     best = None
-    for piece, g in found:
-        A = np.vstack([piece.cone, top_cone]) if top_cone.size else piece.cone
+    for piece, g, extra in found:
+        A = np.vstack([piece.cone, top_cone, extra])
         lp = linprog(g, A_ub=A, b_ub=np.zeros(A.shape[0]), bounds=[(-1.0, 1.0)] * d1)
         if lp.status != 0:
             return Verdict(False, f"kink not certified: an LP failed ({lp.message})")
@@ -95,28 +103,62 @@ def examine_kink(run: Any, point: Any, box: Any) -> Verdict | None:
     pieces_text = f"{k} weakly active row{'s' if k > 1 else ''}, {2**k} pieces checked"
     if best is not None:
         return Verdict(False, f"kink: descent along one piece ({pieces_text})", best[1], best[0])
-    for piece, g in found:
-        A = (
-            np.vstack([piece.cone, top_cone, g[None, :]])
-            if top_cone.size
-            else np.vstack([piece.cone, g[None, :]])
-        )
-        if _only_zero(linprog, A, d1):
+    for piece, g, extra in found:
+        if _only_zero(linprog, np.vstack([piece.cone, top_cone, extra, g[None, :]]), d1):
             continue
+        if not second_order:
+            note = (
+                "kink not certified: a piece's critical directions are not all excluded to "
+                "first order, and level 1's constraints leave out the second-order test "
+                f"({pieces_text})"
+            )
+            return Verdict(False, note)
         if not _curved_up(run, pieces, piece, g, point, tol):
             note = f"kink not certified: a piece is not curved upward ({pieces_text})"
             return Verdict(False, note)
     return Verdict(True, f"kink certified: {pieces_text}")
 
 
+def _stacked(run: Any, G: Any, R_below: Any) -> Any:
+    """``R_1 = [G_P; R_2[:, <2] + R_2[:, 2] G_P]`` on the piece, the levels below level 2 as
+    they are (DESIGN 2), on the host."""
+    R1 = stack_response(run.xp, G, R_below, run.problem.block(2))
+    return np.asarray(to_numpy(R1), dtype=float)
+
+
 def _one_sided(run: Any, grad: Any, G: Any, R_below: Any) -> Any:
-    """``g_P = P_1^T grad f_1`` on the piece: ``R_1 = [G_P; R_2[:, <2] + R_2[:, 2] G_P]``
-    with the levels below level 2 as they are (DESIGN 2)."""
-    xp, problem = run.xp, run.problem
-    R1 = stack_response(xp, G, R_below, problem.block(2))
-    d1 = problem.sizes[0]
-    R1 = np.asarray(to_numpy(R1), dtype=float)
-    return grad[:d1] + R1.T @ grad[d1:]
+    """``g_P = P_1^T grad f_1`` on the piece."""
+    d1 = run.problem.sizes[0]
+    return grad[:d1] + _stacked(run, G, R_below).T @ grad[d1:]
+
+
+def top_row_cone(run: Any, rows: Any, xs: Any) -> Any:
+    """``R_1 -> rows``: level 1's rows at a bound at ``xs`` (to ``sqrt(eps)`` of the bound's
+    size) as cone rows ``a dx <= 0`` of the leader's moves on a piece, each linearized with
+    the piece's response ``R_1`` (both signs for an equality)."""
+    J = np.asarray(to_numpy(rows.jacobian(xs)), dtype=float)
+    c = np.asarray(to_numpy(rows.values(xs)), dtype=float)
+    lb = np.asarray(to_numpy(rows.lb), dtype=float)
+    ub = np.asarray(to_numpy(rows.ub), dtype=float)
+    eps = float(np.finfo(float).eps)
+    with np.errstate(invalid="ignore"):
+        gap = np.minimum(np.abs(c - lb), np.abs(c - ub)) / np.maximum(1.0, np.abs(c))
+    held = np.flatnonzero((lb == ub) | (gap <= np.sqrt(eps)))
+    d1 = run.problem.sizes[0]
+
+    def cone(R1: Any) -> Any:
+        out = []
+        for i in held:
+            a = J[i, :d1] + J[i, d1:] @ R1
+            if lb[i] == ub[i]:
+                out += [a, -a]
+            elif abs(c[i] - ub[i]) < abs(c[i] - lb[i]):
+                out.append(a)
+            else:
+                out.append(-a)
+        return np.array(out) if out else np.zeros((0, d1))
+
+    return cone
 
 
 def _top_cone(x: Any, box: Any) -> Any:

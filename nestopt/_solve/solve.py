@@ -12,7 +12,7 @@ from .._levels.problem import Problem
 from .._methods.options import check_count, check_number
 from .._methods.run import Run, start_run
 from .._result import SolveResult
-from .kinks import past_kinks
+from .kinks import ENDINGS, Verdict, examine_kink, past_kinks, top_row_cone
 from .loop import Loop
 from .optimizers import make_optimizer
 from .report import Reporter, solve_result
@@ -215,7 +215,25 @@ def _solve_top_by_newton(
             raise ValueError(f"option {name!r} does not apply to the Newton top level")
     top = TopNewton(run, opts, started)
     top.execute(None)
+    _examine_top_kink(run, top)
     return solve_result(run, top, top, started)
+
+
+def _examine_top_kink(run: Run, top: TopNewton) -> None:
+    """Where level 1 (solved with its own rows) stops on a kink of level 2's response: a
+    first-order certificate with its rows at a bound in the cones, or a note saying why not
+    (a descending piece is not followed: level 1's interior point would have to restart)."""
+    point = top.point
+    if point is None or top.status not in ENDINGS:
+        return
+    if not run.engine.constraint_report(point.state)["degenerate"]:
+        return
+    rows = run.engine.nest.constraint_rows.get(1)
+    cone = None if rows is None else top_row_cone(run, rows, point.state.xs)
+    verdict = examine_kink(run, point, None, cone, second_order=False)
+    if verdict is not None and verdict.direction is not None:
+        verdict = Verdict(False, f"{verdict.note}: level 1 has constraints and stays put")
+    top.kink = verdict
 
 
 def _outer_options(options: dict[str, Any] | None) -> dict[str, Any]:

@@ -45,6 +45,7 @@ class TopNewton(Outcome):
             self.nest.config.levels[0], maxiter=opts["maxiter"], tol=opts["xtol"]
         )
         self.solution: Any = None
+        self.kink: Any = None  # a kinks.Verdict where level 1 ends on a kink of level 2
         self.success_message: str | None = None
 
     def execute(self, project: Any) -> None:
@@ -58,10 +59,18 @@ class TopNewton(Outcome):
                 raise
             self.status, self.failure, self.failed_level = exc.status, str(exc), exc.level
             if exc.level == 1 and exc.status is Status.LOWER_LEVEL_NOT_CONVERGED:
-                # Level 1 is not a lower level: say what stopped it.
+                # Level 1 is not a lower level: say what stopped it, and where.
                 line_search = "line search" in str(exc)
                 self.status = Status.LINE_SEARCH_FAILED if line_search else Status.MAX_ITER
                 self.failed_level = None
+                stopped = getattr(exc, "stopped_at", None)
+                if stopped is not None:
+                    state = nest.respond(1, stopped)
+                    grad = run.engine.hypergradient(state)
+                    has_value = run.oracles.has(1, "value")
+                    fun = float(run.oracles.value(1, state.xs)) if has_value else None
+                    self.point = Point(state.xs[0], fun, grad, state)
+                    self.nit = nest.stats.newton[0]
             return
         finally:
             self.lower_seconds = time.perf_counter() - tic

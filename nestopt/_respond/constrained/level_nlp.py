@@ -141,13 +141,17 @@ def interior_point(model: Any, xs: tuple[Any, ...], mode: str, maxiter: int) -> 
             level=j,
         )
     if status is EngineStatus.STALLED:
-        raise ConvergenceError(
+        stalled = ConvergenceError(
             f"{text}: the interior-point line search found no acceptable step, and the "
             f"feasibility restoration none either (KKT error {result.kkt_error:.2e}); the "
             "level's objective or constraints may be inconsistent with their derivatives "
-            "(run nestopt.check_derivatives) or badly scaled",
+            "(run nestopt.check_derivatives) or badly scaled (or the level's objective has a "
+            "kink there)",
             level=j,
         )
+        # Where it stopped (every level's variable): the top level reports that point.
+        stalled.stopped_at = None if result.point is None else tuple(result.point.xs)
+        raise stalled
     if status is not EngineStatus.SOLVED:
         raise ConvergenceError(
             f"{text}: the interior-point method did not converge in {maxiter} iterations "

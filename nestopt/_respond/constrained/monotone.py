@@ -78,7 +78,10 @@ def run_monotone(
             try:
                 it = restore(space, it, mu, flt, tol, counts)
             except RestorationFailed as failure:
-                return Outcome(failure.it, failure.status, k + 1, mu, failure.certificate)
+                # Stalled: report the last accepted iterate, not where restoration wandered
+                # (an infeasibility verdict keeps restoration's point, its evidence).
+                last = it if failure.status is EngineStatus.STALLED else failure.it
+                return Outcome(last, failure.status, k + 1, mu, failure.certificate)
             continue
         it = space.cap_multipliers(accepted, mu)
     return Outcome(it, EngineStatus.MAX_ITER, max_iter, mu)
