@@ -73,7 +73,7 @@ from _common import (
 )
 
 import nestopt
-from nestopt.problems import bolib, bolib_names, box_qp, svm_dual
+from nestopt.problems import bolib, bolib_names, box_qp, svm_dual, svm_dual_kkt_residual
 
 TOL = 1e-10  # nestopt gtol, IPOPT tol, Clarabel and jaxopt tolerances
 SOLVED = 1e-6  # distance to the refined bolib solution counted as solved
@@ -332,31 +332,6 @@ def _ipopt_record(m, problem, z, status, iters, violation_at) -> dict[str, Any]:
 # -- b. SVM dual: nestopt.best_response against Clarabel --------------------------------
 
 
-def svm_kkt_residual(Q: Any, y: Any, C: float, a: Any) -> float:
-    """Largest violation of the SVM dual's KKT conditions, computed without a solver.
-
-    With ``g = Q a - 1`` and an intercept ``b``, ``r = g + b y`` must be 0
-    where ``0 < a_i < C``, ``>= 0`` where ``a_i = 0`` and ``<= 0`` where
-    ``a_i = C``. Entry ``i`` violates this by ``min(a_i / C, r_i / s)`` when
-    ``r_i > 0`` and ``min(1 - a_i / C, -r_i / s)`` when ``r_i < 0`` (``s``
-    the gradient's scale): a min-function residual that needs no guess of
-    which entries sit at a bound. ``b`` is the best of the values that make
-    one entry's ``r_i`` zero (the exact intercept is among them whenever an
-    entry is free), so a small residual certifies a KKT point. Feasibility
-    (``y^T a = 0``, the box) counts relative to ``C``.
-    """
-    g = Q @ a - 1.0
-    scale = max(1.0, float(np.max(np.abs(g))))
-    u = a / C
-    best = np.inf
-    for b in -g / y:
-        r = (g + b * y) / scale
-        viol = np.where(r > 0, np.minimum(u, r), np.minimum(1.0 - u, -r))
-        best = min(best, float(np.max(viol)))
-    feasibility = max(abs(float(y @ a)) / C, float(np.max(-u)), float(np.max(u - 1.0)))
-    return max(best, feasibility)
-
-
 def _clarabel_svm(Q: Any, y: Any, C: float) -> tuple[Any, str]:
     import clarabel
     from scipy import sparse
@@ -409,7 +384,7 @@ def part_svm(datasets: tuple[str, ...], stride: int) -> dict[str, Any]:
                 rec.update(nestopt=type(r).__name__, nestopt_kkt=None, a=None)
             else:
                 a = np.asarray(r.xs[1])
-                rec.update(nestopt="ok", nestopt_kkt=svm_kkt_residual(Q, y, C, a), a=a)
+                rec.update(nestopt="ok", nestopt_kkt=svm_dual_kkt_residual(Q, y, C, a), a=a)
             if clarabel_ok:
                 t_cl = measure(
                     lambda C=C, Q=Q, y=y: _clarabel_svm(Q, y, C), repeats=3, warmup=0, budget=1.0
@@ -417,7 +392,7 @@ def part_svm(datasets: tuple[str, ...], stride: int) -> dict[str, Any]:
                 a_cl, status = t_cl["value"]
                 rec.update(
                     clarabel=status,
-                    clarabel_kkt=svm_kkt_residual(Q, y, C, a_cl),
+                    clarabel_kkt=svm_dual_kkt_residual(Q, y, C, a_cl),
                     clarabel_s=t_cl["median"],
                 )
                 rec["agree"] = (

@@ -18,7 +18,7 @@ import pytest
 from helpers import fd_gradient, relative_error
 
 import nestopt
-from nestopt.problems import KnownProblem, box_qp, svm_dual
+from nestopt.problems import KnownProblem, box_qp, svm_dual, svm_dual_kkt_residual
 
 pytest.importorskip("scipy")
 pytest.importorskip("sklearn")
@@ -55,7 +55,7 @@ def svm_reference(Q, y, C):
     k = int(free.sum())
     if k == 0:  # a vertex: n + 1 rows active, the intercept is any b in an interval
         a = np.where(at_c, C, 0.0)
-        return a, None, svm_kkt_residual(Q, y, C, a)
+        return a, None, svm_dual_kkt_residual(Q, y, C, a)
     K = np.zeros((k + 1, k + 1))
     K[:k, :k] = Q[np.ix_(free, free)]
     K[:k, k] = K[k, :k] = y[free]
@@ -63,32 +63,7 @@ def svm_reference(Q, y, C):
     sol = np.linalg.solve(K, rhs)
     a = np.where(at_c, C, 0.0)
     a[free] = sol[:k]
-    return a, sol[k], svm_kkt_residual(Q, y, C, a)
-
-
-def svm_kkt_residual(Q, y, C, a):
-    """Largest violation of the SVM dual's KKT conditions, computed without a solver.
-
-    With ``g = Q a - 1`` and an intercept ``b``, ``r = g + b y`` must be 0
-    where ``0 < a_i < C``, ``>= 0`` where ``a_i = 0`` and ``<= 0`` where
-    ``a_i = C``. Entry ``i`` violates this by ``min(a_i / C, r_i / s)`` when
-    ``r_i > 0`` and ``min(1 - a_i / C, -r_i / s)`` when ``r_i < 0`` (``s``
-    the gradient's scale): a min-function residual that needs no guess of
-    which entries sit at a bound. ``b`` is the best of the values that make
-    one entry's ``r_i`` zero (the exact intercept is among them whenever an
-    entry is free), so a small residual certifies a KKT point. Feasibility
-    (``y^T a = 0``, the box) counts relative to ``C``.
-    """
-    g = Q @ a - 1.0
-    scale = max(1.0, float(np.max(np.abs(g))))
-    u = a / C
-    best = np.inf
-    for b in -g / y:
-        r = (g + b * y) / scale
-        viol = np.where(r > 0, np.minimum(u, r), np.minimum(1.0 - u, -r))
-        best = min(best, float(np.max(viol)))
-    feasibility = max(abs(float(y @ a)) / C, float(np.max(-u)), float(np.max(u - 1.0)))
-    return max(best, feasibility)
+    return a, sol[k], svm_dual_kkt_residual(Q, y, C, a)
 
 
 def box_qp_reference(problem, x, y0=None):
@@ -206,7 +181,7 @@ def test_svm_dual_follower_matches_scipy(data, C):
         warnings.simplefilter("ignore", nestopt.DegeneracyWarning)
         result = nestopt.best_response(problem, [np.array([np.log(C)]), np.zeros(60)])
     a = np.asarray(result.xs[1])
-    assert svm_kkt_residual(Q, y, C, a) <= 1e-8
+    assert svm_dual_kkt_residual(Q, y, C, a) <= 1e-8
     # the minimizer is unique here (positive definite reduced Hessian): same point
     assert np.max(np.abs(a - a_ref)) <= 1e-8 * C
 

@@ -36,6 +36,7 @@ import numpy as np
 from .._backend.host import to_numpy
 from .._derivatives.compose import stack_response
 from .._errors import NestoptError, Status
+from .._respond.constrained.active_rows import RowSets
 from .._respond.constrained.pieces import KinkPieces, Piece
 
 __all__ = ["MAX_WEAK", "ENDINGS", "Verdict", "examine_kink", "past_kinks", "top_row_cone"]
@@ -138,11 +139,10 @@ def top_row_cone(run: Any, rows: Any, xs: Any) -> Any:
     the piece's response ``R_1`` (both signs for an equality)."""
     J = np.asarray(to_numpy(rows.jacobian(xs)), dtype=float)
     c = np.asarray(to_numpy(rows.values(xs)), dtype=float)
-    lb = np.asarray(to_numpy(rows.lb), dtype=float)
-    ub = np.asarray(to_numpy(rows.ub), dtype=float)
+    sets = RowSets.of(to_numpy(rows.lb), to_numpy(rows.ub))
+    lb, ub, upper = sets.lb, sets.ub, sets.at_upper(c)
     eps = float(np.finfo(float).eps)
-    with np.errstate(invalid="ignore"):
-        gap = np.minimum(np.abs(c - lb), np.abs(c - ub)) / np.maximum(1.0, np.abs(c))
+    gap = sets.slack(c) / np.maximum(1.0, np.abs(c))
     held = np.flatnonzero((lb == ub) | (gap <= np.sqrt(eps)))
     d1 = run.problem.sizes[0]
 
@@ -152,7 +152,7 @@ def top_row_cone(run: Any, rows: Any, xs: Any) -> Any:
             a = J[i, :d1] + J[i, d1:] @ R1
             if lb[i] == ub[i]:
                 out += [a, -a]
-            elif abs(c[i] - ub[i]) < abs(c[i] - lb[i]):
+            elif upper[i]:
                 out.append(a)
             else:
                 out.append(-a)

@@ -48,6 +48,13 @@ class TopNewton(Outcome):
         self.kink: Any = None  # a kinks.Verdict where level 1 ends on a kink of level 2
         self.success_message: str | None = None
 
+    def _evaluated(self, state: Any) -> Point:
+        """Level 1 at ``state``: its value (where it has one) and hypergradient."""
+        run = self.run
+        grad = run.engine.hypergradient(state)
+        fun = float(run.oracles.value(1, state.xs)) if run.oracles.has(1, "value") else None
+        return Point(state.xs[0], fun, grad, state)
+
     def execute(self, project: Any) -> None:
 
         run, nest = self.run, self.nest
@@ -65,20 +72,15 @@ class TopNewton(Outcome):
                 self.failed_level = None
                 stopped = getattr(exc, "stopped_at", None)
                 if stopped is not None:
-                    state = nest.respond(1, stopped)
-                    grad = run.engine.hypergradient(state)
-                    has_value = run.oracles.has(1, "value")
-                    fun = float(run.oracles.value(1, state.xs)) if has_value else None
-                    self.point = Point(state.xs[0], fun, grad, state)
+                    self.point = self._evaluated(nest.respond(1, stopped))
                     self.nit = nest.stats.newton[0]
             return
         finally:
             self.lower_seconds = time.perf_counter() - tic
         state = self.solution.below
         engine = run.engine
-        grad = engine.hypergradient(state)
-        fun = float(run.oracles.value(1, state.xs)) if run.oracles.has(1, "value") else None
-        self.point = Point(state.xs[0], fun, grad, state)
+        self.point = self._evaluated(state)
+        fun, grad = self.point.fun, self.point.grad
         self.nit = nest.stats.newton[0]
         constrained = self.solution.constrained
         xp = run.xp

@@ -21,7 +21,8 @@ analytic derivatives, a suggested start ``x0`` and, where known, the
 - `group_ridge`: per-group ridge weights of a sparse regression with up to
   millions of features, a matrix-free follower (Hessian-vector products only).
 - `svm_dual`: an SVM's ``C`` against the SVM dual (box, leader-dependent upper
-  bound, equality row) on scikit-learn data, with a validation loss above.
+  bound, equality row) on scikit-learn data, with a validation loss above;
+  `svm_dual_kkt_residual` checks a dual point by its KKT conditions, without a solver.
 - `box_qp`: a box-constrained QP follower whose matrix the leader sets.
 """
 
@@ -35,7 +36,7 @@ from ._market import stackelberg_market
 from ._poisoning import data_poisoning
 from ._quad import quad, quad_reference
 from ._softplus import softplus_levels
-from ._svm import svm_dual
+from ._svm import svm_dual, svm_dual_kkt_residual
 
 __all__ = [
     "KnownProblem",
@@ -52,4 +53,5 @@ __all__ = [
     "softplus_levels",
     "stackelberg_market",
     "svm_dual",
+    "svm_dual_kkt_residual",
 ]

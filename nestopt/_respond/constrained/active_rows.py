@@ -22,6 +22,7 @@ from .reduced import LevelModel, LevelPoint
 
 __all__ = [
     "RowSets",
+    "row_gradients",
     "ConstrainedSolution",
     "rows_transposed",
     "split_rows",
@@ -51,6 +52,19 @@ class RowSets:
         hi = np.flatnonzero((lb != ub) & np.isfinite(ub))
         return cls(eq, lo, hi, lb, ub)
 
+    def slack(self, c: Any) -> Any:
+        """Each row's distance from its value ``c`` to its nearer bound (unscaled)."""
+        with np.errstate(invalid="ignore"):
+            return np.minimum(np.abs(c - self.lb), np.abs(c - self.ub))
+
+    def violation(self, c: Any) -> Any:
+        """How far each row's value ``c`` lies outside its bounds (negative inside)."""
+        return np.maximum(self.lb - c, c - self.ub)
+
+    def at_upper(self, c: Any) -> Any:
+        """Whether each row's value ``c`` is nearer its upper bound than its lower."""
+        return np.abs(c - self.ub) < np.abs(c - self.lb)
+
 
 @dataclass
 class ConstrainedSolution:
@@ -70,6 +84,19 @@ def rows_transposed(model: LevelModel, point: LevelPoint, lam: Any) -> Any:
     xp, general = model.xp, model.rows.general
     out = xp.matrix_transpose(point.J) @ level_array(xp, lam[:general], point.g)
     return out + level_array(xp, lam[general:], point.g) if model.rows.box is not None else out
+
+
+def row_gradients(model: LevelModel, J: Any, rows: Any) -> Any:
+    """The gradients on ``x_j`` of the level's rows ``rows`` (host, one per row): the general
+    rows' from ``J`` (host), the box's as rows of the identity, formed only for these rows."""
+    general, d = model.rows.general, model.own.stop - model.own.start
+    rows = np.asarray(rows, dtype=int)
+    out = np.zeros((rows.size, d))
+    inside = rows < general
+    out[inside] = J[rows[inside]]
+    box = np.flatnonzero(~inside)
+    out[box, rows[box] - general] = 1.0
+    return out
 
 
 def split_rows(model: LevelModel, mask: Any) -> tuple[Any, Any]:

@@ -21,7 +21,7 @@ import numpy as np
 from ..._backend.host import to_numpy
 from ..._errors import FactorizationError, NestoptError
 from ..nest import LevelSolution, Nest
-from .active_rows import active_kkt, kkt_system
+from .active_rows import RowSets, active_kkt, kkt_system
 from .polish import newton_on
 from .reduced import LevelModel
 
@@ -53,11 +53,9 @@ class KinkPieces:
         self.W = self.model.lagrangian_rows(self.point, lam, mode)
         self.strict = np.asarray(found.active, dtype=bool)
         self.weak = np.flatnonzero(np.asarray(found.weak, dtype=bool))
-        rows = found.rows
-        lb = np.asarray(to_numpy(rows.lb), dtype=float)
-        ub = np.asarray(to_numpy(rows.ub), dtype=float)
-        c = np.asarray(to_numpy(self.point.c), dtype=float)[self.weak]
-        self.at_upper = np.abs(c - ub[self.weak]) < np.abs(c - lb[self.weak])
+        sets = RowSets.of(to_numpy(found.rows.lb), to_numpy(found.rows.ub))
+        c = np.asarray(to_numpy(self.point.c), dtype=float)
+        self.at_upper = sets.at_upper(c)[self.weak]
 
     @property
     def k(self) -> int:

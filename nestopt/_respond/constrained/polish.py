@@ -38,6 +38,7 @@ from .active_rows import (
     active_kkt,
     kkt_system,
     level_array,
+    row_gradients,
     row_maxima,
     row_scales,
     rows_transposed,
@@ -109,8 +110,7 @@ def guess_active(model: LevelModel, point: LevelPoint) -> Any:
     sets = RowSets.of(to_numpy(model.rows.lb), to_numpy(model.rows.ub))
     c = np.asarray(to_numpy(point.c), dtype=float)
     values = row_scales(model, point, sets)[0]
-    with np.errstate(invalid="ignore"):
-        slack = np.minimum(np.abs(c - sets.lb), np.abs(c - sets.ub)) / values
+    slack = sets.slack(c) / values
     eps = float(model.xp.finfo(point.g.dtype).eps)
     return (sets.lb == sets.ub) | (slack <= math.sqrt(eps))
 
@@ -121,7 +121,7 @@ def _targets(sets: RowSets, c: Any, lam: Any, active: Any) -> Any:
     target = np.where(np.isfinite(target), target, np.where(np.isfinite(sets.lb), sets.lb, sets.ub))
     equal = sets.lb == sets.ub
     target[equal] = sets.lb[equal]
-    nearer_upper = np.abs(c - sets.ub) < np.abs(c - sets.lb)
+    nearer_upper = sets.at_upper(c)
     undecided = active & (lam == 0) & ~equal
     target[undecided] = np.where(nearer_upper[undecided], sets.ub[undecided], sets.lb[undecided])
     return target
@@ -216,12 +216,11 @@ def _corrections(
     active row's multiplier (``-inf`` where neither applies)."""
     c = np.asarray(to_numpy(point.c))
     values, multipliers = row_scales(model, point, sets)
-    violation = np.maximum(sets.lb - c, c - sets.ub) / values
+    violation = sets.violation(c) / values
     violation[active] = -np.inf
     # The sign a multiplier must have follows the bound its row is held at (a warm
     # start's multipliers may point to the other one).
-    at_upper = np.abs(c - sets.ub) < np.abs(c - sets.lb)
-    wrong = np.where(at_upper, -lam, lam) / multipliers  # should be <= 0
+    wrong = np.where(sets.at_upper(c), -lam, lam) / multipliers  # should be <= 0
     wrong[~active | (sets.lb == sets.ub)] = -np.inf
     return violation, wrong
 
@@ -237,7 +236,7 @@ def _weakly_active(
     """
     c = np.asarray(to_numpy(point.c))
     values, multipliers = _own_sizes(model, point, sets, W)
-    slack = np.minimum(np.abs(c - sets.lb), np.abs(c - sets.ub)) / values
+    slack = sets.slack(c) / values
     zero = np.abs(lam) <= 1e-10 * multipliers
     return (sets.lb != sets.ub) & (slack <= 1e-9) & zero
 
@@ -314,7 +313,7 @@ def _vet(
         )
     _check_stationary(model, point, lam, kkt)
     c = np.asarray(to_numpy(point.c))
-    infeasible = np.maximum(sets.lb - c, c - sets.ub) / row_scales(model, point, sets)[0]
+    infeasible = sets.violation(c) / row_scales(model, point, sets)[0]
     if infeasible.size and np.max(infeasible) > 1e-6:
         raise InfeasibleError(
             f"{text}: its solution violates {labels[int(np.argmax(infeasible))]}", level=j
@@ -379,21 +378,10 @@ def _repeats(
     ``(active, weak)`` row indices (None if none): the same constraint written twice."""
     if not weakly.any():
         return None
-    general, d = model.rows.general, model.own.stop - model.own.start
+    general = model.rows.general
     J = np.asarray(to_numpy(point.J), dtype=float)
-    boxed = model.rows.box is not None
-    # Every row's gradient on x_j, the box's as rows of the identity (only the few
-    # involved rows are formed).
     involved = np.flatnonzero(active | weakly)
-
-    def gradient(i: int) -> Any:
-        if i < general:
-            return J[i]
-        e = np.zeros(d)
-        e[i - general] = 1.0
-        return e
-
-    rows = {int(i): gradient(int(i)) for i in involved if i < general or boxed}
+    rows = dict(zip(involved.tolist(), row_gradients(model, J, involved), strict=True))
     eps = float(np.finfo(J.dtype).eps)
     for w in np.flatnonzero(weakly):
         gw = rows[int(w)]

@@ -23,6 +23,7 @@ from .active_rows import (
     active_kkt,
     kkt_system,
     level_array,
+    row_gradients,
     row_scales,
     split_rows,
 )
@@ -66,9 +67,8 @@ def degenerate_vertex(
     c = np.asarray(to_numpy(point.c), dtype=float)
     values = row_scales(model, point, sets)[0]
     eps = float(xp.finfo(point.g.dtype).eps)
-    with np.errstate(invalid="ignore"):
-        gap = np.minimum(np.abs(c - sets.lb), np.abs(c - sets.ub)) / values
-    violation = np.maximum(sets.lb - c, c - sets.ub) / values
+    gap = sets.slack(c) / values
+    violation = sets.violation(c) / values
     if np.any(gap[held] > 1e3 * eps) or np.any(violation > 1e3 * eps):
         return None
     lam = _strict_multipliers(linprog, model, point, held, sets)
@@ -139,7 +139,7 @@ def _onto_vertex(
     d = model.own.stop - model.own.start
     for _ in range(20):
         c = np.asarray(to_numpy(point.c), dtype=float)
-        target = np.where(np.abs(c - sets.ub) < np.abs(c - sets.lb), sets.ub, sets.lb)
+        target = np.where(sets.at_upper(c), sets.ub, sets.lb)
         gap = c[idx] - target[idx]
         size = np.maximum(np.abs(target[idx]), 1.0)
         if float(np.max(np.abs(gap) / size, initial=0.0)) <= 10.0 * float(
@@ -161,19 +161,13 @@ def _strict_multipliers(
     """Multipliers of the rows ``held`` that make the point stationary with every sign
     strictly right (``s_i lambda_i >= delta``, ``delta`` maximized by an LP), refined to
     rounding on their support; None where the best ``delta`` is zero."""
-    general, d = model.rows.general, model.own.stop - model.own.start
+    d = model.own.stop - model.own.start
     g = np.asarray(to_numpy(point.g_own), dtype=float)
     J = np.asarray(to_numpy(point.J), dtype=float)
     c = np.asarray(to_numpy(point.c), dtype=float)
     rows = np.flatnonzero(held)
-    # Every held row's gradient on x_j (the box's as rows of the identity).
-    A = np.zeros((rows.size, d))
-    for n, i in enumerate(rows):
-        if i < general:
-            A[n] = J[i]
-        else:
-            A[n, i - general] = 1.0
-    upper = np.abs(c[rows] - sets.ub[rows]) < np.abs(c[rows] - sets.lb[rows])
+    A = row_gradients(model, J, rows)  # every held row's gradient on x_j
+    upper = sets.at_upper(c)[rows]
     inequality = sets.lb[rows] != sets.ub[rows]
     sign = np.where(upper, 1.0, -1.0)  # lambda_i has this sign at its bound
     scale = max(float(np.max(np.abs(g), initial=0.0)), 1e-300)
