@@ -27,6 +27,7 @@ __all__ = [
     "rows_transposed",
     "split_rows",
     "active_kkt",
+    "active_general_rows",
     "row_maxima",
     "level_array",
     "row_scales",
@@ -106,15 +107,19 @@ def split_rows(model: LevelModel, mask: Any) -> tuple[Any, Any]:
     return np.flatnonzero(mask[:general]), fixed
 
 
+def active_general_rows(model: LevelModel, point: LevelPoint, active: Any) -> Any:
+    """The Jacobian's rows (on ``x_j``) of the general rows in ``active`` at ``point``."""
+    idx = split_rows(model, active)[0]
+    if not idx.size:
+        return point.J[:0, :]
+    return model.xp.take(point.J, level_array(model.xp, idx, point.g, int), axis=0)
+
+
 def active_kkt(model: LevelModel, W: Any, point: LevelPoint, active: Any) -> ActiveSetKKT:
     """The KKT matrix of the rows ``active`` at ``point``, factored with its bounds
     eliminated (raises `FactorizationError` where it is singular)."""
-    xp = model.xp
-    idx, fixed = split_rows(model, active)
-    J_R = (
-        xp.take(point.J, level_array(xp, idx, point.g, int), axis=0) if idx.size else point.J[:0, :]
-    )
-    return ActiveSetKKT(xp, W[:, model.own], J_R, fixed)
+    J_R = active_general_rows(model, point, active)
+    return ActiveSetKKT(model.xp, W[:, model.own], J_R, split_rows(model, active)[1])
 
 
 def row_maxima(model: LevelModel, J: Any, weights: Any) -> Any:

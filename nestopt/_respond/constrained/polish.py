@@ -35,6 +35,7 @@ from ..._linalg.kkt_system import KKTSystem
 from .active_rows import (
     ConstrainedSolution,
     RowSets,
+    active_general_rows,
     active_kkt,
     kkt_system,
     level_array,
@@ -72,8 +73,14 @@ def polish(
     point = ip.point
     changes = 2 * model.rows.m + 1 if max_changes is None else max_changes
     seen = {active.tobytes()}
+    # A level whose Lagrangian's rows ignore the multipliers and whose last set was solved by
+    # one exact step offers that step's rows and factor to the next set (see `_Last`).
+    reusable = not model.rows_depend_on_multipliers(mode)
+    last: _Last | None = None
     for _ in range(changes + 1):
-        point, lam, W, kkt = _newton(model, point, active, lam, sets, mode, tol, maxiter)
+        point, lam, W, kkt, last = _newton(
+            model, point, active, lam, sets, mode, tol, maxiter, last if reusable else None
+        )
         violation, wrong = _corrections(model, point, active, lam, sets)
         # A violation beyond rounding means the set is wrong (the response must be feasible
         # to the last digits, or a kink at the row's bound goes unseen); a multiplier's sign
@@ -100,7 +107,7 @@ def polish(
         )
     if W is None or (jacobian_mode != mode and model.has_curvature_term):
         W = model.lagrangian_rows(point, level_array(model.xp, lam, point.g), jacobian_mode)
-        kkt = None
+        kkt = last.factor_for(model, W, point, active) if last is not None else None
     return _vet(model, point, active, lam, sets, W, kkt, jacobian_mode)
 
 
@@ -127,14 +134,43 @@ def _targets(sets: RowSets, c: Any, lam: Any, active: Any) -> Any:
     return target
 
 
+class _Last:
+    """The Lagrangian's rows ``W`` and the factored KKT matrix of a Newton run's last step,
+    kept where that run solved its set in one exact step (the level looked quadratic in its
+    own variables along it).
+
+    The next set's first step may use these rows (a possibly stale Hessian: an inexact
+    Newton step, whose result the next step checks with fresh rows), and the final point's
+    fresh rows reuse the factor where they, the active set and its rows are unchanged to
+    the bit. No test of the solution relies on stale rows.
+    """
+
+    def __init__(self, W: Any, kkt: ActiveSetKKT, active: Any, J_R: Any) -> None:
+        self.W, self.kkt, self.active, self.J_R = W, kkt, active.copy(), J_R
+
+    def factor_for(
+        self, model: LevelModel, W: Any, point: LevelPoint, active: Any
+    ) -> ActiveSetKKT | None:
+        """The kept factor, if it is that of ``W`` on ``active`` at ``point`` exactly."""
+        xp = model.xp
+        if not np.array_equal(active, self.active):
+            return None
+        if not bool(xp.all(W[:, model.own] == self.W[:, model.own])):
+            return None
+        J_R = active_general_rows(model, point, active)
+        return self.kkt if bool(xp.all(J_R == self.J_R)) else None
+
+
 def _newton(
     model: LevelModel, point: LevelPoint, active: Any, lam: Any, sets: RowSets, mode: str,
-    tol: float, maxiter: int,
-) -> tuple[LevelPoint, Any, Any, ActiveSetKKT | None]:  # fmt: skip
+    tol: float, maxiter: int, last: _Last | None = None,
+) -> tuple[LevelPoint, Any, Any, ActiveSetKKT | None, _Last | None]:  # fmt: skip
     """Newton on the active set's equations from ``point``: the point, the multipliers, the
     Lagrangian's rows there and the factored KKT matrix (None where it is singular; both
     None where the point after a step already solves the equations to rounding, so that
-    neither is formed for a set the corrections may change)."""
+    neither is formed for a set the corrections may change), and what the next set may
+    reuse (`_Last`, where this set was solved by one exact step). ``last``: the previous
+    set's, whose rows take this set's first step."""
     xp, j, own = model.xp, model.j, model.own
     idx = np.flatnonzero(active)
     d = own.stop - own.start
@@ -145,6 +181,7 @@ def _newton(
     previous = math.inf
     retaken = not model.rows_depend_on_multipliers(mode)  # no retake where W ignores lam
     settled, gscale = True, 0.0
+    kept: _Last | None = None
     for iteration in range(maxiter + 1):
         model.nest.check_time()
         row_terms = rows_transposed(model, point, lam)
@@ -155,15 +192,26 @@ def _newton(
         c_A = np.asarray(to_numpy(point.c), dtype=float)[idx]
         if iteration and (settled or retaken) and _solved(xp, residual, gscale, c_A,
                                                           target[idx], eps):  # fmt: skip
-            return point, lam, None, None
+            return point, lam, None, None, kept if iteration == 1 else None
         lam_x = level_array(xp, lam, point.g)
-        W = model.lagrangian_rows(point, lam_x, mode)
         gap = level_array(xp, c_A - target[idx], point.g)
+        rhs = -xp.concat([residual, gap])
+        stale = iteration == 0 and last is not None
+        W = last.W if stale and last is not None else model.lagrangian_rows(point, lam_x, mode)
         try:
             kkt = active_kkt(model, W, point, active)
-            step = kkt.solve(-xp.concat([residual, gap]))
+            step = kkt.solve(rhs)
         except FactorizationError:  # singular K: vetted (and named) in _vet
-            return point, lam, W, None
+            if not stale:
+                return point, lam, W, None, None
+            stale, W = False, model.lagrangian_rows(point, lam_x, mode)
+            try:
+                kkt = active_kkt(model, W, point, active)
+                step = kkt.solve(rhs)
+            except FactorizationError:
+                return point, lam, W, None, None
+        if iteration == 0:
+            kept = _Last(W, kkt, active, active_general_rows(model, point, active))
         dx, dlam = step[:d], np.asarray(to_numpy(step[d:]))
         size = float(xp.max(xp.abs(dx))) if d else 0.0
         if iteration == 0:
@@ -177,7 +225,8 @@ def _newton(
         settled = moved <= 100.0 * eps * float(np.max(np.abs(lam[idx]), initial=0.0))
         if size <= 100.0 * eps * scale or (size >= previous and size <= math.sqrt(eps) * scale):
             if settled or retaken:
-                return point, lam, W, kkt
+                # rows taken from the previous set are not this point's: none returned
+                return point, lam, None if stale else W, None if stale else kkt, None
             retaken = True
         if iteration == maxiter:
             break
@@ -331,7 +380,7 @@ def newton_on(
     level's response that keeps exactly these rows at their bounds."""
     sets = RowSets.of(to_numpy(model.rows.lb), to_numpy(model.rows.ub))
     lam = np.asarray(lam, dtype=float)
-    point, lam, W, kkt = _newton(model, point, active, lam, sets, mode, 0.0, maxiter)
+    point, lam, W, kkt, _ = _newton(model, point, active, lam, sets, mode, 0.0, maxiter)
     if W is None:
         W = model.lagrangian_rows(point, level_array(model.xp, lam, point.g), mode)
         try:
