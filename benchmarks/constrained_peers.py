@@ -152,7 +152,7 @@ def run_nestopt_solve(problem: Any) -> dict[str, Any]:
         except Exception as exc:  # a crash is a status, never solved
             return exc
 
-    timed = measure(once, repeats=3, warmup=0, budget=2.0)
+    timed = measure(once, repeats=5, warmup=1, budget=2.0)
     r = timed["value"]
     if isinstance(r, Exception):
         return {
@@ -209,7 +209,7 @@ def part_bolib(names: tuple[str, ...], starts_count: int, complementarity: str) 
             if (scipy_mpec.p, scipy_mpec.q) != (m.p, m.q) or translation > 1e-12:
                 raise RuntimeError(f"{name}: CasADi translation differs ({translation:.1e})")
             z0 = np.concatenate([m.x0, m.y0, np.zeros(m.p + m.q)])
-            timed = measure(lambda z0=z0, solve=solve: solve(z0), repeats=3, warmup=0, budget=2.0)
+            timed = measure(lambda z0=z0, solve=solve: solve(z0), repeats=5, warmup=1, budget=2.0)
             z, status, iters = timed["value"]
             ip = _ipopt_record(m, problem, z, status, iters, violation_at)
             ip.update(s=timed["median"], setup_s=setup)

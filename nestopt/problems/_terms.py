@@ -244,9 +244,14 @@ def _monomial_part(
     s = on_backend(np.array([t.scale for t in terms]))
     E1, c1 = on_backend(np.maximum(E_np - 1.0, 0.0)), E
     E2, c2 = on_backend(np.maximum(E_np - 2.0, 0.0)), on_backend(E_np * (E_np - 1.0))
+    # Which factor of each monomial a derivative replaces, for every entry at once:
+    # first derivatives (i, k): k == i; second (i, j, k): D2 where k == i == j, D1 where
+    # k is i or j (i != j). One broadcast product per derivative, not one per entry.
     eye = np.eye(dim, dtype=bool)
-    one = [on_backend(eye[i : i + 1]) for i in range(dim)]
-    two = [[on_backend(eye[i : i + 1] | eye[j : j + 1]) for j in range(dim)] for i in range(dim)]
+    first = on_backend(eye[:, None, :])
+    diagonal = eye[:, :, None] & eye[:, None, :] & eye[None, :, :]
+    offdiagonal = (eye[:, None, :] | eye[None, :, :]) & ~eye[:, :, None]
+    second, mixed = on_backend(diagonal[:, :, None, :]), on_backend(offdiagonal[:, :, None, :])
 
     def factors(w: Any) -> tuple[Any, Any, Any, Any]:
         xp = _xp(w)
@@ -258,19 +263,13 @@ def _monomial_part(
         return xp.sum(s * xp.prod(P, axis=1))
 
     def grad(w: Any) -> Any:
-        # d/dw_i prod_j w_j^E_j: column i replaced by its derivative factor.
+        # d/dw_i prod_k w_k^E_k: factor i replaced by its derivative.
         xp, P, D1, _ = factors(w)
-        return xp.stack([xp.sum(s * xp.prod(xp.where(one[i], D1, P), axis=1)) for i in range(dim)])
+        return xp.sum(s * xp.prod(xp.where(first, D1, P), axis=-1), axis=-1)
 
     def hess(w: Any) -> Any:
         xp, P, D1, D2 = factors(w)
-        rows = []
-        for i in range(dim):
-            entries = []
-            for j in range(dim):
-                swapped = xp.where(one[i], D2, P) if i == j else xp.where(two[i][j], D1, P)
-                entries.append(xp.sum(s * xp.prod(swapped, axis=1)))
-            rows.append(xp.stack(entries))
-        return xp.stack(rows)
+        swapped = xp.where(second, D2, xp.where(mixed, D1, P))
+        return xp.sum(s * xp.prod(swapped, axis=-1), axis=-1)
 
     return value, grad, hess
