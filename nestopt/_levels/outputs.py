@@ -162,15 +162,20 @@ def matrix_layout(
                 f"{where} returned a nested sequence that is not {n} x {n}; " + expected,
                 level=where.level,
             )
-        checked = [
-            [_block(b, (sizes[i], sizes[j]), i, j, target, where) for j, b in enumerate(row)]
-            for i, row in enumerate(out)
-        ]
         # Only the block rows that hold the rows asked for are assembled (a lower level's
-        # rows of a large Hessian, without copying the upper levels' rows twice).
+        # rows of a large Hessian, without copying the upper levels' rows twice); the
+        # others' blocks are checked, and None there costs nothing.
         cuts = [sum(sizes[:i]) for i in range(n + 1)]
         first = cuts.index(dim - rows) if dim - rows in cuts else 0
-        full = xp.concat([xp.concat(row, axis=1) for row in checked[first:]], axis=0)
+        for i, row in enumerate(out[:first]):
+            for j, b in enumerate(row):
+                if b is not None:
+                    _block(b, (sizes[i], sizes[j]), i, j, target, where)
+        checked = [
+            [_block(b, (sizes[i], sizes[j]), i, j, target, where) for j, b in enumerate(row)]
+            for i, row in enumerate(out[first:], start=first)
+        ]
+        full = xp.concat([xp.concat(row, axis=1) for row in checked], axis=0)
         skipped = cuts[first]
         return full[dim - rows - skipped :, :] if rows != dim - skipped else full
     out = check_array(out, target, where)

@@ -76,6 +76,7 @@ class ActiveSetKKT:
         self.free, self.fixed = index(free_host), index(fixed_host)
         self.order = index(np.argsort(np.concatenate([free_host, fixed_host]), kind="stable"))
         self.A = A
+        self.stationary_at: Any = None  # a point where this factor's Newton step was rounding
         if self.all_free:
             A_FF, J_RF = A, J_R
             self.J_RX = None

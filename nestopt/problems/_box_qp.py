@@ -59,7 +59,9 @@ def box_qp(
     -------
     KnownProblem
         Levels ``('leader', 'follower')`` with analytic ``grad``, ``hess``
-        (as 2 x 2 blocks) and ``value``; the box as `nestopt.Bounds`. ``x0``
+        (as 2 x 2 blocks; the follower's with ``hess_rows=True``, so that its
+        leader block is not formed when only its own rows are asked for) and
+        ``value``; the box as `nestopt.Bounds`. ``x0``
         is ``(zeros, zeros)`` (``Q(x0) = Q0 + I``); ``solution`` is
         None. ``data`` holds ``M``, ``Q0``, ``c``, ``y_target``, ``mu``,
         ``lb``, ``ub`` and ``active_at_x0`` (bounds active at the
@@ -110,16 +112,19 @@ def box_qp(
         e = exp(x)
         return (0.5 * e * y * y + y, Q0_b @ y + e * y + x + c_b)
 
-    def f_hess(x: Any, y: Any) -> Any:
+    def f_hess(x: Any, y: Any, start: int = 0) -> Any:
+        # rows start:2d only (hess_rows=True): nestopt asks the follower for its own rows
         e = exp(x)
         xy = diag(e * y) + eye
-        return [[diag(0.5 * e * y * y), xy], [xy, Q0_b + diag(e)]]
+        top = [diag(0.5 * e * y * y), xy] if start < d else [None, None]
+        return [top, [xy, Q0_b + diag(e)]]
 
     lb, ub = -np.ones(d), np.ones(d)
     follower = Level(
         value=f_value,
         grad=f_grad,
         hess=f_hess,
+        hess_rows=True,
         size=d,
         bounds=Bounds(on(lb), on(ub)) if bounds else None,
         name="follower",

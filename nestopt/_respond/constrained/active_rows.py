@@ -31,6 +31,7 @@ __all__ = [
     "row_maxima",
     "level_array",
     "row_scales",
+    "row_sets",
     "kkt_system",
 ]
 
@@ -134,8 +135,24 @@ def level_array(xp: Any, a: Any, like: Any, kind: type = float) -> Any:
     return xp.asarray(np.asarray(a, dtype=kind), dtype=dtype, device=device(like))
 
 
+def row_sets(model: LevelModel) -> RowSets:
+    """The level's `RowSets` (computed once per model)."""
+    sets = model.derived.get("sets")
+    if sets is None:
+        sets = model.derived["sets"] = RowSets.of(to_numpy(model.rows.lb), to_numpy(model.rows.ub))
+    return sets
+
+
 def row_scales(model: LevelModel, point: LevelPoint, sets: RowSets) -> tuple[Any, Any]:
-    """Per row: the scale of its values and of its multiplier (for relative tests)."""
+    """Per row: the scale of its values and of its multiplier (for relative tests; computed
+    once per point)."""
+    scales = point.derived.get("row_scales")
+    if scales is None:
+        scales = point.derived["row_scales"] = _row_scales(model, point, sets)
+    return scales
+
+
+def _row_scales(model: LevelModel, point: LevelPoint, sets: RowSets) -> tuple[Any, Any]:
     xp = model.xp
     # float64: float32 would underflow the 1e-300 guard
     J = np.abs(np.asarray(to_numpy(point.J), dtype=float))

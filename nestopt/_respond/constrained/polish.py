@@ -42,6 +42,7 @@ from .active_rows import (
     row_gradients,
     row_maxima,
     row_scales,
+    row_sets,
     rows_transposed,
     split_rows,
 )
@@ -67,7 +68,7 @@ def polish(
     Optim. 2002: a few corrections for a box-constrained QP from any start), and
     a set seen before ends it.
     """
-    sets = RowSets.of(to_numpy(model.rows.lb), to_numpy(model.rows.ub))
+    sets = row_sets(model)
     active = ip.active.copy()
     lam = np.asarray(to_numpy(ip.lam), dtype=float)
     point = ip.point
@@ -114,7 +115,7 @@ def polish(
 def guess_active(model: LevelModel, point: LevelPoint) -> Any:
     """The rows at one of their bounds at ``point`` (to ``sqrt(eps)`` of the row's scale),
     the equalities among them: a warm start's guess of the active set (host bool array)."""
-    sets = RowSets.of(to_numpy(model.rows.lb), to_numpy(model.rows.ub))
+    sets = row_sets(model)
     c = np.asarray(to_numpy(point.c), dtype=float)
     values = row_scales(model, point, sets)[0]
     slack = sets.slack(c) / values
@@ -225,8 +226,12 @@ def _newton(
         settled = moved <= 100.0 * eps * float(np.max(np.abs(lam[idx]), initial=0.0))
         if size <= 100.0 * eps * scale or (size >= previous and size <= math.sqrt(eps) * scale):
             if settled or retaken:
-                # rows taken from the previous set are not this point's: none returned
-                return point, lam, None if stale else W, None if stale else kkt, None
+                if stale:  # rows taken from the previous set are not this point's
+                    return point, lam, None, None, None
+                # This factor's Newton step at this point is the one `_check_stationary`
+                # would take (to the multipliers' last, settled move): known small.
+                kkt.stationary_at = point
+                return point, lam, W, kkt, None
             retaken = True
         if iteration == maxiter:
             break
@@ -378,7 +383,7 @@ def newton_on(
 ) -> tuple[LevelPoint, Any, Any, ActiveSetKKT | None]:
     """Newton on the fixed active set ``active`` (no corrections): the smooth piece of the
     level's response that keeps exactly these rows at their bounds."""
-    sets = RowSets.of(to_numpy(model.rows.lb), to_numpy(model.rows.ub))
+    sets = row_sets(model)
     lam = np.asarray(lam, dtype=float)
     point, lam, W, kkt, _ = _newton(model, point, active, lam, sets, mode, 0.0, maxiter)
     if W is None:
@@ -403,7 +408,10 @@ def _check_stationary(model: LevelModel, point: LevelPoint, lam: Any, kkt: Activ
     """The point is stationary on its active set: the Newton step its KKT residual asks for
     is at most ``sqrt(eps)`` of the variable's size. What every test here assumes, checked,
     not inferred from Newton's exit (a singular active set ends it early, at a point that
-    need not be stationary)."""
+    need not be stationary), except where Newton ended because this factor's step at this
+    point was below rounding."""
+    if kkt.stationary_at is point:
+        return
     xp = model.xp
     residual = point.g_own + rows_transposed(model, point, lam)
     rhs = xp.concat([-residual, xp.zeros((kkt.r + kkt.nX,), dtype=residual.dtype)])

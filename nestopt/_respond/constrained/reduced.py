@@ -11,7 +11,7 @@ below taken for ``L_j`` in exact mode).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from array_api_compat import device
@@ -39,6 +39,8 @@ class LevelPoint:
     J_full: Any  # (m_g, D): the general rows' Jacobian (the box's rows are never formed)
     J: Any  # (m_g, d_j): (jac c) c_j
     R: Any
+    # what is computed once per point from the fields above (host arrays: the rows' scales)
+    derived: dict[str, Any] = field(default_factory=dict)
 
     @property
     def xs(self) -> tuple[Any, ...]:
@@ -54,6 +56,7 @@ class LevelModel:
         self.problem = nest.problem
         self.own = nest.problem.block(j)
         self.text = nest.problem.describe(j)
+        self.derived: dict[str, Any] = {}  # host data computed once per model (row kinds)
 
     def at(self, xs: tuple[Any, ...]) -> LevelPoint:
         """Solve the levels below at ``xs`` and evaluate level ``j`` there."""
