@@ -230,3 +230,54 @@ def test_svm_dual_at_a_vertex_is_refused_or_solved_exactly():
         assert "level 2" in str(exc)
     else:
         assert np.max(np.abs(np.asarray(result.xs[1]) - a_ref)) <= 1e-8 * C
+
+
+@pytest.mark.parametrize("C", [3.16227766, 3.98107171])
+def test_svm_dual_with_a_set_of_minimizers_is_refused_by_name(C):
+    """iris's linear-kernel Q has rank 4 on 60 duals: at these C the optimal face is not a
+    point (shown here without nestopt: a direction along which the objective, the equality
+    row and the box all stay optimal), so no best-response Jacobian exists. nestopt refuses,
+    names the level and says how to make the response unique (Clarabel returns one of the
+    minimizers)."""
+    problem = svm_dual("iris", backend="numpy")
+    Q, y = problem.data["Q"], problem.data["y"]
+    a = _interior_svm_minimizer(Q, y, C)
+    assert svm_dual_kkt_residual(Q, y, C, a) <= 1e-8
+    free = (a > 1e-6 * C) & (a < C * (1.0 - 1e-6))
+    # Directions on the free entries that Q and the equality row do not see.
+    block = np.vstack([Q[np.ix_(free, free)], y[free][None, :]])
+    _, s, vt = np.linalg.svd(block)
+    assert np.sum(s > 1e-10 * s[0]) < free.sum()
+    d = np.zeros_like(a)
+    d[free] = vt[-1]
+    room = np.min(np.where(d[free] > 0, (C - a[free]) / d[free], a[free] / -d[free]))
+    other = a + 0.5 * room * d
+    objective = lambda v: 0.5 * v @ Q @ v - v.sum()  # noqa: E731
+    assert np.max(np.abs(other - a)) > 1e-3 * C  # a different point ...
+    assert abs(objective(other) - objective(a)) <= 1e-12 * max(1.0, abs(objective(a)))
+    assert svm_dual_kkt_residual(Q, y, C, other) <= 1e-8  # ... just as optimal
+    with pytest.raises(nestopt.NotPositiveDefiniteError) as info:
+        nestopt.best_response(problem, [np.array([np.log(C)]), np.zeros(y.size)])
+    assert info.value.level == 2
+    assert "ridge" in str(info.value) and "not locally unique" in str(info.value)
+
+
+def _interior_svm_minimizer(Q, y, C):
+    """A minimizer of the SVM dual from SciPy's trust-constr (an interior method: it ends
+    inside the optimal face, where the face's directions are free to move)."""
+    from scipy.optimize import Bounds, LinearConstraint, minimize
+
+    n = y.size
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = minimize(
+            lambda a: 0.5 * a @ Q @ a - a.sum(),
+            np.full(n, C / 2),
+            jac=lambda a: Q @ a - 1.0,
+            hess=lambda a: Q,
+            method="trust-constr",
+            bounds=Bounds(np.zeros(n), np.full(n, C)),
+            constraints=[LinearConstraint(y[None, :], 0.0, 0.0)],
+            options={"gtol": 1e-13, "xtol": 1e-14, "maxiter": 5000},
+        )
+    return np.clip(res.x, 0.0, C)

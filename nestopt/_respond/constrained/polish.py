@@ -361,8 +361,10 @@ def _vet(
             f"{text}: at its solution the reduced Hessian of its Lagrangian is not positive "
             "definite on the null space of its active constraints (the inertia of its KKT "
             "matrix is not that of a minimum): not a strict local minimum, so its best "
-            "response is not locally unique. Try a different starting point, or check the "
-            "level's hess and constraint hess",
+            "response is not locally unique. A convex level that is not strictly convex "
+            "there (a flat direction, e.g. a rank-deficient quadratic) has a set of "
+            "minimizers: add a small ridge term to make its response unique; otherwise try "
+            "a different starting point, or check the level's hess and constraint hess",
             level=j,
         )
     _check_stationary(model, point, lam, kkt)
