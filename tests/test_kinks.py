@@ -370,3 +370,25 @@ def test_a_constrained_leader_at_a_kink_that_is_no_minimum_is_not_certified():
         warnings.simplefilter("ignore")
         result = _solve(problem, [0.0])
     assert not (result.success and "kink certified" in result.message)
+
+
+def test_a_constrained_leader_leaves_a_kink_along_its_descending_piece():
+    # F = x - y + y^2 with y = max(x, 0): F = x^2 right of 0 (slope 0 at the kink), F = x
+    # left of it, so from x0 = 0 the only descent is to the left; the leader's rows
+    # -2 <= x <= 5 stop it at x = -2 (F = -2, the row's multiplier 1). Level 1's interior
+    # point stalls on the kink; the run steps off along the descending piece, solves level 1
+    # again from there and ends at the row.
+    row = nestopt.LinearConstraint(np.array([[1.0, 0.0]]), -2.0, 5.0)
+    problem = _kinked(
+        1,
+        lambda x, y: float(x[0] - y[0] + y[0] ** 2),
+        lambda x, y: (np.ones(1), -1.0 + 2.0 * y),
+        lambda x, y: np.array([[0.0, 0.0], [0.0, 2.0]]),
+    )
+    leader = dataclasses.replace(problem.levels[0], constraints=[row])
+    result = _solve(nestopt.Problem([leader, problem.levels[1]]), [0.0])
+    assert result.optimizer == "interior_point"
+    assert result.status is nestopt.Status.SUCCESS, result.message
+    assert any("left a kink" in note for note in result.notes), result.notes
+    np.testing.assert_allclose(result.x, [-2.0], atol=1e-8)
+    np.testing.assert_allclose(result.fun, -2.0, atol=1e-8)

@@ -39,7 +39,16 @@ from .._errors import NestoptError, Status
 from .._respond.constrained.active_rows import RowSets
 from .._respond.constrained.pieces import KinkPieces, Piece
 
-__all__ = ["MAX_WEAK", "ENDINGS", "Verdict", "examine_kink", "past_kinks", "top_row_cone"]
+__all__ = [
+    "MAX_WEAK",
+    "MAX_KINK_STEPS",
+    "ENDINGS",
+    "Verdict",
+    "armijo_step",
+    "examine_kink",
+    "past_kinks",
+    "top_row_cone",
+]
 
 MAX_WEAK = 8  # weakly active rows examined (2^8 pieces); more stay DEGENERATE
 
@@ -233,7 +242,7 @@ def past_kinks(run: Any, loop: Any, restart: Any, box: Any) -> Any:
     """Examine the kink where ``loop`` stopped; step off it and continue (``restart(x1,
     loop)`` runs a new loop from ``x1``) while a piece descends. Returns the last loop, with
     its `Verdict` as ``loop.kink``."""
-    for _ in range(MAX_KINK_STEPS + 1):
+    for step in range(MAX_KINK_STEPS + 1):
         point = loop.point
         if point is None or loop.status not in ENDINGS:
             return loop
@@ -244,6 +253,9 @@ def past_kinks(run: Any, loop: Any, restart: Any, box: Any) -> Any:
             return loop
         loop.kink = verdict
         if verdict.certified or verdict.direction is None:
+            return loop
+        if step == MAX_KINK_STEPS:
+            loop.kink = Verdict(False, f"{verdict.note}: not followed, {step} kinks left already")
             return loop
         x1 = _descend(run, loop, verdict)
         if x1 is None:
@@ -256,20 +268,32 @@ def _descend(run: Any, loop: Any, verdict: Verdict) -> Any:
     """A point along the descent direction with an Armijo decrease of ``F_1`` (None when
     ``F_1`` has no value callable or no step decreases it)."""
     point = loop.point
+
+    def trial_value(trial: Any) -> tuple[Any, float | None]:
+        trial = loop.project(trial)
+        try:
+            moved = loop.evaluate(trial)
+        except NestoptError:
+            return trial, None
+        return trial, None if moved is None else moved.fun
+
+    return armijo_step(run.xp, point, verdict, trial_value)
+
+
+def armijo_step(xp: Any, point: Any, verdict: Verdict, trial_value: Any) -> Any:
+    """``x + t d`` along ``verdict``'s direction from ``point`` (``t`` halved from ``0.1
+    max(1, |x|)``) where ``trial_value(x_t) -> (x_t', F_1 or None)`` shows an Armijo
+    decrease of ``F_1``; None where ``F_1`` has no value or no step decreases it. ``x_t'``
+    is the trial as moved (projected) by ``trial_value``; None for ``F_1`` means refused
+    (infeasible, or a level below failed)."""
     if point.fun is None:
         return None
-    xp = run.xp
     x = point.x
     direction = xp.asarray(verdict.direction, dtype=x.dtype)
     t = 0.1 * max(1.0, float(xp.max(xp.abs(x))))
     for _ in range(40):
-        trial = loop.project(x + t * direction)
-        try:
-            moved = loop.evaluate(trial)
-        except NestoptError:
-            moved = None
-        if moved is not None and moved.fun is not None:
-            if moved.fun <= point.fun + 1e-4 * t * verdict.slope:
-                return trial
+        trial, fun = trial_value(x + t * direction)
+        if fun is not None and fun <= point.fun + 1e-4 * t * verdict.slope:
+            return trial
         t *= 0.5
     return None

@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
+from .._backend.host import to_numpy
+from .._errors import NestoptError
 from .._levels.box import as_bounds, box_arrays
 from .._levels.problem import Problem
 from .._methods.options import check_count, check_number
 from .._methods.run import Run, start_run
+from .._respond.constrained.active_rows import RowSets
 from .._result import SolveResult
-from .kinks import ENDINGS, Verdict, examine_kink, past_kinks, top_row_cone
+from .kinks import (
+    ENDINGS,
+    MAX_KINK_STEPS,
+    Verdict,
+    armijo_step,
+    examine_kink,
+    past_kinks,
+    top_row_cone,
+)
 from .loop import Loop
 from .optimizers import make_optimizer
 from .report import Reporter, solve_result
@@ -215,25 +229,70 @@ def _solve_top_by_newton(
             raise ValueError(f"option {name!r} does not apply to the Newton top level")
     top = TopNewton(run, opts, started)
     top.execute(None)
-    _examine_top_kink(run, top)
+    top = _past_top_kinks(run, top, opts, started)
     return solve_result(run, top, top, started)
 
 
-def _examine_top_kink(run: Run, top: TopNewton) -> None:
+def _past_top_kinks(run: Run, top: TopNewton, opts: dict[str, Any], started: float) -> TopNewton:
     """Where level 1 (solved with its own rows) stops on a kink of level 2's response: a
-    first-order certificate with its rows at a bound in the cones, or a note saying why not
-    (a descending piece is not followed: level 1's interior point would have to restart)."""
+    first-order certificate with its rows at a bound in the cones; a descending piece is
+    followed (a feasible Armijo step, then level 1's solve again from there), at most
+    `MAX_KINK_STEPS` times. Returns the last solve, its `Verdict` as ``kink``."""
+    for step in range(MAX_KINK_STEPS + 1):
+        verdict = _examine_top_kink(run, top)
+        top.kink = verdict
+        if verdict is None or verdict.certified or verdict.direction is None:
+            return top
+        if step == MAX_KINK_STEPS:
+            top.kink = Verdict(False, f"{verdict.note}: not followed, {step} kinks left already")
+            return top
+        x1 = _descend_top(run, top, verdict)
+        if x1 is None:
+            top.kink = Verdict(False, f"{verdict.note}: no feasible step along it lowered F_1")
+            return top
+        moved = dataclasses.replace(run, xs=(x1, *top.point.state.xs[1:]))
+        again = TopNewton(moved, opts, started)
+        again.history, again.notes = top.history, top.notes
+        again.notes.append(f"left a kink at iteration {top.nit} along a descending piece")
+        again.execute(None)
+        top = again
+    return top
+
+
+def _examine_top_kink(run: Run, top: TopNewton) -> Verdict | None:
+    """The kink's verdict where level 1 stopped on weakly active rows of level 2 (None
+    where it did not), level 1's rows at a bound taken into the pieces' cones; first
+    order only (the second-order test would need level 1's Lagrangian)."""
     point = top.point
     if point is None or top.status not in ENDINGS:
-        return
+        return None
     if not run.engine.constraint_report(point.state)["degenerate"]:
-        return
+        return None
     rows = run.engine.nest.constraint_rows.get(1)
     cone = None if rows is None else top_row_cone(run, rows, point.state.xs)
-    verdict = examine_kink(run, point, None, cone, second_order=False)
-    if verdict is not None and verdict.direction is not None:
-        verdict = Verdict(False, f"{verdict.note}: level 1 has constraints and stays put")
-    top.kink = verdict
+    return examine_kink(run, point, None, cone, second_order=False)
+
+
+def _descend_top(run: Run, top: TopNewton, verdict: Verdict) -> Any:
+    """A point along the descending piece where level 1's rows hold (to ``sqrt(eps)`` of
+    their size) and ``F_1`` decreases (Armijo), or None."""
+    nest, xs = run.engine.nest, top.point.state.xs
+    rows = nest.constraint_rows.get(1)
+    sets = None if rows is None else RowSets.of(to_numpy(rows.lb), to_numpy(rows.ub))
+    eps = float(run.xp.finfo(top.point.x.dtype).eps)
+
+    def trial_value(trial: Any) -> tuple[Any, float | None]:
+        try:
+            state = nest.respond(1, (trial, *xs[1:]))
+        except NestoptError:
+            return trial, None
+        if rows is not None and sets is not None:
+            c = np.asarray(to_numpy(rows.values(state.xs)), dtype=float)
+            if np.any(sets.violation(c) > math.sqrt(eps) * np.maximum(1.0, np.abs(c))):
+                return trial, None
+        return trial, float(run.oracles.value(1, state.xs))
+
+    return armijo_step(run.xp, top.point, verdict, trial_value)
 
 
 def _outer_options(options: dict[str, Any] | None) -> dict[str, Any]:
