@@ -414,26 +414,19 @@ def test_check_derivatives_checks_constraint_jacobians_and_hessians():
     assert not bad.ok and "jac" in bad.summary
 
 
-def test_a_matrix_free_level_with_bounds_is_refused_when_it_is_built():
-    eye = np.eye(2)
-    with pytest.raises(TypeError, match="only hvp: a constrained level needs its Hessian"):
-        nestopt.Level(
-            value=lambda x, y: 0.5 * (y - x) @ (y - x),
-            grad=lambda x, y: (x - y, y - x),
-            hvp=lambda x, y, v: np.block([[eye, -eye], [-eye, eye]]) @ v,
-            size=2,
-            bounds=nestopt.Bounds(np.zeros(2), np.full(2, np.inf)),
-        )
-
-
-def test_a_sparse_hessian_on_a_constrained_level_is_refused_by_name():
+def test_matrix_free_and_sparse_levels_take_bounds():
+    # Both were refused before issue 24; tests/test_large_box.py checks their answers.
     sp = pytest.importorskip("scipy.sparse")
     eye = np.eye(2)
+    K = np.block([[eye, -eye], [-eye, eye]])
     problem = _lower_with(bounds=nestopt.Bounds(np.zeros(2), np.full(2, np.inf)))
-    follower = dataclasses.replace(
-        problem.levels[1], hess=lambda x, y: sp.csr_matrix(np.block([[eye, -eye], [-eye, eye]]))
-    )
-    problem = nestopt.Problem([problem.levels[0], follower])
-    with pytest.raises(nestopt.OracleError, match="sparse Hessian but has bounds") as info:
-        nestopt.hypergradient(problem, [np.array([-1.0, 1.0]), np.zeros(2)])
-    assert info.value.level == 2
+    start = [np.array([-1.0, 1.0]), np.zeros(2)]
+    dense = nestopt.best_response(problem, start)
+    for form in (
+        {"hvp": lambda x, y, v: K @ v, "hess": None},
+        {"hess": lambda x, y: sp.csr_matrix(K)},
+    ):
+        follower = dataclasses.replace(problem.levels[1], **form)
+        large = nestopt.best_response(nestopt.Problem([problem.levels[0], follower]), start)
+        np.testing.assert_allclose(large.xs[1], dense.xs[1], atol=1e-12)
+        np.testing.assert_allclose(large.jacobians[2], dense.jacobians[2], atol=1e-10)

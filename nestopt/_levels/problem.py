@@ -116,11 +116,12 @@ class Level:
         elif not isinstance(constraints, (list, tuple)):
             constraints = (constraints,)
         object.__setattr__(self, "constraints", tuple(constraints))
-        if self.hess is None and self.constrained:
+        if self.hess is None and self.constraints:
             raise TypeError(
-                "Level has bounds or constraints but only hvp: a constrained level needs its "
-                "Hessian as hess (a dense array or blocks) for now; matrix-free constrained "
-                "levels are not supported yet. Give hess, or drop the bounds and constraints"
+                "Level has constraints but only hvp: a matrix-free level takes bounds "
+                "(Level(bounds=...), solved by projected Newton with conjugate gradients), "
+                "but linear or nonlinear constraint rows need its Hessian as hess (a dense "
+                "array or blocks) for now. Give hess, or write the rows as bounds if they are"
             )
 
     @property

@@ -33,7 +33,7 @@ from .._linalg.krylov import krylov_solve
 from .matrix_free_checks import CurvatureWatch, check_hvp_symmetry
 from .nest import Nest, Response
 
-__all__ = ["OperatorLinearization", "OperatorSystem", "operator_linearize"]
+__all__ = ["LevelProducts", "OperatorLinearization", "OperatorSystem", "operator_linearize"]
 
 
 # Relative residual of the solves that only predict a start for the levels below
@@ -41,7 +41,7 @@ __all__ = ["OperatorLinearization", "OperatorSystem", "operator_linearize"]
 PREDICTION_RTOL = 1e-6
 
 
-class _Products:
+class LevelProducts:
     """``M_j w`` and the maps through ``c_j`` and ``P_j`` at one point of level ``j``."""
 
     def __init__(self, nest: Nest, j: int, below: Response, g: Any, mode: str) -> None:
@@ -63,11 +63,20 @@ class _Products:
             out = oracles.hvp(self.j, self.xs, w)
         else:  # a level with a (typically sparse) hess: asked for once per point
             if self._matrix is None:
-                self._matrix = oracles.hess(self.j, self.xs)
+                self._matrix = self._hessian()
             out = self._matrix @ w
         if self.term is not None:
             out = out - self.term.apply(w)
         return out
+
+    def _hessian(self) -> Any:
+        """``hess f_j`` here; a declared quadratic level's once per run (it is constant)."""
+        nest, j = self.nest, self.j
+        if not nest.problem.levels[j - 1].quadratic:
+            return nest.oracles.hess(j, self.xs)
+        if j not in nest.constant_hessians:
+            nest.constant_hessians[j] = nest.oracles.hess(j, self.xs)
+        return nest.constant_hessians[j]
 
     def reduced(self, z: Any) -> Any:
         """``H_j z``, ``H_j = P_j^T M_j P_j + S_j`` (the exact reduced Hessian in exact mode)."""
@@ -113,7 +122,7 @@ class OperatorLinearization:
     def __init__(self, nest: Nest, j: int, below: Response, g: Any, mode: str) -> None:
         self.nest, self.j, self.mode, self.below = nest, j, mode, below
         self.text = nest.problem.describe(j)
-        self.products = _Products(nest, j, below, g, mode)
+        self.products: Any = LevelProducts(nest, j, below, g, mode)
         own = nest.problem.block(j)
         self.grad_own = g[own] if below.top is None else g[own] + below.vjp(g[own.stop :])[own]
         self.method = nest.config.levels[j - 1].linear_solver
@@ -177,7 +186,10 @@ class OperatorLinearization:
         watch = self.products.watch
         if not watch.settled:
             own = self.products.own
-            watch.probe(self.products.A, own.stop - own.start, self.grad_own, self.nest.xp, self.j)
+            watch.probe(
+                self.products.A, own.stop - own.start, self.grad_own, self.nest.xp, self.j,
+                mask=getattr(self.products, "mask", None),
+            )  # fmt: skip
         if watch.failed:
             raise self.error("its solution")
         check_hvp_symmetry(self.nest, self.j, self.below.xs)

@@ -79,8 +79,11 @@ class CurvatureWatch:
         """Enough evidence to stop looking: a failure, a probe, or a long CG run."""
         return self.failed or self.probed or self.depth >= self.enough
 
-    def probe(self, matvec: Any, size: int, like: Any, xp: Any, seed: int) -> None:
-        """A short Lanczos run (CG on a pseudo-random right-hand side) over ``A``'s spectrum."""
+    def probe(
+        self, matvec: Any, size: int, like: Any, xp: Any, seed: int, mask: Any = None
+    ) -> None:
+        """A short Lanczos run (CG on a pseudo-random right-hand side) over ``A``'s spectrum
+        (over the subspace where ``mask`` is 1, for an operator restricted to it)."""
         self.probed = True
         if size == 0:
             return
@@ -89,6 +92,8 @@ class CurvatureWatch:
         # [-0.5, 0.5) with no structure a level's own directions would share.
         t = xp.sin(index * 12.9898 + 78.233 * (seed + 1)) * 43758.5453
         start = t - xp.floor(t) - 0.5
+        if mask is not None:
+            start = start * mask
         run = cg(matvec, start, rtol=0.0, maxiter=min(PROBE_STEPS, size), xp=xp)
         self.record(run)
 

@@ -209,6 +209,12 @@ class Nest:
         # Each constrained level's last multipliers and active rows in this run (host
         # arrays): the next solve of that level polishes this active set first.
         self.active_sets: dict[int, tuple[Any, Any]] = {}
+        # Box-constrained levels whose Hessian came back sparse in this run: solved by
+        # products on their free variables (`large_box`), as matrix-free ones are.
+        self.sparse_levels: set[int] = set()
+        # A declared quadratic level's Hessian where it is used through products (sparse):
+        # asked for once per run (`LevelProducts`).
+        self.constant_hessians: dict[int, Any] = {}
         # True while products with R_k only predict where the lower levels will be (a
         # start, corrected by their Newton solves): matrix-free levels solve those loosely.
         self.predicting = False

@@ -36,6 +36,7 @@ import numpy as np
 from .._backend.host import to_numpy
 from .._derivatives.compose import stack_response
 from .._errors import NestoptError, Status
+from .._linalg.kkt_system import KKTSystem
 from .._respond.constrained.active_rows import RowSets
 from .._respond.constrained.pieces import KinkPieces, Piece
 
@@ -83,6 +84,8 @@ def examine_kink(
         return Verdict(False, "kink not examined: only the implicit method's kinks are")
     if set(engine.constraint_report(point.state)["degenerate"]) != {2}:
         return Verdict(False, "kink not examined: weakly active rows below level 2")
+    if not isinstance(top.system, KKTSystem):
+        return Verdict(False, "kink not examined: level 2 is a large (matrix-free) level")
     pieces = KinkPieces(nest, top, nest.config.curvature_mode(2))
     k = pieces.k
     if k == 0:

@@ -24,6 +24,8 @@ analytic derivatives, a suggested start ``x0`` and, where known, the
   bound, equality row) on scikit-learn data, with a validation loss above;
   `svm_dual_kkt_residual` checks a dual point by its KKT conditions, without a solver.
 - `box_qp`: a box-constrained QP follower whose matrix the leader sets.
+- `nnls`: a nonnegative least-squares follower on sparse data with up to 10^5 and
+  more variables, its Hessian as products, a sparse matrix or dense blocks.
 """
 
 from ._base import KnownProblem
@@ -33,6 +35,7 @@ from ._ctrilevel import constrained_trilevel
 from ._gkv import gkv_quadratic, gkv_quartic
 from ._group_ridge import group_ridge
 from ._market import stackelberg_market
+from ._nnls import nnls
 from ._poisoning import data_poisoning
 from ._quad import quad, quad_reference
 from ._softplus import softplus_levels
@@ -48,6 +51,7 @@ __all__ = [
     "gkv_quadratic",
     "gkv_quartic",
     "group_ridge",
+    "nnls",
     "quad",
     "quad_reference",
     "softplus_levels",

@@ -24,7 +24,11 @@ from ..._levels.rows import ConstraintRows
 from ..._linalg.sparse import is_sparse
 from ..nest import Nest, Response
 
-__all__ = ["LevelModel", "LevelPoint"]
+__all__ = ["LevelModel", "LevelPoint", "SparseLevelHessian"]
+
+
+class SparseLevelHessian(Exception):
+    """Internal: a box-constrained level's Hessian is sparse; the box path takes it over."""
 
 
 @dataclass(eq=False)
@@ -106,10 +110,13 @@ class LevelModel:
         start = self.own.start
         M = nest.oracles.hess(j, point.xs, start=start)
         if is_sparse(M):
+            if not self.rows.general:
+                raise SparseLevelHessian  # a box only: solved by products (`large_box`)
             raise OracleError(
-                f"{self.text} returned a sparse Hessian but has bounds or constraints: a "
-                "constrained level takes a dense Hessian for now (sparse constrained levels "
-                "are not supported yet); return a dense array, e.g. hess(...).toarray()",
+                f"{self.text} returned a sparse Hessian and constraint rows: a sparse level "
+                "takes bounds (solved by products on its free variables), but linear or "
+                "nonlinear rows need a dense Hessian for now; return a dense array (e.g. "
+                "hess(...).toarray()), or write the rows as bounds if they are",
                 level=j,
             )
         curvature = self.rows.weighted_hessian(point.xs, lam)

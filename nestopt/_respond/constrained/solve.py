@@ -6,7 +6,9 @@ polished directly, a few row changes allowed. What it returns passed every
 test of a cold solve (KKT conditions to rounding, multiplier signs,
 feasibility, LICQ and second-order sufficiency by the KKT matrix's
 inertia), so it is kept; anything else falls back to the interior point from
-the same start.
+the same start. A level with a box only and a Hessian given by products or as a
+sparse matrix is solved by projected Newton on its free variables instead
+(`large_box`).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import numpy as np
 from ..._errors import NestoptError, TimeLimitError
 from ..._levels.build_rows import level_rows
 from ..nest import LevelSolution, Nest
+from .large_box import large_box_level, solve_large_box_level
 from .level_nlp import InteriorResult, interior_point
 from .polish import guess_active, polish
-from .reduced import LevelModel
+from .reduced import LevelModel, SparseLevelHessian
 
 # Corrections of the active set a warm start may make before the interior point takes
 # over (more for a convex QP, where they are the primal-dual active-set method), and its
@@ -47,7 +50,18 @@ def solve_constrained_level(
     replacing the run's settings of level ``j``, as in `solve_level`)."""
     opts = settings or nest.config.levels[j - 1]
     nest.stats.solves[j - 1] += 1
-    model = LevelModel(nest, j, rows_of(nest, j, xs))
+    rows = rows_of(nest, j, xs)
+    if large_box_level(nest, j, rows):
+        return solve_large_box_level(nest, j, xs, rows, opts)
+    try:
+        return _solve_dense(nest, j, xs, rows, opts)
+    except SparseLevelHessian:
+        nest.sparse_levels.add(j)
+        return solve_large_box_level(nest, j, xs, rows, opts)
+
+
+def _solve_dense(nest: Nest, j: int, xs: tuple[Any, ...], rows: Any, opts: Any) -> LevelSolution:
+    model = LevelModel(nest, j, rows)
     newton_mode, jacobian_mode = nest.config.newton_mode(j), nest.config.curvature_mode(j)
     warm = _warm_start(nest, model, xs, newton_mode, jacobian_mode, opts)
     if warm is not None:

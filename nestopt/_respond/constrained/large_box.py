@@ -1,0 +1,231 @@
+"""A large level with a box: projected Newton on its free variables, by products (issue 24).
+
+Level ``j`` with bounds ``lb <= x_j <= ub`` and no other rows, whose Hessian
+comes as products (``hvp``) or as a sparse matrix (used through products: no
+matrix of the level's size is formed). Projected Newton (Bertsekas, SIAM J.
+Control Optim. 1982): at each iterate the variables within ``eps_k`` of a
+bound that their gradient pushes against (``eps_k`` the projected gradient's
+size) are held there, and the others take a Newton step on their block,
+``A_FF p_F = -g_F`` by conjugate gradients on the operator restricted to them
+(``u -> m * A (m * u)`` with ``m`` the free variables' 0/1 mask); the step is
+projected back onto the box and backtracked (Armijo on ``F_j`` along the
+projection arc, or a decrease of the projected gradient for a level without
+``value``). Newton's local convergence holds once the active set is found,
+which projection does in finitely many steps where the solution is strictly
+complementary.
+
+At the solution the variables at a bound are the active rows (multiplier
+``-g_i``: DESIGN's sign); one with a zero multiplier is weakly active and, as
+on a dense level, released (the one-sided Jacobian of the piece where it is
+inactive), and reported. The Jacobian system is the matrix-free one on the
+restricted operator: ``G_F = -A_FF^{-1} B_F`` and ``G_X = 0`` (the box does not
+move with the upper variables), with the same curvature evidence (Lanczos
+matrices of its CG runs and a probe on the free subspace) as an unconstrained
+matrix-free level, so a free block that is not positive definite raises.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from array_api_compat import device
+
+from ..._backend.host import host_floats, to_numpy
+from ..._errors import ConvergenceError, NestoptError, NotPositiveDefiniteError
+from ..._levels.rows import ConstraintRows
+from ..matrix_free import OperatorLinearization, OperatorSystem
+from ..nest import LevelSolution, Nest, Response
+from .active_rows import ConstrainedSolution
+
+__all__ = ["solve_large_box_level", "large_box_level"]
+
+# Weakly active: at its bound with a multiplier below this fraction of the gradient's scale.
+WEAK = 1e-10
+
+
+def large_box_level(nest: Nest, j: int, rows: ConstraintRows) -> bool:
+    """Whether level ``j`` takes this path: a box and nothing else, with ``hvp`` only (or a
+    Hessian already seen to be sparse in this run)."""
+    level = nest.problem.levels[j - 1]
+    if rows.box is None or rows.general:
+        return False
+    return level.hess is None or j in nest.sparse_levels
+
+
+class _Masked:
+    """A level's products restricted to its free variables (``mask`` 1 there, 0 elsewhere)."""
+
+    def __init__(self, products: Any, mask: Any) -> None:
+        self.inner, self.mask = products, mask
+        self.watch, self.own = products.watch, products.own
+
+    def A(self, u: Any) -> Any:
+        return self.mask * self.inner.A(self.mask * u)
+
+    def B(self, u: Any) -> Any:
+        return self.mask * self.inner.B(u)
+
+    def BT(self, v: Any) -> Any:
+        return self.inner.BT(self.mask * v)
+
+
+class _BoxSystem(OperatorSystem):
+    """`OperatorSystem` on the free variables: right-hand sides and starts restricted."""
+
+    def solve(self, rhs: Any, *, x0: Any = None) -> Any:
+        mask = self.products.mask
+        if rhs.ndim == 2:
+            return super().solve(rhs * mask[:, None])
+        return super().solve(rhs * mask, x0=None if x0 is None else x0 * mask)
+
+
+class _Point:
+    """Level ``j`` at one ``x_j`` (levels below solved): value, reduced gradient, products."""
+
+    def __init__(self, nest: Nest, j: int, xs: tuple[Any, ...], mode: str) -> None:
+        self.below: Response = nest.respond(j, xs)
+        oracles = nest.oracles
+        self.g = oracles.grad(j, self.below.xs)
+        self.fun = float(oracles.value(j, self.below.xs)) if oracles.has(j, "value") else None
+        self.lin = OperatorLinearization(nest, j, self.below, self.g, mode)
+        self.grad_own = self.lin.grad_own
+        self.x = self.below.xs[j - 1]
+
+
+def solve_large_box_level(
+    nest: Nest, j: int, xs: tuple[Any, ...], rows: ConstraintRows, opts: Any
+) -> LevelSolution:
+    """Level ``j`` (a box, products only) solved for fixed ``x_<j`` from ``xs``."""
+    xp, text = nest.xp, nest.problem.describe(j)
+    assert rows.box is not None  # large_box_level
+    lower, upper = rows.box
+    newton_mode, jacobian_mode = nest.config.newton_mode(j), nest.config.curvature_mode(j)
+    start = list(xs)
+    start[j - 1] = xp.minimum(xp.maximum(xs[j - 1], lower), upper)
+    point = _Point(nest, j, tuple(start), newton_mode)
+    eps = float(xp.finfo(point.g.dtype).eps)
+    scale = _largest(xp, point.x)
+    first_gnorm = None
+    previous = math.inf
+    for iteration in range(opts.maxiter + 1):
+        nest.check_time()
+        x, g = point.x, point.grad_own
+        projected = x - xp.minimum(xp.maximum(x - g, lower), upper)
+        pg, gnorm = host_floats(xp, xp.max(xp.abs(projected)), xp.max(xp.abs(g)))
+        first_gnorm = gnorm if first_gnorm is None else first_gnorm
+        # Bertsekas's eps-active set: near a bound, pushed against it, held on it.
+        near = min(pg, 1e-3 * max(scale, 1.0))
+        at_lower = (x - lower <= near) & (g > 0)
+        at_upper = (upper - x <= near) & (g < 0)
+        held = at_lower | at_upper
+        mask = xp.astype(~held, g.dtype)
+        forcing = min(0.1, pg / max(first_gnorm, 1e-300)) if iteration else 0.5
+        step = _free_step(nest, j, point, mask, forcing, opts)
+        onto = xp.where(at_lower, lower - x, xp.where(at_upper, upper - x, xp.zeros_like(x)))
+        direction = step + onto
+        size = host_floats(xp, xp.max(xp.abs(direction)))[0] if x.shape[0] else 0.0
+        scale = max(scale, _largest(xp, x), size if iteration == 0 else 0.0)
+        stalled = size >= previous and size <= math.sqrt(eps) * scale
+        if size <= opts.tol * scale or stalled:
+            return _finish(nest, j, point, rows, first_gnorm, jacobian_mode, iteration)
+        if iteration == opts.maxiter:
+            break
+        point = _search(nest, j, point, direction, lower, upper, pg, text)
+        nest.stats.newton[j - 1] += 1
+        previous = size
+    raise ConvergenceError(
+        f"{text}: projected Newton on its box did not converge in {opts.maxiter} iterations "
+        f"(projected gradient {pg:.3e}); raise maxiter for this level in level_options, or "
+        "start closer to its solution",
+        level=j,
+    )
+
+
+def _free_step(nest: Nest, j: int, point: _Point, mask: Any, forcing: float, opts: Any) -> Any:
+    """``p_F = -A_FF^{-1} g_F`` by CG on the free variables (zero on the held ones); the
+    steepest descent step ``-g_F`` where CG meets non-positive curvature."""
+    lin = point.lin
+    lin.products = _Masked(lin.products.inner if isinstance(lin.products, _Masked) else
+                           lin.products, mask)  # fmt: skip
+    rhs = point.grad_own * mask
+    rtol = max(min(forcing, 0.5), opts.krylov_rtol)
+    result = lin._krylov(rhs, rtol, opts, derivative=False)
+    if lin.products.watch.failed or (result.iterations and not float(result.x @ rhs) > 0):
+        return -rhs  # not a strict minimum on the free block here: descend, Newton later
+    return -result.x
+
+
+def _search(
+    nest: Nest, j: int, point: _Point, direction: Any, lower: Any, upper: Any, pg: float,
+    text: str,
+) -> _Point:  # fmt: skip
+    """Backtrack along the projection arc ``P(x + t d)``: a decrease of the projected
+    gradient, or Armijo on ``F_j`` (with a value)."""
+    xp = nest.xp
+    x, g = point.x, point.grad_own
+    last: NestoptError | None = None
+    t = 1.0
+    for _ in range(30):
+        trial_x = xp.minimum(xp.maximum(x + t * direction, lower), upper)
+        trial = list(point.below.xs)
+        trial[j - 1] = trial_x
+        try:
+            moved = _Point(nest, j, tuple(trial), point.lin.mode)
+        except (ConvergenceError, NotPositiveDefiniteError) as exc:
+            last = exc
+            t *= 0.5
+            continue
+        # Near the solution the objective stops resolving decreases (rounding) while the
+        # projected gradient still does: either test accepts the step.
+        y, h = moved.x, moved.grad_own
+        new_pg = float(xp.max(xp.abs(y - xp.minimum(xp.maximum(y - h, lower), upper))))
+        if new_pg <= (1.0 - 1e-4 * t) * pg:
+            return moved
+        if point.fun is not None and moved.fun is not None:
+            if moved.fun <= point.fun + 1e-4 * float(g @ (trial_x - x)):
+                return moved
+        t *= 0.5
+    raise last or ConvergenceError(
+        f"{text}: the projected Newton line search found no decrease (projected gradient "
+        f"{pg:.3e}); check the level's derivatives with nestopt.check_derivatives",
+        level=j,
+    )
+
+
+def _finish(
+    nest: Nest, j: int, point: _Point, rows: ConstraintRows, first_gnorm: float, mode: str,
+    iterations: int,
+) -> LevelSolution:  # fmt: skip
+    """The solution's active and weakly active bounds, its multipliers and its system."""
+    xp = nest.xp
+    assert rows.box is not None
+    lower, upper = rows.box
+    x, g = point.x, point.grad_own
+    host_x = np.asarray(to_numpy(x), dtype=float)
+    host_g = np.asarray(to_numpy(g), dtype=float)
+    lo = np.asarray(to_numpy(lower), dtype=float)
+    hi = np.asarray(to_numpy(upper), dtype=float)
+    at_bound = (host_x <= lo) | (host_x >= hi)
+    floor = WEAK * max(float(np.max(np.abs(host_g), initial=0.0)), first_gnorm, 1e-300)
+    weak = at_bound & (np.abs(host_g) <= floor)
+    active = at_bound & ~weak
+    free = xp.asarray(np.where(active, 0.0, 1.0), dtype=g.dtype, device=device(g))
+    lin = point.lin
+    if mode != lin.mode:
+        lin = OperatorLinearization(nest, j, point.below, point.g, mode)
+    base = lin.products.inner if isinstance(lin.products, _Masked) else lin.products
+    lin.products = _Masked(base, free)
+    lin.grad_own = point.grad_own * free
+    system = _BoxSystem(lin, nest.config.levels[j - 1])
+    lam = np.where(active, -host_g, 0.0)
+    labels = rows.labels
+    solution = ConstrainedSolution(
+        lam, active.copy(), labels, [labels[i] for i in np.flatnonzero(weak)], rows, weak
+    )
+    return LevelSolution(j, point.below, system, iterations, solution)
+
+
+def _largest(xp: Any, x: Any) -> float:
+    return float(xp.max(xp.abs(x))) if x.shape[0] else 0.0

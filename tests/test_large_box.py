@@ -1,0 +1,274 @@
+"""Bounds on large levels (issue 24): matrix-free (``hvp``) and sparse box-constrained levels.
+
+Each is checked against a second method: the same level with a dense Hessian
+(solved by the dense constrained engine, an independent implementation),
+SciPy's L-BFGS-B with a free-block CG, or central differences of the value
+function.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import numpy as np
+import pytest
+
+import nestopt
+from nestopt.problems import nnls
+
+sparse = pytest.importorskip("scipy.sparse")
+
+X = np.linspace(-0.5, 0.5, 5)
+
+
+def _respond(problem, x=X):
+    p = problem.sizes[1]
+    return nestopt.best_response(problem, [np.asarray(x, dtype=float), np.zeros(p)])
+
+
+@pytest.mark.parametrize("hessian", ["hvp", "sparse"])
+def test_nnls_follower_matches_the_dense_path(hessian):
+    dense = _respond(nnls(60, hessian="dense"))
+    large = _respond(nnls(60, hessian=hessian))
+    y = np.asarray(dense.xs[1])
+    assert 10 <= np.sum(y == 0.0) <= 50  # some bounds active, some not
+    np.testing.assert_allclose(np.asarray(large.xs[1]), y, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(np.asarray(large.xs[1]) == 0.0, y == 0.0)
+    np.testing.assert_allclose(large.jacobians[2], dense.jacobians[2], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(large.hypergrad, dense.hypergrad, rtol=1e-8)
+    # the bounds' multipliers (DESIGN's sign: <= 0 at a lower bound) as the dense engine's
+    np.testing.assert_allclose(large.multipliers[2], dense.multipliers[2], rtol=0, atol=1e-8)
+    assert np.all(np.asarray(large.multipliers[2]) <= 0.0)
+
+
+def test_nnls_hypergradient_matches_differences_of_the_value_function():
+    problem = nnls(200, hessian="hvp")
+    result = _respond(problem)
+    h = 1e-5
+    fd = []
+    for i in range(X.size):
+        e = np.zeros(X.size)
+        e[i] = h
+        fd.append((_respond(problem, X + e).fun - _respond(problem, X - e).fun) / (2 * h))
+    np.testing.assert_allclose(result.hypergrad, fd, rtol=1e-6, atol=1e-8)
+
+
+def _scipy_reference(problem, x):
+    """L-BFGS-B on the follower, then one CG solve on its free block: ``(y, grad F)``."""
+    import scipy.sparse.linalg as sl
+    from scipy.optimize import minimize
+
+    d = problem.data
+    M, C, rho = d["M"], d["C"], d["ridge"]
+    b = d["b0"] + C @ x
+    p = M.shape[1]
+
+    def fun(y):
+        r = M @ y - b
+        return 0.5 * r @ r + 0.5 * rho * y @ y, M.T @ r + rho * y
+
+    res = minimize(
+        fun, np.zeros(p), jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * p,
+        options={"ftol": 1e-16, "gtol": 1e-12, "maxiter": 50_000, "maxfun": 50_000},
+    )  # fmt: skip
+    y = res.x
+    free = ~((y <= 0.0) & (fun(y)[1] > 0.0))
+    mask = free.astype(float)
+    A = sl.LinearOperator((p, p), matvec=lambda v: mask * fun_h(M, rho, mask * v))
+    w, info = sl.cg(A, mask * (y - d["y_target"]), rtol=1e-12, maxiter=20_000)
+    assert info == 0
+    return y, d["mu"] * x + C.T @ (M @ w)
+
+
+def fun_h(M, rho, v):
+    return M.T @ (M @ v) + rho * v
+
+
+@pytest.mark.parametrize("hessian", ["hvp", "sparse"])
+def test_a_larger_nnls_follower_matches_scipy(hessian):
+    problem = nnls(3000, hessian=hessian)
+    result = _respond(problem)
+    y_ref, g_ref = _scipy_reference(problem, X)
+    y = np.asarray(result.xs[1])
+    assert np.max(np.abs(y - y_ref)) <= 1e-6 * max(1.0, np.max(np.abs(y_ref)))
+    assert np.sum(y == 0.0) >= 1000
+    np.testing.assert_allclose(result.hypergrad, g_ref, rtol=1e-6)
+
+
+def test_solve_over_a_matrix_free_box_follower_ends_where_the_dense_one_does():
+    runs = {}
+    for hessian in ("dense", "hvp"):
+        problem = nnls(80, hessian=hessian)
+        runs[hessian] = nestopt.solve(problem, [np.zeros(5), np.zeros(80)])
+        assert runs[hessian].success, runs[hessian].message
+    np.testing.assert_allclose(runs["hvp"].x, runs["dense"].x, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(runs["hvp"].fun, runs["dense"].fun, rtol=1e-10)
+
+
+# -- trilevel: a box-constrained matrix-free level at the bottom and in the middle ------------
+
+
+def _random_quadratic(sizes, seed, bounds_level, form):
+    """Quadratic levels ``f_k = w^T Q_k w / 2 + c_k^T w`` (``w`` every variable) with
+    level ``bounds_level`` boxed to ``[0, 1]`` and given by ``form`` ('hvp' or 'dense')."""
+    rng = np.random.default_rng(seed)
+    D = sum(sizes)
+    levels = []
+    for k, size in enumerate(sizes, start=1):
+        B = rng.standard_normal((D, D)) / np.sqrt(D)
+        Q = B @ B.T + 2.0 * np.eye(D)
+        c = 2.0 * rng.standard_normal(D)
+
+        def split(w, sizes=sizes):
+            return tuple(np.split(w, np.cumsum(sizes)[:-1]))
+
+        def value(*xs, Q=Q, c=c):
+            w = np.concatenate(xs)
+            return 0.5 * w @ Q @ w + c @ w
+
+        def grad(*xs, Q=Q, c=c, split=split):
+            return split(Q @ np.concatenate(xs) + c)
+
+        kwargs = dict(value=value, grad=grad, size=size, quadratic=True)
+        if k == bounds_level:
+            kwargs["bounds"] = nestopt.Bounds(np.zeros(size), np.ones(size))
+            if form == "hvp":
+                kwargs["hvp"] = lambda *args, Q=Q: Q @ args[-1]
+            else:
+                kwargs["hess"] = lambda *xs, Q=Q: Q
+        else:
+            kwargs["hess"] = lambda *xs, Q=Q: Q
+        levels.append(nestopt.Level(**kwargs))
+    return nestopt.Problem(levels)
+
+
+@pytest.mark.parametrize("bounds_level", [2, 3])
+@pytest.mark.parametrize("curvature", ["first_order", "exact"])
+def test_trilevel_with_a_matrix_free_box_level_matches_the_dense_one(bounds_level, curvature):
+    sizes = (2, 6, 8)
+    start = [np.array([0.3, -0.4]), np.full(6, 0.5), np.full(8, 0.5)]
+    results = {}
+    for form in ("dense", "hvp"):
+        problem = _random_quadratic(sizes, 7, bounds_level, form)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", nestopt.DegeneracyWarning)
+            results[form] = nestopt.best_response(problem, start, curvature=curvature)
+    dense, large = results["dense"], results["hvp"]
+    boxed = np.asarray(dense.xs[bounds_level - 1])
+    assert np.any((boxed == 0.0) | (boxed == 1.0)), "the test needs an active bound"
+    for k in range(1, 3):
+        np.testing.assert_allclose(
+            np.asarray(large.xs[k]), np.asarray(dense.xs[k]), rtol=0, atol=1e-9
+        )
+    np.testing.assert_allclose(large.hypergrad, dense.hypergrad, rtol=1e-7, atol=1e-9)
+    for k in (2, 3):
+        np.testing.assert_allclose(large.jacobians[k], dense.jacobians[k], rtol=0, atol=1e-7)
+
+
+# -- what a matrix-free box level refuses or reports -------------------------------------
+
+
+def _saddle_follower(bounds):
+    """f = (y1^2 - y2^2)/2 - x y1 on a box: at x = 0 the centre y = 0 is a saddle."""
+    K = np.array([[0.0, -1.0, 0.0], [-1.0, 1.0, 0.0], [0.0, 0.0, -1.0]])
+    return nestopt.Level(
+        value=lambda x, y: 0.5 * (y[0] ** 2 - y[1] ** 2) - x[0] * y[0],
+        grad=lambda x, y: (-y[:1], np.array([y[0] - x[0], -y[1]])),
+        hvp=lambda x, y, v: K @ v,
+        size=2,
+        bounds=bounds,
+    )
+
+
+def test_a_matrix_free_box_level_at_a_saddle_raises_as_a_dense_one_does():
+    leader = nestopt.Level(
+        value=lambda x, y: float(y @ y), grad=lambda x, y: (np.zeros(1), 2 * y),
+        hess=lambda x, y: np.diag([0.0, 2.0, 2.0]), size=1,
+    )  # fmt: skip
+    follower = _saddle_follower(nestopt.Bounds(np.full(2, -1.0), np.ones(2)))
+    problem = nestopt.Problem([leader, follower])
+    with pytest.raises(nestopt.NotPositiveDefiniteError) as info:
+        nestopt.best_response(problem, [np.zeros(1), np.zeros(2)])
+    assert info.value.level == 2
+    assert "matrix-free" in str(info.value)
+
+
+def test_a_weakly_active_bound_of_a_matrix_free_level_is_reported():
+    # y = max(x, 0) with x_1 = 0: y_1 sits at its bound with a zero multiplier.
+    eye = np.eye(2)
+    K = np.block([[eye, -eye], [-eye, eye]])
+    follower = nestopt.Level(
+        value=lambda x, y: 0.5 * (y - x) @ (y - x), grad=lambda x, y: (x - y, y - x),
+        hvp=lambda x, y, v: K @ v, size=2,
+        bounds=nestopt.Bounds(np.zeros(2), np.full(2, np.inf)),
+    )  # fmt: skip
+    leader = nestopt.Level(
+        value=lambda x, y: float(y.sum()), grad=lambda x, y: (np.zeros(2), np.ones(2)),
+        hess=lambda x, y: np.zeros((4, 4)), size=2,
+    )  # fmt: skip
+    problem = nestopt.Problem([leader, follower])
+    with pytest.warns(nestopt.DegeneracyWarning, match=r"bounds\[0\]"):
+        result = nestopt.best_response(problem, [np.array([0.0, 0.7]), np.zeros(2)])
+    np.testing.assert_allclose(result.xs[1], [0.0, 0.7], atol=1e-12)
+    # the piece where the weak bound is released: y_1 = x_1 moves with x_1
+    np.testing.assert_allclose(result.jacobians[2], eye, atol=1e-9)
+
+
+def test_a_matrix_free_level_with_constraint_rows_is_refused_when_it_is_built():
+    K = np.eye(4)
+    with pytest.raises(TypeError, match="matrix-free level takes bounds"):
+        nestopt.Level(
+            value=lambda x, y: 0.5 * y @ y, grad=lambda x, y: (0 * x, y),
+            hvp=lambda x, y, v: K @ v, size=2,
+            constraints=[nestopt.LinearConstraint(np.ones((1, 4)), -np.inf, 1.0)],
+        )  # fmt: skip
+
+
+def test_a_sparse_level_with_constraint_rows_is_refused_by_name():
+    problem = nnls(20, hessian="sparse")
+    follower = problem.levels[1]
+    row = nestopt.LinearConstraint(np.ones((1, 25)), -np.inf, 3.0)
+    refused = nestopt.Problem([problem.levels[0], dataclasses.replace(follower, constraints=[row])])
+    with pytest.raises(nestopt.OracleError, match="sparse Hessian and constraint rows") as info:
+        nestopt.hypergradient(refused, [X, np.zeros(20)])
+    assert info.value.level == 2
+
+
+def test_a_matrix_free_box_level_on_every_backend(xp):
+    # y = clip(A^{-1}(b + x), 0, 1)-like closed form for a diagonal follower: the response
+    # is y_i = clip((x_i + b_i) / a_i, 0, 1), its Jacobian diag(1/a_i) on the free entries.
+    a = xp.asarray([1.0, 2.0, 4.0, 0.5], dtype=xp.float64)
+    b = xp.asarray([0.3, -2.0, 1.0, 2.0], dtype=xp.float64)
+
+    def hvp(x, y, v):
+        vx, vy = v[:4], v[4:]
+        return xp.concat([xp.zeros_like(vx) - vy, a * vy - vx])
+
+    follower = nestopt.Level(
+        value=lambda x, y: 0.5 * xp.sum(a * y * y) - (x + b) @ y,
+        grad=lambda x, y: (-y, a * y - x - b),
+        hvp=hvp,
+        size=4,
+        bounds=nestopt.Bounds(xp.zeros(4, dtype=xp.float64), xp.ones(4, dtype=xp.float64)),
+    )
+    leader = nestopt.Level(
+        value=lambda x, y: 0.5 * (y @ y),
+        grad=lambda x, y: (xp.zeros_like(x), y),
+        hvp=lambda x, y, v: xp.concat([xp.zeros_like(x), v[4:]]),
+        size=4,
+    )
+    x = xp.asarray([0.1, 0.2, 0.3, 0.4], dtype=xp.float64)
+    result = nestopt.best_response(
+        nestopt.Problem([leader, follower]), [x, xp.zeros(4, dtype=xp.float64)]
+    )
+    y = np.clip((np.asarray(x) + np.asarray(b)) / np.asarray(a), 0.0, 1.0)
+    np.testing.assert_allclose(np.asarray(result.xs[1]), y, atol=1e-12)
+    free = (y > 0) & (y < 1)
+    np.testing.assert_allclose(
+        np.asarray(result.jacobians[2]), np.diag(np.where(free, 1.0 / np.asarray(a), 0.0)),
+        atol=1e-10,
+    )  # fmt: skip
+    np.testing.assert_allclose(
+        np.asarray(result.hypergrad), np.where(free, y / np.asarray(a), 0.0), atol=1e-10
+    )
