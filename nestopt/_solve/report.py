@@ -96,10 +96,10 @@ def solve_result(run: Any, loop: Any, optimizer: Any, started: float) -> SolveRe
         if kink is not None:
             failure += f"; {kink.note}"
     message = status.message + (f": {failure}" if failure else "")
-    if certified and kink is not None:
-        message = f"converged: a strict local minimum where F_1 has a kink ({kink.note})"
     if status is Status.SUCCESS and getattr(loop, "success_message", None):
         message = loop.success_message
+    if certified and kink is not None:  # the certificate says more than the stop that led to it
+        message = f"converged: a strict local minimum where F_1 has a kink ({kink.note})"
     result = SolveResult(
         x=run.xs[0] if point is None else point.x,
         xs=run.xs if point is None else point.state.xs,
