@@ -59,6 +59,7 @@ def test_every_example_has_a_smoke_test():
         "large_sparse_ridge.py",
         "capacitated_market.py",
         "svm_hyperparameter.py",
+        "nonnegative_fit.py",
     }
     assert {path.name for path in EXAMPLES.glob("*.py")} == tested
 
@@ -192,3 +193,13 @@ def test_svm_hyperparameter(tmp_path):
     # The independent check: no nearby C (each solved cold) has a lower validation loss.
     assert number_after(out, "minus the loss at C*:") >= 0.0
     assert number_after(out, "C* =") == pytest.approx(0.00257289, rel=1e-5)
+
+
+def test_nonnegative_fit(tmp_path):
+    out = run_example("nonnegative_fit.py", "--features", "3000", cwd=tmp_path)
+    assert "solve: SUCCESS" in out
+    assert "peak memory" in out
+    ours = re.search(r"KKT natural residual: nestopt (\S+), SciPy (\S+)", out).groups()
+    assert float(ours[0]) <= 1e-8 and float(ours[0]) < float(ours[1])
+    assert number_after(out, "SciPy's follower at nestopt's x differs by") <= 1e-4
+    assert number_after(out, "(L-BFGS-B + CG): relative difference") <= 1e-5

@@ -17,7 +17,8 @@ out), HatzEtal2013, Outrata1990Ex1b, Outrata1990Ex2c, ShimizuAiyoshi1981Ex1 (its
 has rows: certified to first order; its certificate was computed and then hidden behind
 the interior point's own success message until this test found it). Not certified,
 marked xfail (strict) with what nestopt returned: AllendeStill2013 with every leader row
-(DEGENERATE: level 1's rows allow only the first-order test), Outrata1990Ex1d (DEGENERATE 5e-7 from the optimum: a kink along a
+(DEGENERATE: level 1's rows allow only the first-order test), Outrata1990Ex1d (DEGENERATE
+5e-7 from the optimum: a kink along a
 line), Outrata1990Ex1e (SUCCESS at another, smooth local minimum). Outrata1990Ex1b and
 Ex1e improve on the published F*.
 
