@@ -14,7 +14,7 @@ from .. import Bounds, Level, LinearConstraint, NonlinearConstraint
 from .._backend.selection import get_backend
 from ._base import KnownProblem
 from ._bolib_data import PROBLEMS, Spec
-from ._terms import compile_terms
+from ._terms import compile_terms, namespace
 
 __all__ = ["bolib", "bolib_names"]
 
@@ -195,14 +195,10 @@ def _on_backend(backend: Any) -> Any:
     return on_backend
 
 
-def _xp(*arrays: Any) -> Any:
-    import array_api_compat
-
-    return array_api_compat.array_namespace(*arrays)
 
 
 def _flat(*xs: Any) -> Any:
-    return _xp(*xs).concat(list(xs))
+    return namespace(*xs).concat(list(xs))
 
 
 def _level(fun: Any, size: int, bounds: Any, constraints: list[Any], name: str) -> Level:
@@ -273,7 +269,7 @@ def _constraints(
 def _nonlinear(fun: Any, lo: float, hi: float, label: str, on_backend: Any) -> NonlinearConstraint:
     def value(*xs: Any) -> Any:
         w = _flat(*xs)
-        return _xp(w).reshape(fun.value(w), (1,))
+        return namespace(w).reshape(fun.value(w), (1,))
 
     def jac(*xs: Any) -> Any:
         return fun.grad(_flat(*xs))[None, :]

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Compiled", "compile_terms", "exponential", "monomial", "power", "square"]
+__all__ = ["Compiled", "compile_terms", "exponential", "monomial", "namespace", "power", "square"]
 
 
 @dataclass(frozen=True)
@@ -164,10 +164,21 @@ def compile_terms(
     return Compiled(value, grad, hess, _degree(terms))
 
 
-def _xp(w: Any) -> Any:
-    import array_api_compat
+_NAMESPACES: dict[type, Any] = {}
 
-    return array_api_compat.array_namespace(w)
+
+def namespace(*arrays: Any) -> Any:
+    """The arrays' namespace, looked up once per array type (these callables run in every
+    inner iteration, and ``array_namespace`` costs more than a small problem's arithmetic)."""
+    kind = type(arrays[0])
+    xp = _NAMESPACES.get(kind)
+    if xp is None or any(type(a) is not kind for a in arrays[1:]):
+        import array_api_compat
+
+        xp = array_api_compat.array_namespace(*arrays)
+        if all(type(a) is kind for a in arrays[1:]):
+            _NAMESPACES[kind] = xp
+    return xp
 
 
 def _power_part(
@@ -188,15 +199,15 @@ def _power_part(
     p2, c2 = on_backend(np.maximum(p_np - 2.0, 0.0)), on_backend(p_np * (p_np - 1.0))
 
     def value(w: Any) -> Any:
-        xp = _xp(w)
+        xp = namespace(w)
         return xp.sum(s * xp.pow(A @ w + b, p))
 
     def grad(w: Any) -> Any:
-        xp = _xp(w)
+        xp = namespace(w)
         return At @ (s * c1 * xp.pow(A @ w + b, p1))
 
     def hess(w: Any) -> Any:
-        xp = _xp(w)
+        xp = namespace(w)
         weights = s * c2 * xp.pow(A @ w + b, p2)
         return At @ (weights[:, None] * A)
 
@@ -215,15 +226,15 @@ def _exp_part(
     s = on_backend(np.array([t.scale for t in terms]))
 
     def value(w: Any) -> Any:
-        xp = _xp(w)
+        xp = namespace(w)
         return xp.sum(s * xp.exp(A @ w + b))
 
     def grad(w: Any) -> Any:
-        xp = _xp(w)
+        xp = namespace(w)
         return At @ (s * xp.exp(A @ w + b))
 
     def hess(w: Any) -> Any:
-        xp = _xp(w)
+        xp = namespace(w)
         weights = s * xp.exp(A @ w + b)
         return At @ (weights[:, None] * A)
 
@@ -254,7 +265,7 @@ def _monomial_part(
     second, mixed = on_backend(diagonal[:, :, None, :]), on_backend(offdiagonal[:, :, None, :])
 
     def factors(w: Any) -> tuple[Any, Any, Any, Any]:
-        xp = _xp(w)
+        xp = namespace(w)
         row = w[None, :]
         return xp, xp.pow(row, E), c1 * xp.pow(row, E1), c2 * xp.pow(row, E2)
 
