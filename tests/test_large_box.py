@@ -272,3 +272,94 @@ def test_a_matrix_free_box_level_on_every_backend(xp):
     np.testing.assert_allclose(
         np.asarray(result.hypergrad), np.where(free, y / np.asarray(a), 0.0), atol=1e-10
     )
+
+
+# -- kinks of a matrix-free box level (DESIGN 9, "Kinks") ------------------------------------
+
+
+def _kinked(k, leader_value, leader_grad, leader_hess):
+    """Follower y = max(x, 0) in R^k given by hvp only; the leader's callables take (x, y)."""
+    eye = np.eye(k)
+    K = np.block([[eye, -eye], [-eye, eye]])
+    follower = nestopt.Level(
+        value=lambda x, y: 0.5 * (y - x) @ (y - x),
+        grad=lambda x, y: (x - y, y - x),
+        hvp=lambda x, y, v: K @ v,
+        size=k,
+        bounds=nestopt.Bounds(np.zeros(k), np.full(k, np.inf)),
+    )
+    leader = nestopt.Level(value=leader_value, grad=leader_grad, hess=leader_hess, size=k)
+    return nestopt.Problem([leader, follower])
+
+
+def _solve_quietly(problem, x0):
+    k = problem.sizes[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", nestopt.DegeneracyWarning)
+        return nestopt.solve(problem, [np.asarray(x0, dtype=float), np.zeros(k)])
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_a_strict_kink_minimum_of_a_matrix_free_box_level_is_certified(k):
+    # F = sum(-x/2 + y): slopes -1/2 left of each kink and +1/2 right: a strict minimum at 0
+    # (the pieces' cones and one-sided gradients span the space: a first-order certificate).
+    problem = _kinked(
+        k,
+        lambda x, y: float(np.sum(-0.5 * x + y)),
+        lambda x, y: (np.full(k, -0.5), np.ones(k)),
+        lambda x, y: np.zeros((2 * k, 2 * k)),
+    )
+    result = _solve_quietly(problem, -np.ones(k))
+    assert result.status is nestopt.Status.SUCCESS, result.message
+    assert f"kink certified: {k} weakly active row" in result.message
+    np.testing.assert_allclose(result.x, np.zeros(k), atol=1e-8)
+
+
+def test_a_kink_minimum_with_a_smooth_direction_needs_the_second_order_test():
+    # Follower y = (max(x1, 1), x2) (bound y1 >= 1, y2 free); F = -x1 + 2 y1 + (y2 - 0.3)^2
+    # + x2^2 / 2 falls with slope -1 up to x1 = 1 and rises with slope +1 after: a kink in
+    # x1, while x2 is smooth with zero slope at x2 = 0.2 on both pieces. First order leaves
+    # x2 critical; the pieces' curvature along it (3) certifies the minimum.
+    eye = np.eye(2)
+    K = np.block([[eye, -eye], [-eye, eye]])
+    follower = nestopt.Level(
+        value=lambda x, y: 0.5 * (y - x) @ (y - x),
+        grad=lambda x, y: (x - y, y - x),
+        hvp=lambda x, y, v: K @ v,
+        size=2,
+        bounds=nestopt.Bounds(np.array([1.0, -np.inf]), np.full(2, np.inf)),
+    )
+    leader = nestopt.Level(
+        value=lambda x, y: -x[0] + 2.0 * y[0] + (y[1] - 0.3) ** 2 + 0.5 * x[1] ** 2,
+        grad=lambda x, y: (np.array([-1.0, x[1]]), np.array([2.0, 2.0 * (y[1] - 0.3)])),
+        hess=lambda x, y: np.diag([0.0, 1.0, 0.0, 2.0]),
+        size=2,
+    )
+    result = _solve_quietly(nestopt.Problem([leader, follower]), [2.0, 0.0])
+    assert result.status is nestopt.Status.SUCCESS, result.message
+    assert "kink certified: 1 weakly active row, 2 pieces checked" in result.message
+    np.testing.assert_allclose(result.x, [1.0, 0.2], atol=1e-6)  # to the run's gtol
+
+
+def test_a_matrix_free_kink_that_is_a_maximum_along_x2_is_not_certified():
+    # As above with -x2^2 (F = ... - 2 x2^2 + (y2 - 0.3)^2 curves down along x2): not a
+    # minimum, never certified.
+    eye = np.eye(2)
+    K = np.block([[eye, -eye], [-eye, eye]])
+    follower = nestopt.Level(
+        value=lambda x, y: 0.5 * (y - x) @ (y - x),
+        grad=lambda x, y: (x - y, y - x),
+        hvp=lambda x, y, v: K @ v,
+        size=2,
+        bounds=nestopt.Bounds(np.array([1.0, -np.inf]), np.full(2, np.inf)),
+    )
+    leader = nestopt.Level(
+        value=lambda x, y: -x[0] + 2.0 * y[0] + (y[1] - 0.3) ** 2 - 2.0 * x[1] ** 2,
+        grad=lambda x, y: (np.array([-1.0, -4.0 * x[1]]), np.array([2.0, 2.0 * (y[1] - 0.3)])),
+        hess=lambda x, y: np.diag([0.0, -4.0, 0.0, 2.0]),
+        size=2,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = _solve_quietly(nestopt.Problem([leader, follower]), [2.0, -0.2])
+    assert not (result.success and "kink certified" in result.message), result.message

@@ -38,6 +38,8 @@ from .._derivatives.compose import stack_response
 from .._errors import NestoptError, Status
 from .._linalg.kkt_system import KKTSystem
 from .._respond.constrained.active_rows import RowSets
+from .._respond.constrained.box_pieces import BoxPieces
+from .._respond.constrained.large_box import BoxSystem
 from .._respond.constrained.pieces import KinkPieces, Piece
 
 __all__ = [
@@ -65,14 +67,17 @@ class Verdict:
 
 
 def examine_kink(
-    run: Any, point: Any, box: Any, top_rows: Any = None, second_order: bool = True
-) -> Verdict | None:
+    run: Any, point: Any, box: Any, top_rows: Any = None, second_order: bool = True,
+    slope_tol: float = 0.0,
+) -> Verdict | None:  # fmt: skip
     """The verdict at ``point`` (an evaluated level-1 point whose state has weakly active
     level-2 rows), or None when SciPy is missing (nothing is claimed).
 
     ``top_rows(R_1)`` gives level 1's own rows at a bound as cone rows on a piece (level 1
     with constraints); without ``second_order`` only first-order strictness certifies (the
-    second-order test would need level 1's Lagrangian, not ``F_1``)."""
+    second-order test would need level 1's Lagrangian, not ``F_1``). A piece descends only
+    where its best slope is below ``-slope_tol`` as well (the run's gradient target: a point
+    that stationary is judged by the tests for a minimum, as a smooth one would be)."""
     try:
         from scipy.optimize import linprog
     except ImportError:
@@ -84,9 +89,14 @@ def examine_kink(
         return Verdict(False, "kink not examined: only the implicit method's kinks are")
     if set(engine.constraint_report(point.state)["degenerate"]) != {2}:
         return Verdict(False, "kink not examined: weakly active rows below level 2")
-    if not isinstance(top.system, KKTSystem):
-        return Verdict(False, "kink not examined: level 2 is a large (matrix-free) level")
-    pieces = KinkPieces(nest, top, nest.config.curvature_mode(2))
+    mode = nest.config.curvature_mode(2)
+    pieces: KinkPieces | BoxPieces
+    if isinstance(top.system, KKTSystem):
+        pieces = KinkPieces(nest, top, mode)
+    elif isinstance(top.system, BoxSystem):
+        pieces = BoxPieces(nest, top, mode)
+    else:
+        return Verdict(False, "kink not examined: level 2's system has no pieces")
     k = pieces.k
     if k == 0:
         return None
@@ -111,7 +121,7 @@ def examine_kink(
         lp = linprog(g, A_ub=A, b_ub=np.zeros(A.shape[0]), bounds=[(-1.0, 1.0)] * d1)
         if lp.status != 0:
             return Verdict(False, f"kink not certified: an LP failed ({lp.message})")
-        if lp.fun < -tol and (best is None or lp.fun < best[0]):
+        if lp.fun < -max(tol, slope_tol) and (best is None or lp.fun < best[0]):
             best = (float(lp.fun), np.asarray(lp.x, dtype=float))
     pieces_text = f"{k} weakly active row{'s' if k > 1 else ''}, {2**k} pieces checked"
     if best is not None:
@@ -204,7 +214,7 @@ def _only_zero(linprog: Any, A: Any, d1: int) -> bool:
     return bool(lp.status == 0)
 
 
-def _curved_up(run: Any, pieces: KinkPieces, piece: Piece, g: Any, point: Any, tol: float) -> bool:
+def _curved_up(run: Any, pieces: Any, piece: Piece, g: Any, point: Any, tol: float) -> bool:
     """The piece's reduced Hessian of ``F_1`` is positive definite on ``{dx: g^T dx = 0}``
     (central differences of its one-sided hypergradient along a basis of that subspace)."""
     x = np.asarray(to_numpy(point.x), dtype=float)
@@ -238,39 +248,51 @@ def _curved_up(run: Any, pieces: KinkPieces, piece: Piece, g: Any, point: Any, t
 
 
 ENDINGS = (Status.SUCCESS, Status.SMALL_STEP, Status.LINE_SEARCH_FAILED)
-MAX_KINK_STEPS = 5  # descents past kinks in one run
+MAX_KINK_STEPS = 5  # optimizer restarts past kinks in one run
+MAX_KINK_WALK = 50  # steps from kink to kink (along a line of kinks) in one run
 
 
 def past_kinks(run: Any, loop: Any, restart: Any, box: Any) -> Any:
-    """Examine the kink where ``loop`` stopped; step off it and continue (``restart(x1,
-    loop)`` runs a new loop from ``x1``) while a piece descends. Returns the last loop, with
-    its `Verdict` as ``loop.kink``."""
-    for step in range(MAX_KINK_STEPS + 1):
+    """Examine the kink where ``loop`` stopped and move on while a piece descends: a step
+    that lands on a kink again (a kink along a line or surface, where the optimizer's own
+    steps zig-zag) is followed by the next examination there, up to `MAX_KINK_WALK` steps;
+    one that leaves the kinks restarts the optimizer (``restart(x1, loop)``, at most
+    `MAX_KINK_STEPS` times). Returns the last loop, with its `Verdict` as ``loop.kink``."""
+    restarts = walked = 0
+    while True:
         point = loop.point
         if point is None or loop.status not in ENDINGS:
             return loop
         if not run.engine.constraint_report(point.state)["degenerate"]:
             return loop
-        verdict = examine_kink(run, point, box)
+        verdict = examine_kink(run, point, box, slope_tol=loop.target)
         if verdict is None:
             return loop
         loop.kink = verdict
         if verdict.certified or verdict.direction is None:
             return loop
-        if step == MAX_KINK_STEPS:
-            loop.kink = Verdict(False, f"{verdict.note}: not followed, {step} kinks left already")
+        if restarts == MAX_KINK_STEPS or walked == MAX_KINK_WALK:
+            loop.kink = Verdict(
+                False, f"{verdict.note}: not followed ({restarts} restarts and {walked} "
+                "steps along kinks already)",
+            )  # fmt: skip
             return loop
-        x1 = _descend(run, loop, verdict)
-        if x1 is None:
+        moved = _descend(run, loop, verdict)
+        if moved is None:
             return loop
-        loop = restart(x1, loop)
-    return loop
+        if run.engine.constraint_report(moved.state)["degenerate"]:
+            loop.walk(moved)
+            walked += 1
+            continue
+        loop = restart(moved.x, loop)
+        restarts += 1
 
 
 def _descend(run: Any, loop: Any, verdict: Verdict) -> Any:
-    """A point along the descent direction with an Armijo decrease of ``F_1`` (None when
-    ``F_1`` has no value callable or no step decreases it)."""
+    """The evaluated point along the descent direction with an Armijo decrease of ``F_1``
+    (None when ``F_1`` has no value callable or no step decreases it)."""
     point = loop.point
+    found: dict[str, Any] = {}
 
     def trial_value(trial: Any) -> tuple[Any, float | None]:
         trial = loop.project(trial)
@@ -278,9 +300,12 @@ def _descend(run: Any, loop: Any, verdict: Verdict) -> Any:
             moved = loop.evaluate(trial)
         except NestoptError:
             return trial, None
-        return trial, None if moved is None else moved.fun
+        found["point"] = moved
+        return trial, moved.fun
 
-    return armijo_step(run.xp, point, verdict, trial_value)
+    if armijo_step(run.xp, point, verdict, trial_value) is None:
+        return None
+    return found["point"]
 
 
 def armijo_step(xp: Any, point: Any, verdict: Verdict, trial_value: Any) -> Any:

@@ -60,6 +60,13 @@ class Loop(Outcome):
             self.lower_seconds += time.perf_counter() - tic
         return Point(x1, fun, grad, state)
 
+    def walk(self, point: Point) -> None:
+        """Take ``point`` (a step from a kink to a kink, `kinks.past_kinks`) as the loop's
+        last accepted point."""
+        self.point = self.accepted = point
+        self.pg = self._projected_norm(point)
+        self.nit += 1
+
     def execute(self, callback: Any, reporter: Reporter) -> None:
         try:
             self._iterate(callback, reporter)

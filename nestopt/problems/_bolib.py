@@ -195,8 +195,6 @@ def _on_backend(backend: Any) -> Any:
     return on_backend
 
 
-
-
 def _flat(*xs: Any) -> Any:
     return namespace(*xs).concat(list(xs))
 

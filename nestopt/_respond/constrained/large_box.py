@@ -39,7 +39,13 @@ from ..matrix_free import OperatorLinearization, OperatorSystem
 from ..nest import LevelSolution, Nest, Response
 from .active_rows import ConstrainedSolution
 
-__all__ = ["solve_large_box_level", "large_box_level"]
+__all__ = [
+    "BoxSystem",
+    "large_box_level",
+    "masked_system",
+    "solve_large_box_level",
+    "solve_on_mask",
+]
 
 # Weakly active: at its bound with a multiplier below this fraction of the gradient's scale.
 WEAK = 1e-10
@@ -75,7 +81,7 @@ class _Masked:
         return self.inner.BT(self.mask * v)
 
 
-class _BoxSystem(OperatorSystem):
+class BoxSystem(OperatorSystem):
     """`OperatorSystem` on the free variables: right-hand sides and starts restricted."""
 
     def solve(self, rhs: Any, *, x0: Any = None) -> Any:
@@ -204,6 +210,7 @@ def _finish(
 ) -> LevelSolution:  # fmt: skip
     """The solution's active and weakly active bounds, its multipliers and its system."""
     xp = nest.xp
+    eps = float(xp.finfo(point.g.dtype).eps)
     assert rows.box is not None
     lower, upper = rows.box
     x, g = point.x, point.grad_own
@@ -211,9 +218,25 @@ def _finish(
     host_g = np.asarray(to_numpy(g), dtype=float)
     lo = np.asarray(to_numpy(lower), dtype=float)
     hi = np.asarray(to_numpy(upper), dtype=float)
-    at_bound = (host_x <= lo) | (host_x >= hi)
-    floor = WEAK * max(float(np.max(np.abs(host_g), initial=0.0)), first_gnorm, 1e-300)
-    weak = at_bound & (np.abs(host_g) <= floor)
+    at_lower, at_upper = host_x <= lo, host_x >= hi
+    at_bound = at_lower | at_upper
+    # The multipliers' scale: the gradient's, or curvature times size (|A x|: one product),
+    # as a dense level's rows are judged; the warm start's first gradient may be tiny.
+    products = point.lin.products
+    inner = products.inner if isinstance(products, _Masked) else products
+    curvature = float(xp.max(xp.abs(inner.A(x)))) if x.shape[0] else 0.0
+    size = max(float(np.max(np.abs(host_g), initial=0.0)), first_gnorm, curvature, 1e-300)
+    # A bound whose gradient points inward was reached to within the solve's tolerance
+    # (the response sits that near it): released, as weakly active, never held with a
+    # multiplier of the wrong sign.
+    inward = (at_lower & (host_g < 0)) | (at_upper & (host_g > 0))
+    weak = at_bound & ((np.abs(host_g) <= WEAK * size) | inward)
+    if np.any(inward & (np.abs(host_g) > math.sqrt(eps) * size)):
+        raise ConvergenceError(
+            f"{nest.problem.describe(j)}: projected Newton stopped with a variable on its bound "
+            "that its gradient pulls inward; tighten tol for this level in level_options",
+            level=j,
+        )
     active = at_bound & ~weak
     free = xp.asarray(np.where(active, 0.0, 1.0), dtype=g.dtype, device=device(g))
     lin = point.lin
@@ -222,13 +245,57 @@ def _finish(
     base = lin.products.inner if isinstance(lin.products, _Masked) else lin.products
     lin.products = _Masked(base, free)
     lin.grad_own = point.grad_own * free
-    system = _BoxSystem(lin, nest.config.levels[j - 1])
+    system = BoxSystem(lin, nest.config.levels[j - 1])
     lam = np.where(active, -host_g, 0.0)
     labels = rows.labels
     solution = ConstrainedSolution(
         lam, active.copy(), labels, [labels[i] for i in np.flatnonzero(weak)], rows, weak
     )
     return LevelSolution(j, point.below, system, iterations, solution)
+
+
+def masked_system(nest: Nest, j: int, xs: tuple[Any, ...], held: Any, mode: str) -> BoxSystem:
+    """The Jacobian system of level ``j`` at ``xs`` with the variables ``held`` (host bool)
+    on their bounds and the others free (a piece at a kink, `box_pieces`)."""
+    point = _Point(nest, j, xs, mode)
+    g = point.grad_own
+    free = nest.xp.asarray(np.where(held, 0.0, 1.0), dtype=g.dtype, device=device(g))
+    lin = point.lin
+    lin.products = _Masked(lin.products, free)
+    lin.grad_own = g * free
+    return BoxSystem(lin, nest.config.levels[j - 1])
+
+
+def solve_on_mask(
+    nest: Nest, j: int, xs: tuple[Any, ...], held: Any, mode: str, maxiter: int
+) -> Response:
+    """Level ``j`` solved on its free variables only (``held``, host bool, stay where they
+    are): Newton with CG to the level's ``krylov_rtol``, the smooth piece of its response
+    that keeps exactly these variables on their bounds."""
+    xp = nest.xp
+    opts = nest.config.levels[j - 1]
+    point = _Point(nest, j, xs, mode)
+    g = point.grad_own
+    free = xp.asarray(np.where(held, 0.0, 1.0), dtype=g.dtype, device=device(g))
+    scale = _largest(xp, point.x)
+    eps = float(xp.finfo(g.dtype).eps)
+    for _ in range(maxiter + 1):
+        lin = point.lin
+        lin.products = _Masked(lin.products, free)
+        result = lin._krylov(point.grad_own * free, opts.krylov_rtol, opts, derivative=True)
+        if lin.products.watch.failed:
+            raise lin.error("a piece of its response")
+        size = _largest(xp, result.x)
+        scale = max(scale, _largest(xp, point.x))
+        if size <= max(opts.tol, 100.0 * eps) * max(scale, 1.0):
+            return point.below
+        trial = list(point.below.xs)
+        trial[j - 1] = point.x - result.x
+        point = _Point(nest, j, tuple(trial), mode)
+    raise ConvergenceError(
+        f"{nest.problem.describe(j)}: Newton on a piece of its response did not converge",
+        level=j,
+    )
 
 
 def _largest(xp: Any, x: Any) -> float:
