@@ -13,13 +13,14 @@ with NumPy/SciPy below), and solved by nestopt from BOLIB's start: each must end
 SUCCESS with "kink certified" at that optimum (xs within 1e-6, F* within 1e-6 relative).
 
 Certified from BOLIB's start: AllendeStill2013 (its redundant leader rows -y <= 0 left
-out), HatzEtal2013, Outrata1990Ex1b, Outrata1990Ex2c, ShimizuAiyoshi1981Ex1 (its level 1
+out), HatzEtal2013, Outrata1990Ex1b, Outrata1990Ex1d (its kink is the line x1 = 2: the run
+steps along it from kink to kink, by the secant on the slope along the line, to the
+minimum), Outrata1990Ex2c, ShimizuAiyoshi1981Ex1 (its level 1
 has rows: certified to first order; its certificate was computed and then hidden behind
 the interior point's own success message until this test found it). Not certified,
 marked xfail (strict) with what nestopt returned: AllendeStill2013 with every leader row
-(DEGENERATE: level 1's rows allow only the first-order test), Outrata1990Ex1d (DEGENERATE
-5e-7 from the optimum: a kink along a
-line), Outrata1990Ex1e (SUCCESS at another, smooth local minimum). Outrata1990Ex1b and
+(DEGENERATE: level 1's rows allow only the first-order test), Outrata1990Ex1e (SUCCESS at
+another, smooth local minimum). Outrata1990Ex1b and
 Ex1e improve on the published F*.
 
 Screened and left out (no strict weakly active optimum, or not strongly convex):
@@ -505,15 +506,6 @@ _XFAIL = {
         "leader's rows -y <= 0 (inactive, implied by the follower's) put level 1 on its "
         "interior point, whose kink examination is first order only; on the released pieces "
         "F_i = (x_i - 1)^2 + x_i^2 has a zero slope at 0.5, so only second order certifies it"
-    ),
-    "Outrata1990Ex1d": (
-        "nestopt ends DEGENERATE 5.3e-7 from x* = (2, 0), at x = (2, 5.29e-7): '... level 2 "
-        "('follower'): linear[0][1] weakly active (one-sided derivatives); the run stopped at "
-        "a point where F_1 has a kink (last stop: LINE_SEARCH_FAILED); kink: descent along "
-        "one piece (1 weakly active row, 2 pieces checked)'. The kink is the line x1 = 2; "
-        "L-BFGS zig-zags across it until its line search fails, short of the minimum along "
-        "the line (F = x2^2/10 + const there); the descent the LP finds (slope 1e-7 along "
-        "x2, with a free x1 component that leaves the line) gives no Armijo decrease"
     ),
     "Outrata1990Ex1e": (
         "nestopt ends SUCCESS ('converged: the projected hypergradient met gtol') at another, "

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._backend.host import host_floats, to_numpy
+from .._backend.names import dtype_name
 from .._errors import (
     NonFiniteError,
     OracleError,
@@ -38,12 +39,12 @@ _PASSED: dict[tuple[int, int, str, str], Any] = {}
 
 
 def check_passed(level: Any, start: int, check: str, dtype: Any) -> bool:
-    ref = _PASSED.get((id(level), start, check, str(dtype)))
+    ref = _PASSED.get((id(level), start, check, dtype_name(dtype)))
     return ref is not None and ref() is level
 
 
 def mark_check_passed(level: Any, start: int, check: str, dtype: Any) -> None:
-    key = (id(level), start, check, str(dtype))
+    key = (id(level), start, check, dtype_name(dtype))
 
     def forget(_: Any) -> None:  # the level is gone, and its id may be reused
         _PASSED.pop(key, None)

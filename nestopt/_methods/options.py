@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .._backend.names import dtype_name
 from .._errors import PrecisionWarning, warn_user
 from .._linalg.factor import DENSE_SOLVERS, LINEAR_SOLVERS
 
@@ -106,7 +107,7 @@ def level_settings(
         cache = _DEFAULTS.setdefault(problem, {})
     except TypeError:  # not weakly referenceable: nothing cached
         return _level_settings(problem, eps, dtype, None, linear_solver)
-    key = (eps, str(dtype), linear_solver)
+    key = (eps, dtype_name(dtype), linear_solver)
     if key not in cache:
         cache[key] = _level_settings(problem, eps, dtype, None, linear_solver)
     return cache[key]  # type: ignore[no-any-return]

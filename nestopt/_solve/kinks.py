@@ -122,10 +122,13 @@ def examine_kink(
         if lp.status != 0:
             return Verdict(False, f"kink not certified: an LP failed ({lp.message})")
         if lp.fun < -max(tol, slope_tol) and (best is None or lp.fun < best[0]):
-            best = (float(lp.fun), np.asarray(lp.x, dtype=float))
+            best = (float(lp.fun), np.asarray(lp.x, dtype=float), g, A)
     pieces_text = f"{k} weakly active row{'s' if k > 1 else ''}, {2**k} pieces checked"
     if best is not None:
-        return Verdict(False, f"kink: descent along one piece ({pieces_text})", best[1], best[0])
+        direction = _shortest(linprog, *best)
+        slope = float(best[2] @ direction)
+        note = f"kink: descent along one piece ({pieces_text})"
+        return Verdict(False, note, direction, slope)
     for piece, g, extra in found:
         if _only_zero(linprog, np.vstack([piece.cone, top_cone, extra, g[None, :]]), d1):
             continue
@@ -201,6 +204,26 @@ def _top_cone(x: Any, box: Any) -> Any:
             row[i] = 1.0
             rows.append(row)
     return np.array(rows) if rows else np.zeros((0, x.size))
+
+
+def _shortest(linprog: Any, value: float, direction: Any, g: Any, A: Any) -> Any:
+    """The direction of least 1-norm in the piece's cone with nearly the best slope
+    (``g^T dx <= 0.99 value``): the LP's vertex may move coordinates the slope does not need
+    (off a line of kinks, where a step then rises to second order)."""
+    d1 = direction.size
+    # variables (dx, t), |dx_i| <= t_i <= 1: minimize sum(t)
+    eye = np.eye(d1)
+    A_ub = np.vstack([
+        np.hstack([A, np.zeros((A.shape[0], d1))]),
+        np.hstack([g[None, :], np.zeros((1, d1))]),
+        np.hstack([eye, -eye]),
+        np.hstack([-eye, -eye]),
+    ])  # fmt: skip
+    b_ub = np.concatenate([np.zeros(A.shape[0]), [0.99 * value], np.zeros(2 * d1)])
+    cost = np.concatenate([np.zeros(d1), np.ones(d1)])
+    bounds = [(-1.0, 1.0)] * d1 + [(0.0, 1.0)] * d1
+    lp = linprog(cost, A_ub=A_ub, b_ub=b_ub, bounds=bounds)
+    return np.asarray(lp.x[:d1], dtype=float) if lp.status == 0 else direction
 
 
 def _only_zero(linprog: Any, A: Any, d1: int) -> bool:
@@ -289,8 +312,9 @@ def past_kinks(run: Any, loop: Any, restart: Any, box: Any) -> Any:
 
 
 def _descend(run: Any, loop: Any, verdict: Verdict) -> Any:
-    """The evaluated point along the descent direction with an Armijo decrease of ``F_1``
-    (None when ``F_1`` has no value callable or no step decreases it)."""
+    """The evaluated point along the descent direction: the secant step on its slope where
+    that lowers the slope and not ``F_1``'s value beyond rounding, else an Armijo decrease of
+    ``F_1`` (None when ``F_1`` has no value callable or no step decreases it)."""
     point = loop.point
     found: dict[str, Any] = {}
 
@@ -303,9 +327,47 @@ def _descend(run: Any, loop: Any, verdict: Verdict) -> Any:
         found["point"] = moved
         return trial, moved.fun
 
-    if armijo_step(run.xp, point, verdict, trial_value) is None:
+    moved = _secant_step(run, loop, verdict)  # a Newton step along the direction, first
+    if moved is not None:
+        return moved
+    if armijo_step(run.xp, point, verdict, trial_value) is not None:
+        return found["point"]
+    return None
+
+
+def _secant_step(run: Any, loop: Any, verdict: Verdict) -> Any:
+    """The step that zeroes the slope along the direction, from its value here and at a
+    probe (the slope is linear along a quadratic piece): Newton along a line of kinks, where
+    ``F_1``'s decreases soon fall below its rounding. Taken where ``F_1`` does not rise
+    beyond rounding and the slope's size halves; None otherwise."""
+    point, xp = loop.point, run.xp
+    if point.fun is None:
         return None
-    return found["point"]
+    x = point.x
+    direction = xp.asarray(verdict.direction, dtype=x.dtype)
+    eps = float(xp.finfo(x.dtype).eps)
+    s0 = verdict.slope
+
+    def at(t: float) -> Any:
+        try:
+            return loop.evaluate(loop.project(x + t * direction))
+        except NestoptError:
+            return None
+
+    probe = math.sqrt(eps) * max(1.0, float(xp.max(xp.abs(x))))
+    ahead = at(probe)
+    if ahead is None:
+        return None
+    s1 = float(ahead.grad @ direction)
+    if not s1 > s0:  # no positive curvature along the direction: no zero to aim at
+        return None
+    moved = at(probe * (-s0) / (s1 - s0))
+    if moved is None or moved.fun is None:
+        return None
+    rises = moved.fun > point.fun + 1e3 * eps * max(1.0, abs(point.fun))
+    if rises or not abs(float(moved.grad @ direction)) <= 0.5 * abs(s0):
+        return None
+    return moved
 
 
 def armijo_step(xp: Any, point: Any, verdict: Verdict, trial_value: Any) -> Any:

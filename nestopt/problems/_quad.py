@@ -10,6 +10,7 @@ import numpy as np
 from .._backend.selection import get_backend
 from .._levels.problem import Level
 from ._base import KnownProblem
+from ._terms import namespace
 
 __all__ = ["quad", "quad_reference"]
 
@@ -94,10 +95,7 @@ def _quadratic_level(Q: Any, c: Any, size: int, name: str) -> Level:
 
 
 def _concat(xs: Sequence[Any]) -> Any:
-    import array_api_compat
-
-    xp = array_api_compat.array_namespace(*xs)
-    return xp.concat(list(xs))
+    return namespace(*xs).concat(list(xs))
 
 
 def quad_reference(

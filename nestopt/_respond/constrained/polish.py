@@ -52,6 +52,9 @@ from .vertex import degenerate_vertex
 
 __all__ = ["polish", "guess_active", "newton_on", "ConstrainedSolution"]
 
+# A multiplier this small relative to its row's scale is zero: the row is weakly active.
+WEAK_MULTIPLIER = 1e-10
+
 
 def polish(
     model: LevelModel, ip: InteriorResult, mode: str, jacobian_mode: str, tol: float,
@@ -84,10 +87,12 @@ def polish(
         )
         violation, wrong = _corrections(model, point, active, lam, sets)
         # A violation beyond rounding means the set is wrong (the response must be feasible
-        # to the last digits, or a kink at the row's bound goes unseen); a multiplier's sign
-        # is judged more loosely (a zero multiplier is a weak row, not a wrong one).
+        # to the last digits, or a kink at the row's bound goes unseen), and so does a
+        # multiplier of the wrong sign beyond rounding: held, the row would put the response
+        # off by about the multiplier over the curvature. A row dropped at a kink comes back
+        # feasible to rounding and is then weakly active, not added again.
         rounding = 1e3 * float(model.xp.finfo(point.g.dtype).eps)
-        add, drop = violation > rounding, wrong > 1e-8
+        add, drop = violation > rounding, wrong > rounding
         if not add.any() and not drop.any():
             break
         if not batch:  # one row: the most violated first
@@ -291,7 +296,7 @@ def _weakly_active(
     c = np.asarray(to_numpy(point.c))
     values, multipliers = _own_sizes(model, point, sets, W)
     slack = sets.slack(c) / values
-    zero = np.abs(lam) <= 1e-10 * multipliers
+    zero = np.abs(lam) <= WEAK_MULTIPLIER * multipliers
     return (sets.lb != sets.ub) & (slack <= 1e-9) & zero
 
 
