@@ -12,15 +12,16 @@ independently of nestopt (closed form over the pieces of the response ``y(x)``, 
 with NumPy/SciPy below), and solved by nestopt from BOLIB's start: each must end
 SUCCESS with "kink certified" at that optimum (xs within 1e-6, F* within 1e-6 relative).
 
-Certified from BOLIB's start: AllendeStill2013 (its redundant leader rows -y <= 0 left
-out), HatzEtal2013, Outrata1990Ex1b, Outrata1990Ex1d (its kink is the line x1 = 2: the run
-steps along it from kink to kink, by the secant on the slope along the line, to the
-minimum), Outrata1990Ex2c, ShimizuAiyoshi1981Ex1 (its level 1
-has rows: certified to first order; its certificate was computed and then hidden behind
-the interior point's own success message until this test found it). Not certified,
-marked xfail (strict) with what nestopt returned: AllendeStill2013 with every leader row
-(DEGENERATE: level 1's rows allow only the first-order test), Outrata1990Ex1e (SUCCESS at
-another, smooth local minimum). Outrata1990Ex1b and
+Certified from BOLIB's start: AllendeStill2013 (with and without its redundant leader rows
+-y <= 0; with them level 1 runs its interior point, and its kink is certified by the second-
+order test because none of those rows is at its bound), HatzEtal2013, Outrata1990Ex1b,
+Outrata1990Ex1d (its kink is the line x1 = 2: the run steps along it from kink to kink, by
+the secant on the slope along the line, to the minimum), Outrata1990Ex2c,
+ShimizuAiyoshi1981Ex1 (its level 1 has rows: certified to first order; its certificate was
+computed and then hidden behind the interior point's own success message until this test
+found it). Marked xfail (strict) with what nestopt returns: Outrata1990Ex1e, which from
+BOLIB's start ends SUCCESS at another, smooth local minimum (a correct answer for a local
+method; from (0, 1) its kink optimum is certified, tested below). Outrata1990Ex1b and
 Ex1e improve on the published F*.
 
 Screened and left out (no strict weakly active optimum, or not strongly convex):
@@ -497,16 +498,6 @@ CASES = {
 # What nestopt returned (status and message) where it does not certify the kink from BOLIB's
 # start; the assertions stay as strict as for the others.
 _XFAIL = {
-    "AllendeStill2013-full": (
-        "nestopt ends DEGENERATE at the optimum x = y = (0.5, 0.5): 'stopped: at a degenerate "
-        "active set of a lower level (a weakly active constraint): ... the run stopped at a "
-        "point where F_1 has a kink (last stop: SUCCESS); kink not certified: a piece's "
-        "critical directions are not all excluded to first order, and level 1's constraints "
-        "leave out the second-order test (2 weakly active rows, 4 pieces checked)'. The "
-        "leader's rows -y <= 0 (inactive, implied by the follower's) put level 1 on its "
-        "interior point, whose kink examination is first order only; on the released pieces "
-        "F_i = (x_i - 1)^2 + x_i^2 has a zero slope at 0.5, so only second order certifies it"
-    ),
     "Outrata1990Ex1e": (
         "nestopt ends SUCCESS ('converged: the projected hypergradient met gtol') at another, "
         "smooth local minimum: x = (60/19, -60/19), y = (0, 36/19) (y1 >= 0 active with "
@@ -723,3 +714,17 @@ def test_outrata_ex2c_optimum_is_the_least_on_a_grid():
     assert values.min() >= case.F - 1e-12
     assert abs(grid[values.argmin()] - case.solution[0][0]) <= 0.01
     assert round(case.F, 2) == case.F_published
+
+
+def test_outrata_ex1e_kink_optimum_is_certified_from_a_start_near_it():
+    # From BOLIB's start the run ends at a smooth local minimum (xfail above); from (0, 1)
+    # it reaches the published problem's kink optimum and certifies it.
+    case = CASES["Outrata1990Ex1e"]()
+    start = [np.array([0.0, 1.0]), case.x0[1]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", nestopt.DegeneracyWarning)
+        result = nestopt.solve(case.problem, start, options={"gtol": 1e-10})
+    assert result.status is nestopt.Status.SUCCESS, result.message
+    assert "kink certified" in result.message
+    for got, expected in zip(result.xs, case.solution):
+        assert np.max(np.abs(got - expected)) <= 1e-6

@@ -261,8 +261,9 @@ def _past_top_kinks(run: Run, top: TopNewton, opts: dict[str, Any], started: flo
 
 def _examine_top_kink(run: Run, top: TopNewton) -> Verdict | None:
     """The kink's verdict where level 1 stopped on weakly active rows of level 2 (None
-    where it did not), level 1's rows at a bound taken into the pieces' cones; first
-    order only (the second-order test would need level 1's Lagrangian)."""
+    where it did not), level 1's rows at a bound taken into the pieces' cones. The
+    second-order test (the pieces' curvature of ``F_1``) runs only where none of level 1's
+    rows is at its bound: with one held, the curvature that counts is its Lagrangian's."""
     point = top.point
     if point is None or top.status not in ENDINGS:
         return None
@@ -270,7 +271,9 @@ def _examine_top_kink(run: Run, top: TopNewton) -> Verdict | None:
         return None
     rows = run.engine.nest.constraint_rows.get(1)
     cone = None if rows is None else top_row_cone(run, rows, point.state.xs)
-    return examine_kink(run, point, None, cone, second_order=False)
+    below = run.problem.dim - run.problem.sizes[0]
+    held = cone is not None and cone(np.zeros((below, run.problem.sizes[0]))).shape[0] > 0
+    return examine_kink(run, point, None, cone, second_order=not held)
 
 
 def _descend_top(run: Run, top: TopNewton, verdict: Verdict) -> Any:
