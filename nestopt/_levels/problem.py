@@ -116,12 +116,12 @@ class Level:
         elif not isinstance(constraints, (list, tuple)):
             constraints = (constraints,)
         object.__setattr__(self, "constraints", tuple(constraints))
-        if self.hess is None and self.constraints:
+        if self.hess is None and any(not _is_linear(c) for c in self.constraints):
             raise TypeError(
-                "Level has constraints but only hvp: a matrix-free level takes bounds "
-                "(Level(bounds=...), solved by projected Newton with conjugate gradients), "
-                "but linear or nonlinear constraint rows need its Hessian as hess (a dense "
-                "array or blocks) for now. Give hess, or write the rows as bounds if they are"
+                "Level has nonlinear constraints but only hvp: a matrix-free level takes "
+                "bounds and linear constraints (solved by projected Newton with conjugate "
+                "gradients, its rows' multipliers by Newton on their Schur complement), but "
+                "nonlinear constraints need its Hessian as hess (a dense array or blocks)"
             )
 
     @property
@@ -196,3 +196,8 @@ class Problem:
             for i, level in enumerate(self.levels, start=1)
         )
         return f"Problem(n={self.n}, {names})"
+
+
+def _is_linear(constraint: Any) -> bool:
+    """A nestopt or SciPy ``LinearConstraint`` (by type name: SciPy is not imported)."""
+    return type(constraint).__name__ == "LinearConstraint" and hasattr(constraint, "A")

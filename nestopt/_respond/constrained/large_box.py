@@ -41,8 +41,13 @@ from .active_rows import ConstrainedSolution
 
 __all__ = [
     "BoxSystem",
+    "box_bounds",
+    "box_result",
+    "box_solve",
     "large_box_level",
     "masked_system",
+    "point_at",
+    "system_at",
     "solve_large_box_level",
     "solve_on_mask",
 ]
@@ -56,10 +61,10 @@ NEAR = 1e-9
 
 
 def large_box_level(nest: Nest, j: int, rows: ConstraintRows) -> bool:
-    """Whether level ``j`` takes this path: a box and nothing else, with ``hvp`` only (or a
-    Hessian already seen to be sparse in this run)."""
+    """Whether level ``j`` takes this path (a box, linear rows or both: `large_rows` checks
+    the rows) with ``hvp`` only, or a Hessian already seen to be sparse in this run."""
     level = nest.problem.levels[j - 1]
-    if rows.box is None or rows.general:
+    if rows.box is None and not rows.general:
         return False
     return level.hess is None or j in nest.sparse_levels
 
@@ -94,27 +99,59 @@ class BoxSystem(OperatorSystem):
 class _Point:
     """Level ``j`` at one ``x_j`` (levels below solved): value, reduced gradient, products."""
 
-    def __init__(self, nest: Nest, j: int, xs: tuple[Any, ...], mode: str) -> None:
+    def __init__(
+        self, nest: Nest, j: int, xs: tuple[Any, ...], mode: str, shift: Any = None
+    ) -> None:
         self.below: Response = nest.respond(j, xs)
         oracles = nest.oracles
         self.g = oracles.grad(j, self.below.xs)
         self.fun = float(oracles.value(j, self.below.xs)) if oracles.has(j, "value") else None
         self.lin = OperatorLinearization(nest, j, self.below, self.g, mode)
-        self.grad_own = self.lin.grad_own
         self.x = self.below.xs[j - 1]
+        # A linear term shift^T x_j (the rows' multipliers times their Jacobian, `large_rows`)
+        self.shift = shift
+        if shift is not None:
+            self.lin.grad_own = self.lin.grad_own + shift
+            if self.fun is not None:
+                self.fun += float(shift @ self.x)
+        self.grad_own = self.lin.grad_own
 
 
 def solve_large_box_level(
     nest: Nest, j: int, xs: tuple[Any, ...], rows: ConstraintRows, opts: Any
 ) -> LevelSolution:
     """Level ``j`` (a box, products only) solved for fixed ``x_<j`` from ``xs``."""
+    lower, upper = box_bounds(nest, j, rows)
+    point, first_gnorm, iterations = box_solve(nest, j, xs, lower, upper, opts)
+    system, lam, active, weak = box_result(nest, j, point, lower, upper, first_gnorm)
+    labels = rows.labels
+    solution = ConstrainedSolution(
+        lam, active.copy(), labels, [labels[i] for i in np.flatnonzero(weak)], rows, weak
+    )
+    return LevelSolution(j, point.below, system, iterations, solution)
+
+
+def box_bounds(nest: Nest, j: int, rows: ConstraintRows) -> tuple[Any, Any]:
+    """The level's box as backend arrays (infinite where it has none)."""
+    if rows.box is not None:
+        return rows.box
+    xp, target = nest.xp, rows.target
+    d = nest.problem.sizes[j - 1]
+    inf = xp.full((d,), math.inf, dtype=target.dtype, device=target.device)
+    return -inf, inf
+
+
+def box_solve(
+    nest: Nest, j: int, xs: tuple[Any, ...], lower: Any, upper: Any, opts: Any,
+    shift: Any = None,
+) -> tuple[_Point, float, int]:  # fmt: skip
+    """Projected Newton on level ``j``'s box (with the linear term ``shift``): the solution,
+    the first gradient's size and the iterations."""
     xp, text = nest.xp, nest.problem.describe(j)
-    assert rows.box is not None  # large_box_level
-    lower, upper = rows.box
-    newton_mode, jacobian_mode = nest.config.newton_mode(j), nest.config.curvature_mode(j)
+    newton_mode = nest.config.newton_mode(j)
     start = list(xs)
     start[j - 1] = xp.minimum(xp.maximum(xs[j - 1], lower), upper)
-    point = _Point(nest, j, tuple(start), newton_mode)
+    point = _Point(nest, j, tuple(start), newton_mode, shift)
     eps = float(xp.finfo(point.g.dtype).eps)
     scale = _largest(xp, point.x)
     first_gnorm = None
@@ -139,7 +176,7 @@ def solve_large_box_level(
         scale = max(scale, _largest(xp, x), size if iteration == 0 else 0.0)
         stalled = size >= previous and size <= math.sqrt(eps) * scale
         if size <= opts.tol * scale or stalled:
-            return _finish(nest, j, point, rows, first_gnorm, jacobian_mode, iteration)
+            return point, first_gnorm, iteration
         if iteration == opts.maxiter:
             break
         point = _search(nest, j, point, direction, lower, upper, pg, text)
@@ -182,7 +219,7 @@ def _search(
         trial = list(point.below.xs)
         trial[j - 1] = trial_x
         try:
-            moved = _Point(nest, j, tuple(trial), point.lin.mode)
+            moved = _Point(nest, j, tuple(trial), point.lin.mode, point.shift)
         except (ConvergenceError, NotPositiveDefiniteError) as exc:
             last = exc
             t *= 0.5
@@ -204,15 +241,14 @@ def _search(
     )
 
 
-def _finish(
-    nest: Nest, j: int, point: _Point, rows: ConstraintRows, first_gnorm: float, mode: str,
-    iterations: int,
-) -> LevelSolution:  # fmt: skip
-    """The solution's active and weakly active bounds, its multipliers and its system."""
+def box_result(
+    nest: Nest, j: int, point: _Point, lower: Any, upper: Any, first_gnorm: float
+) -> tuple[BoxSystem, Any, Any, Any]:
+    """At the solution: the Jacobian system on the free variables, and per variable (host)
+    the box multiplier (DESIGN's sign), whether its bound is active, whether weakly."""
     xp = nest.xp
+    mode = nest.config.curvature_mode(j)
     eps = float(xp.finfo(point.g.dtype).eps)
-    assert rows.box is not None
-    lower, upper = rows.box
     x, g = point.x, point.grad_own
     host_x = np.asarray(to_numpy(x), dtype=float)
     host_g = np.asarray(to_numpy(g), dtype=float)
@@ -239,28 +275,29 @@ def _finish(
         )
     active = at_bound & ~weak
     free = xp.asarray(np.where(active, 0.0, 1.0), dtype=g.dtype, device=device(g))
-    lin = point.lin
-    if mode != lin.mode:
-        lin = OperatorLinearization(nest, j, point.below, point.g, mode)
-    base = lin.products.inner if isinstance(lin.products, _Masked) else lin.products
-    lin.products = _Masked(base, free)
+    lin = OperatorLinearization(nest, j, point.below, point.g, mode)
+    lin.products = _Masked(lin.products, free)
     lin.grad_own = point.grad_own * free
     system = BoxSystem(lin, nest.config.levels[j - 1])
-    lam = np.where(active, -host_g, 0.0)
-    labels = rows.labels
-    solution = ConstrainedSolution(
-        lam, active.copy(), labels, [labels[i] for i in np.flatnonzero(weak)], rows, weak
-    )
-    return LevelSolution(j, point.below, system, iterations, solution)
+    return system, np.where(active, -host_g, 0.0), active, weak
 
 
 def masked_system(nest: Nest, j: int, xs: tuple[Any, ...], held: Any, mode: str) -> BoxSystem:
     """The Jacobian system of level ``j`` at ``xs`` with the variables ``held`` (host bool)
     on their bounds and the others free (a piece at a kink, `box_pieces`)."""
-    point = _Point(nest, j, xs, mode)
+    return system_at(nest, j, point_at(nest, j, xs, mode), held, mode)
+
+
+def point_at(nest: Nest, j: int, xs: tuple[Any, ...], mode: str) -> _Point:
+    """Level ``j`` evaluated at ``xs`` (the levels below solved)."""
+    return _Point(nest, j, xs, mode)
+
+
+def system_at(nest: Nest, j: int, point: _Point, held: Any, mode: str) -> BoxSystem:
+    """The operator system at ``point`` on the variables not ``held`` (host bool)."""
     g = point.grad_own
     free = nest.xp.asarray(np.where(held, 0.0, 1.0), dtype=g.dtype, device=device(g))
-    lin = point.lin
+    lin = OperatorLinearization(nest, j, point.below, point.g, mode)  # fresh evidence
     lin.products = _Masked(lin.products, free)
     lin.grad_own = g * free
     return BoxSystem(lin, nest.config.levels[j - 1])

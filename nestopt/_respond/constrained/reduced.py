@@ -110,13 +110,13 @@ class LevelModel:
         start = self.own.start
         M = nest.oracles.hess(j, point.xs, start=start)
         if is_sparse(M):
-            if not self.rows.general:
-                raise SparseLevelHessian  # a box only: solved by products (`large_box`)
+            if not self.rows.nonlinear:
+                raise SparseLevelHessian  # a box and linear rows: by products (`large_box`)
             raise OracleError(
-                f"{self.text} returned a sparse Hessian and constraint rows: a sparse level "
-                "takes bounds (solved by products on its free variables), but linear or "
-                "nonlinear rows need a dense Hessian for now; return a dense array (e.g. "
-                "hess(...).toarray()), or write the rows as bounds if they are",
+                f"{self.text} returned a sparse Hessian and has nonlinear constraints: a "
+                "sparse level takes bounds and linear constraints (solved by products), but "
+                "nonlinear constraints need a dense Hessian for now; return a dense array "
+                "(e.g. hess(...).toarray())",
                 level=j,
             )
         curvature = self.rows.weighted_hessian(point.xs, lam)

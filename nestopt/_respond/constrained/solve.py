@@ -21,6 +21,7 @@ from ..._errors import NestoptError, TimeLimitError
 from ..._levels.build_rows import level_rows
 from ..nest import LevelSolution, Nest
 from .large_box import large_box_level, solve_large_box_level
+from .large_rows import solve_large_rows_level
 from .level_nlp import InteriorResult, interior_point
 from .polish import guess_active, polish
 from .reduced import LevelModel, SparseLevelHessian
@@ -52,12 +53,19 @@ def solve_constrained_level(
     nest.stats.solves[j - 1] += 1
     rows = rows_of(nest, j, xs)
     if large_box_level(nest, j, rows):
-        return solve_large_box_level(nest, j, xs, rows, opts)
+        return _solve_large(nest, j, xs, rows, opts)
     try:
         return _solve_dense(nest, j, xs, rows, opts)
     except SparseLevelHessian:
         nest.sparse_levels.add(j)
-        return solve_large_box_level(nest, j, xs, rows, opts)
+        return _solve_large(nest, j, xs, rows, opts)
+
+
+def _solve_large(nest: Nest, j: int, xs: tuple[Any, ...], rows: Any, opts: Any) -> LevelSolution:
+    """A level given by products or a sparse Hessian: its box alone, or with linear rows."""
+    if rows.general:
+        return solve_large_rows_level(nest, j, xs, rows, opts)
+    return solve_large_box_level(nest, j, xs, rows, opts)
 
 
 def _solve_dense(nest: Nest, j: int, xs: tuple[Any, ...], rows: Any, opts: Any) -> LevelSolution:
