@@ -45,13 +45,18 @@ def test_nnls_follower_matches_the_dense_path(hessian):
 def test_nnls_hypergradient_matches_differences_of_the_value_function():
     problem = nnls(200, hessian="hvp")
     result = _respond(problem)
-    h = 1e-5
+    fd = _value_differences(problem, 1e-5)
+    np.testing.assert_allclose(result.hypergrad, fd, rtol=1e-6, atol=1e-8)
+
+
+def _value_differences(problem, h):
+    """Central differences of the value function F(x, y*(x)) at X, one per leader entry."""
     fd = []
     for i in range(X.size):
         e = np.zeros(X.size)
         e[i] = h
         fd.append((_respond(problem, X + e).fun - _respond(problem, X - e).fun) / (2 * h))
-    np.testing.assert_allclose(result.hypergrad, fd, rtol=1e-6, atol=1e-8)
+    return fd
 
 
 def _scipy_reference(problem, x):
@@ -438,13 +443,8 @@ def test_linear_rows_on_a_large_level_match_the_dense_engine(hessian, budget):
 def test_linear_rows_on_a_large_level_hypergradient_matches_differences():
     problem, _ = _with_rows("hvp", 0.7, p=40)
     result = _respond(problem)
-    h = 1e-6
-    fd = []
-    for i in range(X.size):
-        e = np.zeros(X.size)
-        e[i] = h
-        fd.append((_respond(problem, X + e).fun - _respond(problem, X - e).fun) / (2 * h))
-    np.testing.assert_allclose(result.hypergrad, fd, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(result.hypergrad, _value_differences(problem, 1e-6), rtol=1e-6,
+                               atol=1e-7)  # fmt: skip
 
 
 def _rows_trilevel(form, level):
