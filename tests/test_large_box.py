@@ -116,7 +116,8 @@ def test_solve_over_a_matrix_free_box_follower_ends_where_the_dense_one_does():
 
 def _random_quadratic(sizes, seed, bounds_level, form):
     """Quadratic levels ``f_k = w^T Q_k w / 2 + c_k^T w`` (``w`` every variable) with
-    level ``bounds_level`` boxed to ``[0, 1]`` and given by ``form`` ('hvp' or 'dense')."""
+    level ``bounds_level`` boxed to ``[0, 1]`` and given by ``form`` ('hvp', 'sparse' or
+    'dense')."""
     rng = np.random.default_rng(seed)
     D = sum(sizes)
     levels = []
@@ -140,6 +141,9 @@ def _random_quadratic(sizes, seed, bounds_level, form):
             kwargs["bounds"] = nestopt.Bounds(np.zeros(size), np.ones(size))
             if form == "hvp":
                 kwargs["hvp"] = lambda *args, Q=Q: Q @ args[-1]
+            elif form == "sparse":
+                Q_sparse = sparse.csr_matrix(Q)
+                kwargs["hess"] = lambda *xs, Q=Q_sparse: Q
             else:
                 kwargs["hess"] = lambda *xs, Q=Q: Q
         else:
@@ -150,16 +154,17 @@ def _random_quadratic(sizes, seed, bounds_level, form):
 
 @pytest.mark.parametrize("bounds_level", [2, 3])
 @pytest.mark.parametrize("curvature", ["first_order", "exact"])
-def test_trilevel_with_a_matrix_free_box_level_matches_the_dense_one(bounds_level, curvature):
+@pytest.mark.parametrize("form", ["hvp", "sparse"])
+def test_trilevel_with_a_large_box_level_matches_the_dense_one(bounds_level, curvature, form):
     sizes = (2, 6, 8)
     start = [np.array([0.3, -0.4]), np.full(6, 0.5), np.full(8, 0.5)]
     results = {}
-    for form in ("dense", "hvp"):
-        problem = _random_quadratic(sizes, 7, bounds_level, form)
+    for kind in ("dense", form):
+        problem = _random_quadratic(sizes, 7, bounds_level, kind)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", nestopt.DegeneracyWarning)
-            results[form] = nestopt.best_response(problem, start, curvature=curvature)
-    dense, large = results["dense"], results["hvp"]
+            results[kind] = nestopt.best_response(problem, start, curvature=curvature)
+    dense, large = results["dense"], results[form]
     boxed = np.asarray(dense.xs[bounds_level - 1])
     assert np.any((boxed == 0.0) | (boxed == 1.0)), "the test needs an active bound"
     for k in range(1, 3):
@@ -469,16 +474,17 @@ def _rows_trilevel(form, level):
 
 @pytest.mark.parametrize("level", [2, 3])
 @pytest.mark.parametrize("curvature", ["first_order", "exact"])
-def test_trilevel_with_rows_on_a_matrix_free_level_matches_the_dense_one(level, curvature):
+@pytest.mark.parametrize("form", ["hvp", "sparse"])
+def test_trilevel_with_rows_on_a_large_level_matches_the_dense_one(level, curvature, form):
     start = [np.array([0.3, -0.4]), np.full(6, 0.5), np.full(8, 0.5)]
     results = {}
-    for form in ("dense", "hvp"):
+    for kind in ("dense", form):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", nestopt.DegeneracyWarning)
-            results[form] = nestopt.best_response(
-                _rows_trilevel(form, level), start, curvature=curvature
+            results[kind] = nestopt.best_response(
+                _rows_trilevel(kind, level), start, curvature=curvature
             )
-    dense, large = results["dense"], results["hvp"]
+    dense, large = results["dense"], results[form]
     assert any(name.startswith("linear") for name in dense.active[level]), dense.active
     for k in range(1, 3):
         np.testing.assert_allclose(large.xs[k], dense.xs[k], rtol=0, atol=1e-9)
