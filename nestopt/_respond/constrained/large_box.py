@@ -99,21 +99,13 @@ class BoxSystem(OperatorSystem):
 class _Point:
     """Level ``j`` at one ``x_j`` (levels below solved): value, reduced gradient, products."""
 
-    def __init__(
-        self, nest: Nest, j: int, xs: tuple[Any, ...], mode: str, shift: Any = None
-    ) -> None:
+    def __init__(self, nest: Nest, j: int, xs: tuple[Any, ...], mode: str) -> None:
         self.below: Response = nest.respond(j, xs)
         oracles = nest.oracles
         self.g = oracles.grad(j, self.below.xs)
         self.fun = float(oracles.value(j, self.below.xs)) if oracles.has(j, "value") else None
         self.lin = OperatorLinearization(nest, j, self.below, self.g, mode)
         self.x = self.below.xs[j - 1]
-        # A linear term shift^T x_j (the rows' multipliers times their Jacobian, `large_rows`)
-        self.shift = shift
-        if shift is not None:
-            self.lin.grad_own = self.lin.grad_own + shift
-            if self.fun is not None:
-                self.fun += float(shift @ self.x)
         self.grad_own = self.lin.grad_own
 
 
@@ -142,16 +134,15 @@ def box_bounds(nest: Nest, j: int, rows: ConstraintRows) -> tuple[Any, Any]:
 
 
 def box_solve(
-    nest: Nest, j: int, xs: tuple[Any, ...], lower: Any, upper: Any, opts: Any,
-    shift: Any = None,
-) -> tuple[_Point, float, int]:  # fmt: skip
-    """Projected Newton on level ``j``'s box (with the linear term ``shift``): the solution,
-    the first gradient's size and the iterations."""
+    nest: Nest, j: int, xs: tuple[Any, ...], lower: Any, upper: Any, opts: Any
+) -> tuple[_Point, float, int]:
+    """Projected Newton on level ``j``'s box: the solution, the first gradient's size and the
+    iterations."""
     xp, text = nest.xp, nest.problem.describe(j)
     newton_mode = nest.config.newton_mode(j)
     start = list(xs)
     start[j - 1] = xp.minimum(xp.maximum(xs[j - 1], lower), upper)
-    point = _Point(nest, j, tuple(start), newton_mode, shift)
+    point = _Point(nest, j, tuple(start), newton_mode)
     eps = float(xp.finfo(point.g.dtype).eps)
     scale = _largest(xp, point.x)
     first_gnorm = None
@@ -219,7 +210,7 @@ def _search(
         trial = list(point.below.xs)
         trial[j - 1] = trial_x
         try:
-            moved = _Point(nest, j, tuple(trial), point.lin.mode, point.shift)
+            moved = _Point(nest, j, tuple(trial), point.lin.mode)
         except (ConvergenceError, NotPositiveDefiniteError) as exc:
             last = exc
             t *= 0.5
