@@ -563,3 +563,21 @@ def test_random_followers_with_rows_matrix_free_and_dense_agree(seed):
     np.testing.assert_allclose(large.multipliers[2], dense.multipliers[2], rtol=1e-7, atol=1e-8)
     np.testing.assert_allclose(large.jacobians[2], dense.jacobians[2], rtol=0, atol=1e-7)
     np.testing.assert_allclose(large.hypergrad, dense.hypergrad, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.slow  # about 10 s: the size
+def test_an_nnls_follower_with_100000_variables_matches_scipy():
+    # At p = 10^5 SciPy's L-BFGS-B stops at a natural residual near 1e-5, so the follower is
+    # checked by its own KKT residual (computed here, without nestopt) and the hypergradient
+    # against L-BFGS-B's solution plus one CG on its free variables (agreeing to about the
+    # reference's accuracy).
+    problem = nnls(100_000, hessian="hvp")
+    g = nestopt.hypergradient(problem, [X, np.zeros(100_000)])
+    result = nestopt.best_response(problem, [X, np.zeros(100_000)])
+    y = np.asarray(result.xs[1])
+    g_y = problem.levels[1].grad(X, y)[1]
+    assert np.max(np.abs(y - np.maximum(y - g_y, 0.0))) <= 1e-10
+    assert np.sum(y == 0.0) >= 40_000
+    _, g_ref = _scipy_reference(problem, X)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-5)
+    np.testing.assert_allclose(result.hypergrad, g, rtol=1e-12)
