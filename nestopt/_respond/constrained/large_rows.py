@@ -99,7 +99,7 @@ def solve_large_rows_level(
         if unmet.any():
             drop_box |= X & np.any(J_host[unmet] != 0.0, axis=0)
         if not (add_box.any() or drop_box.any() or add_rows.any() or drop_rows.any()):
-            return _result(nest, j, point, rows, X, W, nu, full, size, J, C, lo, hi, text)
+            return _result(nest, j, point, rows, X, W, nu, full, size, J, C, text)
         box_target = np.where(add_box & (y > hi), hi, np.where(add_box, lo, box_target))
         row_target = np.where(add_rows & (Jy > ub), ub, np.where(add_rows, lb, row_target))
         if batch:
@@ -210,7 +210,7 @@ def _newton_on_set(
 
 def _result(
     nest: Nest, j: int, point: Any, rows: ConstraintRows, X: Any, W: Any, nu: Any,
-    full: Any, size: float, J: Any, C: Any, lo: Any, hi: Any, text: str,
+    full: Any, size: float, J: Any, C: Any, text: str,
 ) -> LevelSolution:  # fmt: skip
     """Vet the settled set (weak bounds and rows released) and build the Jacobian system."""
     xp = nest.xp
@@ -253,7 +253,6 @@ def _result(
     solution = ConstrainedSolution(
         lam, active, labels, [labels[i] for i in np.flatnonzero(weak)], rows, weak
     )
-    del lo, hi
     return LevelSolution(j, point.below, final, 0, solution)
 
 
