@@ -71,7 +71,7 @@ def solve_large_rows_level(
     W = (lb == ub) | (Jy <= lb) | (Jy >= ub)
     row_target = np.where(lb == ub, lb, np.where(Jy >= ub, ub, lb))
     seen: set[bytes] = set()
-    batch = True
+    stage = 0  # batches; then one change at a time, dropping first; then adding first
     for _ in range(CHANGES):
         point, nu, S, Y = _newton_on_set(
             nest, j, point, X, box_target, W, row_target, J, J_host, mode, opts, text
@@ -102,17 +102,20 @@ def solve_large_rows_level(
             return _result(nest, j, point, rows, X, W, nu, full, size, J, C, text)
         box_target = np.where(add_box & (y > hi), hi, np.where(add_box, lo, box_target))
         row_target = np.where(add_rows & (Jy > ub), ub, np.where(add_rows, lb, row_target))
-        if batch:
+        if stage == 0:
             X = (X | add_box) & ~drop_box
             W = (W | add_rows) & ~drop_rows
-        else:  # one change: the most violated bound or row joins, else the most wrong leaves
+        else:  # one change at a time
             X, W = _one_change(X, W, add_box, drop_box, add_rows, drop_rows, y, lo, hi, Jy,
-                               lb, ub, full, nu)  # fmt: skip
+                               lb, ub, full, nu, drop_first=stage == 1)  # fmt: skip
         key = X.tobytes() + W.tobytes()
         if key in seen:
-            if not batch:
+            # A cycle (a QP that is no M-matrix): batches, then one change at a time dropping
+            # first, then adding first (on random QPs with rows each order settles cases
+            # the other cycles on).
+            if stage == 2:
                 break
-            batch, seen = False, set()  # batches cycle (a QP that is no M-matrix): one by one
+            stage, seen = stage + 1, set()
         seen.add(key)
     raise ConvergenceError(
         f"{text}: the active set of its bounds and rows did not settle (it cycles or needs "
@@ -124,26 +127,28 @@ def solve_large_rows_level(
 
 def _one_change(
     X: Any, W: Any, add_box: Any, drop_box: Any, add_rows: Any, drop_rows: Any, y: Any,
-    lo: Any, hi: Any, Jy: Any, lb: Any, ub: Any, full: Any, nu: Any,
+    lo: Any, hi: Any, Jy: Any, lb: Any, ub: Any, full: Any, nu: Any, drop_first: bool,
 ) -> tuple[Any, Any]:  # fmt: skip
-    """The working sets after one correction: the most violated bound or row added, else the
-    held one whose multiplier is most wrong dropped."""
+    """The working sets after one correction: the most violated bound or row added, or the
+    held one whose multiplier is most wrong dropped (``drop_first`` says which comes first)."""
     X, W = X.copy(), W.copy()
+    drops = drop_box.any() or drop_rows.any()
+    adds = add_box.any() or add_rows.any()
+    if drops and (drop_first or not adds):
+        box_wrong = np.where(drop_box, np.abs(full), -np.inf)
+        row_wrong = np.where(drop_rows, np.abs(nu), -np.inf)
+        if np.max(box_wrong, initial=-np.inf) >= np.max(row_wrong, initial=-np.inf):
+            X[int(np.argmax(box_wrong))] = False
+        else:
+            W[int(np.argmax(row_wrong))] = False
+        return X, W
     with np.errstate(invalid="ignore"):
         box_violation = np.where(add_box, np.maximum(lo - y, y - hi), -np.inf)
         row_violation = np.where(add_rows, np.maximum(lb - Jy, Jy - ub), -np.inf)
-    if add_box.any() or add_rows.any():
-        if np.max(box_violation, initial=-np.inf) >= np.max(row_violation, initial=-np.inf):
-            X[int(np.argmax(box_violation))] = True
-        else:
-            W[int(np.argmax(row_violation))] = True
-        return X, W
-    box_wrong = np.where(drop_box, np.abs(full), -np.inf)
-    row_wrong = np.where(drop_rows, np.abs(nu), -np.inf)
-    if np.max(box_wrong, initial=-np.inf) >= np.max(row_wrong, initial=-np.inf):
-        X[int(np.argmax(box_wrong))] = False
+    if np.max(box_violation, initial=-np.inf) >= np.max(row_violation, initial=-np.inf):
+        X[int(np.argmax(box_violation))] = True
     else:
-        W[int(np.argmax(row_wrong))] = False
+        W[int(np.argmax(row_violation))] = True
     return X, W
 
 
