@@ -43,3 +43,22 @@ def fd_gradient(fun: Any, x: Any, h: float = 1e-3) -> Any:
         e[i] = h
         out[i] = (fun(x - 2 * e) - 8 * fun(x - e) + 8 * fun(x + e) - fun(x + 2 * e)) / (12 * h)
     return out
+
+
+def max_follower(lower: Any, *, hessian: str = "hess", name: str | None = None) -> Any:
+    """The follower ``min |y - x|^2 / 2`` over ``y >= lower``: ``y = max(x, lower)``, with a
+    kink at every ``x_i = lower_i`` (the bound weakly active there). ``hessian``: its Hessian
+    as ``hess`` (dense) or as products (``hvp``)."""
+    lower = np.asarray(lower, dtype=float)
+    k = lower.size
+    eye = np.eye(k)
+    K = np.block([[eye, -eye], [-eye, eye]])
+    form = {"hvp": lambda x, y, v: K @ v} if hessian == "hvp" else {"hess": lambda x, y: K}
+    return nestopt.Level(
+        value=lambda x, y: 0.5 * (y - x) @ (y - x),
+        grad=lambda x, y: (x - y, y - x),
+        size=k,
+        name=name,
+        bounds=nestopt.Bounds(lower, np.full(k, np.inf)),
+        **form,
+    )

@@ -15,6 +15,7 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import max_follower
 
 import nestopt
 from nestopt.problems import bolib
@@ -24,15 +25,7 @@ pytest.importorskip("scipy")
 
 def _kinked(k, leader_value, leader_grad, leader_hess, x_bounds=None):
     """Follower y = max(x, 0) in R^k; the leader's callables take (x, y)."""
-    eye = np.eye(k)
-    follower = nestopt.Level(
-        value=lambda x, y: 0.5 * (y - x) @ (y - x),
-        grad=lambda x, y: (x - y, y - x),
-        hess=lambda x, y: np.block([[eye, -eye], [-eye, eye]]),
-        size=k,
-        name="follower",
-        bounds=nestopt.Bounds(np.zeros(k), np.full(k, np.inf)),
-    )
+    follower = max_follower(np.zeros(k), name="follower")
     leader = nestopt.Level(
         value=leader_value, grad=leader_grad, hess=leader_hess, size=k, bounds=x_bounds
     )

@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import max_follower
 
 import nestopt
 from nestopt.problems import nnls
@@ -207,12 +208,7 @@ def test_a_matrix_free_box_level_at_a_saddle_raises_as_a_dense_one_does():
 def test_a_weakly_active_bound_of_a_matrix_free_level_is_reported():
     # y = max(x, 0) with x_1 = 0: y_1 sits at its bound with a zero multiplier.
     eye = np.eye(2)
-    K = np.block([[eye, -eye], [-eye, eye]])
-    follower = nestopt.Level(
-        value=lambda x, y: 0.5 * (y - x) @ (y - x), grad=lambda x, y: (x - y, y - x),
-        hvp=lambda x, y, v: K @ v, size=2,
-        bounds=nestopt.Bounds(np.zeros(2), np.full(2, np.inf)),
-    )  # fmt: skip
+    follower = max_follower(np.zeros(2), hessian="hvp")
     leader = nestopt.Level(
         value=lambda x, y: float(y.sum()), grad=lambda x, y: (np.zeros(2), np.ones(2)),
         hess=lambda x, y: np.zeros((4, 4)), size=2,
@@ -283,15 +279,7 @@ def test_a_matrix_free_box_level_on_every_backend(xp):
 
 def _kinked(k, leader_value, leader_grad, leader_hess):
     """Follower y = max(x, 0) in R^k given by hvp only; the leader's callables take (x, y)."""
-    eye = np.eye(k)
-    K = np.block([[eye, -eye], [-eye, eye]])
-    follower = nestopt.Level(
-        value=lambda x, y: 0.5 * (y - x) @ (y - x),
-        grad=lambda x, y: (x - y, y - x),
-        hvp=lambda x, y, v: K @ v,
-        size=k,
-        bounds=nestopt.Bounds(np.zeros(k), np.full(k, np.inf)),
-    )
+    follower = max_follower(np.zeros(k), hessian="hvp")
     leader = nestopt.Level(value=leader_value, grad=leader_grad, hess=leader_hess, size=k)
     return nestopt.Problem([leader, follower])
 
@@ -324,15 +312,7 @@ def test_a_kink_minimum_with_a_smooth_direction_needs_the_second_order_test():
     # + x2^2 / 2 falls with slope -1 up to x1 = 1 and rises with slope +1 after: a kink in
     # x1, while x2 is smooth with zero slope at x2 = 0.2 on both pieces. First order leaves
     # x2 critical; the pieces' curvature along it (3) certifies the minimum.
-    eye = np.eye(2)
-    K = np.block([[eye, -eye], [-eye, eye]])
-    follower = nestopt.Level(
-        value=lambda x, y: 0.5 * (y - x) @ (y - x),
-        grad=lambda x, y: (x - y, y - x),
-        hvp=lambda x, y, v: K @ v,
-        size=2,
-        bounds=nestopt.Bounds(np.array([1.0, -np.inf]), np.full(2, np.inf)),
-    )
+    follower = max_follower([1.0, -np.inf], hessian="hvp")
     leader = nestopt.Level(
         value=lambda x, y: -x[0] + 2.0 * y[0] + (y[1] - 0.3) ** 2 + 0.5 * x[1] ** 2,
         grad=lambda x, y: (np.array([-1.0, x[1]]), np.array([2.0, 2.0 * (y[1] - 0.3)])),
@@ -348,15 +328,7 @@ def test_a_kink_minimum_with_a_smooth_direction_needs_the_second_order_test():
 def test_a_matrix_free_kink_that_is_a_maximum_along_x2_is_not_certified():
     # As above with -x2^2 (F = ... - 2 x2^2 + (y2 - 0.3)^2 curves down along x2): not a
     # minimum, never certified.
-    eye = np.eye(2)
-    K = np.block([[eye, -eye], [-eye, eye]])
-    follower = nestopt.Level(
-        value=lambda x, y: 0.5 * (y - x) @ (y - x),
-        grad=lambda x, y: (x - y, y - x),
-        hvp=lambda x, y, v: K @ v,
-        size=2,
-        bounds=nestopt.Bounds(np.array([1.0, -np.inf]), np.full(2, np.inf)),
-    )
+    follower = max_follower([1.0, -np.inf], hessian="hvp")
     leader = nestopt.Level(
         value=lambda x, y: -x[0] + 2.0 * y[0] + (y[1] - 0.3) ** 2 - 2.0 * x[1] ** 2,
         grad=lambda x, y: (np.array([-1.0, -4.0 * x[1]]), np.array([2.0, 2.0 * (y[1] - 0.3)])),

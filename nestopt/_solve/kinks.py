@@ -158,10 +158,10 @@ def _one_sided(run: Any, grad: Any, G: Any, R_below: Any) -> Any:
     return grad[:d1] + _stacked(run, G, R_below).T @ grad[d1:]
 
 
-def top_row_cone(run: Any, rows: Any, xs: Any) -> Any:
-    """``R_1 -> rows``: level 1's rows at a bound at ``xs`` (to ``sqrt(eps)`` of the bound's
-    size) as cone rows ``a dx <= 0`` of the leader's moves on a piece, each linearized with
-    the piece's response ``R_1`` (both signs for an equality)."""
+def top_row_cone(run: Any, rows: Any, xs: Any) -> tuple[Any, int]:
+    """``(R_1 -> rows, k)``: level 1's ``k`` rows at a bound at ``xs`` (to ``sqrt(eps)`` of
+    the bound's size) as cone rows ``a dx <= 0`` of the leader's moves on a piece, each
+    linearized with the piece's response ``R_1`` (both signs for an equality)."""
     J = np.asarray(to_numpy(rows.jacobian(xs)), dtype=float)
     c = np.asarray(to_numpy(rows.values(xs)), dtype=float)
     sets = RowSets.of(to_numpy(rows.lb), to_numpy(rows.ub))
@@ -183,7 +183,7 @@ def top_row_cone(run: Any, rows: Any, xs: Any) -> Any:
                 out.append(-a)
         return np.array(out) if out else np.zeros((0, d1))
 
-    return cone
+    return cone, int(held.size)
 
 
 def _top_cone(x: Any, box: Any) -> Any:

@@ -270,9 +270,7 @@ def _examine_top_kink(run: Run, top: TopNewton) -> Verdict | None:
     if not run.engine.constraint_report(point.state)["degenerate"]:
         return None
     rows = run.engine.nest.constraint_rows.get(1)
-    cone = None if rows is None else top_row_cone(run, rows, point.state.xs)
-    below = run.problem.dim - run.problem.sizes[0]
-    held = cone is not None and cone(np.zeros((below, run.problem.sizes[0]))).shape[0] > 0
+    cone, held = (None, 0) if rows is None else top_row_cone(run, rows, point.state.xs)
     return examine_kink(run, point, None, cone, second_order=not held)
 
 

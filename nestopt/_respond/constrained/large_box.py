@@ -107,6 +107,7 @@ class _Point:
         self.lin = OperatorLinearization(nest, j, self.below, self.g, mode)
         self.x = self.below.xs[j - 1]
         self.grad_own = self.lin.grad_own
+        self.products = self.lin.products  # the whole own block (a step may mask lin's)
 
 
 def solve_large_box_level(
@@ -185,8 +186,7 @@ def _free_step(nest: Nest, j: int, point: _Point, mask: Any, forcing: float, opt
     """``p_F = -A_FF^{-1} g_F`` by CG on the free variables (zero on the held ones); the
     steepest descent step ``-g_F`` where CG meets non-positive curvature."""
     lin = point.lin
-    lin.products = _Masked(lin.products.inner if isinstance(lin.products, _Masked) else
-                           lin.products, mask)  # fmt: skip
+    lin.products = _Masked(point.products, mask)
     rhs = point.grad_own * mask
     rtol = max(min(forcing, 0.5), opts.krylov_rtol)
     result = lin._krylov(rhs, rtol, opts, derivative=False)
@@ -249,9 +249,7 @@ def box_result(
     at_bound = at_lower | at_upper
     # The multipliers' scale: the gradient's, or curvature times size (|A x|: one product),
     # as a dense level's rows are judged; the warm start's first gradient may be tiny.
-    products = point.lin.products
-    inner = products.inner if isinstance(products, _Masked) else products
-    curvature = float(xp.max(xp.abs(inner.A(x)))) if x.shape[0] else 0.0
+    curvature = float(xp.max(xp.abs(point.products.A(x)))) if x.shape[0] else 0.0
     size = max(float(np.max(np.abs(host_g), initial=0.0)), first_gnorm, curvature, 1e-300)
     # A bound whose gradient points inward was reached to within the solve's tolerance
     # (the response sits that near it): released, as weakly active, never held with a
@@ -265,12 +263,7 @@ def box_result(
             level=j,
         )
     active = at_bound & ~weak
-    free = xp.asarray(np.where(active, 0.0, 1.0), dtype=g.dtype, device=device(g))
-    lin = OperatorLinearization(nest, j, point.below, point.g, mode)
-    lin.products = _Masked(lin.products, free)
-    lin.grad_own = point.grad_own * free
-    system = BoxSystem(lin, nest.config.levels[j - 1])
-    return system, np.where(active, -host_g, 0.0), active, weak
+    return system_at(nest, j, point, active, mode), np.where(active, -host_g, 0.0), active, weak
 
 
 def masked_system(nest: Nest, j: int, xs: tuple[Any, ...], held: Any, mode: str) -> BoxSystem:
@@ -309,7 +302,7 @@ def solve_on_mask(
     eps = float(xp.finfo(g.dtype).eps)
     for _ in range(maxiter + 1):
         lin = point.lin
-        lin.products = _Masked(lin.products, free)
+        lin.products = _Masked(point.products, free)
         result = lin._krylov(point.grad_own * free, opts.krylov_rtol, opts, derivative=True)
         if lin.products.watch.failed:
             raise lin.error("a piece of its response")

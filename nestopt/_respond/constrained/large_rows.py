@@ -68,8 +68,9 @@ def solve_large_rows_level(
     X = ((y <= lo) & (g > 0)) | ((y >= hi) & (g < 0))
     box_target = np.where(y >= hi, hi, lo)
     Jy = J_host @ y
-    W = (lb == ub) | (Jy <= lb) | (Jy >= ub)
-    row_target = np.where(lb == ub, lb, np.where(Jy >= ub, ub, lb))
+    equal = lb == ub
+    W = equal | (Jy <= lb) | (Jy >= ub)
+    row_target = np.where(equal, lb, np.where(Jy >= ub, ub, lb))
     seen: set[bytes] = set()
     stage = 0  # batches; then one change at a time, dropping first; then adding first
     for _ in range(CHANGES):
@@ -89,7 +90,7 @@ def solve_large_rows_level(
             ((box_target == lo) & (full < -sign)) | ((box_target == hi) & (full > sign))
         )
         add_rows = ~W & ((Jy < lb - 1e3 * eps * row_size) | (Jy > ub + 1e3 * eps * row_size))
-        inequality = W & (lb != ub)
+        inequality = W & ~equal
         drop_rows = inequality & (
             ((row_target == ub) & (nu < -sign)) | ((row_target == lb) & (nu > sign))
         )
@@ -99,7 +100,7 @@ def solve_large_rows_level(
         if unmet.any():
             drop_box |= X & np.any(J_host[unmet] != 0.0, axis=0)
         if not (add_box.any() or drop_box.any() or add_rows.any() or drop_rows.any()):
-            return _result(nest, j, point, rows, X, W, nu, full, size, J, C, text)
+            return _result(nest, j, point, rows, X, W, equal, nu, full, size, J, C, text)
         box_target = np.where(add_box & (y > hi), hi, np.where(add_box, lo, box_target))
         row_target = np.where(add_rows & (Jy > ub), ub, np.where(add_rows, lb, row_target))
         if stage == 0:
@@ -214,17 +215,13 @@ def _newton_on_set(
 
 
 def _result(
-    nest: Nest, j: int, point: Any, rows: ConstraintRows, X: Any, W: Any, nu: Any,
+    nest: Nest, j: int, point: Any, rows: ConstraintRows, X: Any, W: Any, equal: Any, nu: Any,
     full: Any, size: float, J: Any, C: Any, text: str,
 ) -> LevelSolution:  # fmt: skip
     """Vet the settled set (weak bounds and rows released) and build the Jacobian system."""
     xp = nest.xp
     mode = nest.config.curvature_mode(j)
     weak_box = X & (np.abs(full) <= WEAK * size)
-    equal = (
-        np.asarray(to_numpy(rows.lb), dtype=float)[: rows.general]
-        == np.asarray(to_numpy(rows.ub), dtype=float)[: rows.general]
-    )
     weak_rows = W & ~equal & (np.abs(nu) <= WEAK * size)
     held_box, held_rows = X & ~weak_box, W & ~weak_rows
     system = system_at(nest, j, point, held_box, mode)
