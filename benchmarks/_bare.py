@@ -26,6 +26,7 @@ __all__ = [
     "hypergradient",
     "adjoint_hypergradient",
     "floor_hypergradient",
+    "oracle_adjoint_hypergradient",
 ]
 
 
@@ -65,9 +66,10 @@ def kernels(name: str) -> Kernels:
     return _KERNELS[name]
 
 
-def _reduced_rows(Q: Any, c: Any, x: Any, R: Any, lo: int, hi: int) -> Any:
+def _reduced_rows(Q: Any, c: Any, x: Any, R: Any, lo: int, hi: int, g: Any = None) -> Any:
     """Level ``k``'s stationarity test and reduced rows ``c_k^T Q_k P_k`` (block ``lo:hi``)."""
-    g = Q @ x + c  # level k's gradient (at the bottom, its stationarity test is g[lo:hi])
+    if g is None:
+        g = Q @ x + c  # level k's gradient (at the bottom, its stationarity test is g[lo:hi])
     if R is None:
         return Q[lo:hi, :]
     Rk = R[:, lo:hi].T
@@ -201,3 +203,43 @@ def floor_hypergradient(
 
     g1 = Qs[0] @ x + cs[0]
     return g1[:p1] + vjp(0, g1[p1:])
+
+
+def oracle_adjoint_hypergradient(levels: Sequence[Any], xs: Sequence[Any], ops: Kernels) -> Any:
+    """`adjoint_hypergradient` making nestopt's oracle calls: the levels' own callables.
+
+    For a problem whose levels are quadratic (``quad``), at a solved point:
+    each lower level's ``grad`` and ``hess`` once, level 1's ``grad`` once
+    (nestopt's counts there), and the same linear algebra as
+    `adjoint_hypergradient`, with the Newton test of every lower level (one
+    solve with its factor, the step's size against the point's): what a
+    hand-written loop around the same callables would do, without checks.
+    """
+    sizes = [int(x.shape[0]) for x in xs]
+    prefix = _prefix(sizes)
+    n = len(sizes)
+    x = ops.concat(list(xs))
+    R = None
+    for k in range(n, 1, -1):
+        level = levels[k - 1]
+        g, Q = level.grad(*xs), level.hess(*xs)
+        lo, hi = prefix[k - 1], prefix[k]
+        row = _reduced_rows(Q, None, x, R, lo, hi, g)
+        grad_own = g[lo:hi] if R is None else g[lo:hi] + R[:, lo:hi].T @ g[hi:]
+        factor = ops.factor(row[:, lo:])
+        step = ops.solve(factor, grad_own)  # the Newton test at the solved point
+        _ = float(abs(step).max()) <= 1e-12 * max(float(abs(xs[k - 1]).max()), 1.0)
+        if k == 2:
+            break
+        G = -ops.solve(factor, row[:, :lo])
+        R = G if R is None else ops.concat([G, R[:, :lo] + R[:, lo:hi] @ G], axis=0)
+    g1 = levels[0].grad(*xs)
+    d1, d2 = sizes[0], sizes[1]
+    w = g1[d1:]
+    if R is None:
+        y, v = None, w[:d2]
+    else:
+        y = R.T @ w[d2:]
+        v = w[:d2] + y[d1 : d1 + d2]
+    top = -(row[:, :d1].T @ ops.solve(factor, v))
+    return g1[:d1] + top + (0 if y is None else y[:d1])

@@ -46,3 +46,19 @@ def dtype_name(dtype: Any) -> str:
         return name
     except TypeError:  # an unhashable dtype: no cache
         return str(dtype)
+
+
+_EPS: dict[tuple[Any, Any], float] = {}
+
+
+def machine_eps(xp: Any, dtype: Any) -> float:
+    """``xp.finfo(dtype).eps`` as a float, looked up once per dtype (every outer
+    iteration and line search asks)."""
+    key = (type(dtype), dtype)
+    try:
+        return _EPS[key]
+    except KeyError:
+        eps = _EPS[key] = float(xp.finfo(dtype).eps)
+        return eps
+    except TypeError:  # an unhashable dtype: no cache
+        return float(xp.finfo(dtype).eps)

@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .._backend.host import host_floats, to_numpy
+from .._backend.host import all_finite, host_floats, to_numpy
 from .._backend.names import dtype_name
 from .._errors import (
     NonFiniteError,
@@ -101,7 +101,7 @@ class Oracles:
 
     @classmethod
     def for_problem(cls, problem: Any, target: Target, **options: Any) -> Oracles:
-        texts = [problem.describe(k) for k in range(1, problem.n + 1)]
+        texts = tuple(map(problem.describe, range(1, problem.n + 1)))
         return cls(problem.levels, problem.sizes, texts, target, **options)
 
     # -- calls --------------------------------------------------------------
@@ -132,10 +132,11 @@ class Oracles:
     def grad(self, k: int, xs: Sequence[Any]) -> Any:
         """``grad f_k`` as a fresh ``(D,)`` array (always copied: it is cheap)."""
         out = self._call(k, "grad", xs)
-        flat = vector_layout(out, self.sizes, self.target, self._where(k, "grad"))
+        where = Where(k, self.level_texts[k - 1], "grad")
+        flat = vector_layout(out, self.sizes, self.target, where)
         if flat is out:
-            flat = self.xp.asarray(flat, copy=True)
-        self._check_finite(flat, self._where(k, "grad"), xs)
+            flat = flat.copy() if type(flat) is self.target.host_type else _copy(self.xp, flat)
+        self._check_finite(flat, where, xs)
         return flat
 
     def hess(self, k: int, xs: Sequence[Any], *, start: int = 0, keep: bool = False) -> Any:
@@ -267,7 +268,7 @@ class Oracles:
         return 1.5 + xp.cos(2.0 + 1.3 * index)  # in [0.5, 2.5]: never zero
 
     def _check_finite(self, out: Any, where: Where, xs: Sequence[Any]) -> None:
-        if self.check_finite and not bool(self.xp.all(self.xp.isfinite(out))):
+        if self.check_finite and not all_finite(self.xp, out):
             raise NonFiniteError(
                 f"{where} returned NaN or Inf at {abbreviate(xs, len(self.sizes))}; check "
                 "the callable at this point, or start closer to the solution",

@@ -8,7 +8,7 @@ Every check names the level, the callable and the block it concerns.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import array_api_compat as compat
 
@@ -19,9 +19,12 @@ from .._linalg.sparse import is_sparse
 __all__ = ["Where", "Target", "check_array", "vector_layout", "matrix_layout"]
 
 
-@dataclass(frozen=True)
-class Where:
-    """Which output is being checked: a level, one of its callables, a block of it."""
+class Where(NamedTuple):
+    """Which output is being checked: a level, one of its callables, a block of it.
+
+    (A named tuple: one is made for every checked output, and only read when a
+    check fails.)
+    """
 
     level: int
     level_text: str
@@ -34,7 +37,7 @@ class Where:
         )
 
     def at_block(self, block: str) -> Where:
-        return Where(self.level, self.level_text, self.callable, block)
+        return self._replace(block=block)
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ class Target:
     dtype: Any
 
     # ``numpy.ndarray`` on the NumPy backend (one device: an exact type check suffices)
-    host_type: type | None = field(init=False, default=None, compare=False, repr=False)
+    host_type: Any = field(init=False, default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if compat.is_numpy_namespace(self.xp):
@@ -105,16 +108,15 @@ def check_array(out: Any, target: Target, where: Where) -> Any:
 
 def vector_layout(out: Any, sizes: tuple[int, ...], target: Target, where: Where) -> Any:
     """A ``(D,)`` vector from one array or a sequence of per-level blocks (``None``: zero)."""
+    if type(out) is target.host_type and out.dtype == target.dtype:
+        if out.shape == (sum(sizes),):
+            return out  # a plain ndarray of the run's dtype and size: every check passes
     xp = target.xp
     dim, n = sum(sizes), len(sizes)
-    expected = (
-        f"expected an array of shape ({dim},) or a tuple of {n} arrays of shapes "
-        f"{tuple((d,) for d in sizes)} (None for a zero block)"
-    )
     if isinstance(out, (list, tuple)):
         if len(out) != n:
             raise OracleError(
-                f"{where} returned a sequence of length {len(out)}; " + expected,
+                f"{where} returned a sequence of length {len(out)}; " + _expected(sizes),
                 level=where.level,
             )
         parts = []
@@ -125,7 +127,7 @@ def vector_layout(out: Any, sizes: tuple[int, ...], target: Target, where: Where
             part = check_array(part, target, where.at_block(f"block {j}"))
             if tuple(part.shape) != (size,):
                 raise OracleError(
-                    f"{where}: block {j} has shape {tuple(part.shape)}; " + expected,
+                    f"{where}: block {j} has shape {tuple(part.shape)}; " + _expected(sizes),
                     level=where.level,
                 )
             parts.append(part)
@@ -133,9 +135,16 @@ def vector_layout(out: Any, sizes: tuple[int, ...], target: Target, where: Where
     out = check_array(out, target, where)
     if tuple(out.shape) != (dim,):
         raise OracleError(
-            f"{where} returned shape {tuple(out.shape)}; " + expected, level=where.level
+            f"{where} returned shape {tuple(out.shape)}; " + _expected(sizes), level=where.level
         )
     return out
+
+
+def _expected(sizes: tuple[int, ...]) -> str:
+    return (
+        f"expected an array of shape ({sum(sizes)},) or a tuple of {len(sizes)} arrays of "
+        f"shapes {tuple((d,) for d in sizes)} (None for a zero block)"
+    )
 
 
 def matrix_layout(

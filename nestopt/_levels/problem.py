@@ -151,6 +151,8 @@ class Problem:
         End of each level's block: ``s_k = d_1 + ... + d_k``.
     dim : int
         ``D = d_1 + ... + d_n``.
+    constrained : bool
+        Whether any level has bounds or constraints.
     """
 
     def __init__(self, levels: Sequence[Level]) -> None:
@@ -179,16 +181,23 @@ class Problem:
         self.offsets = tuple(offsets)
         self.ends = tuple(o + d for o, d in zip(self.offsets, self.sizes))
         self.dim = sum(self.sizes)
+        # Looked up by every level solve (levels are frozen, so these never change).
+        self._texts = tuple(_describe(k, level.name) for k, level in enumerate(levels, 1))
+        self._blocks = tuple(slice(o, e) for o, e in zip(self.offsets, self.ends))
+        self._constrained = any(level.constrained for level in levels)
+
+    @property
+    def constrained(self) -> bool:
+        """Whether any level has bounds or constraints."""
+        return self._constrained
 
     def describe(self, k: int) -> str:
         """``'level 2 ("attacker")'``: how messages name level ``k`` (1-based)."""
-        name = self.levels[k - 1].name
-        return f"level {k}" + (f" ({name!r})" if name and name != f"level {k}" else "")
+        return self._texts[k - 1]
 
     def block(self, k: int) -> slice:
         """Slice of level ``k`` (1-based) in the flat vector of all variables."""
-        start = self.offsets[k - 1]
-        return slice(start, start + self.sizes[k - 1])
+        return self._blocks[k - 1]
 
     def __repr__(self) -> str:
         names = ", ".join(
@@ -196,6 +205,10 @@ class Problem:
             for i, level in enumerate(self.levels, start=1)
         )
         return f"Problem(n={self.n}, {names})"
+
+
+def _describe(k: int, name: str | None) -> str:
+    return f"level {k}" + (f" ({name!r})" if name and name != f"level {k}" else "")
 
 
 def _is_linear(constraint: Any) -> bool:

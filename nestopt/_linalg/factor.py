@@ -53,6 +53,8 @@ class Factorization:
     negatives: int | None = None
 
     def solve(self, b: Any) -> Any:
+        if self.kind == "scipy_cholesky":  # LAPACK takes a vector or a matrix as it is
+            return _solve_scipy_cholesky(self, b)
         xp = self.xp
         vector = b.ndim == 1
         rhs = xp.reshape(b, (b.shape[0], 1)) if vector else b
@@ -178,7 +180,7 @@ def _cholesky(a: Any, xp: Any, family: str) -> Factorization:
     if family == "numpy" and scipy_linalg() is not None:
         # LAPACK's potrf/potrs directly: scipy.linalg's cho_factor/cho_solve wrappers cost
         # more than the factorization itself on the small blocks of many problems.
-        potrf, potrs = scipy_linalg().get_lapack_funcs(("potrf", "potrs"), (a,))
+        potrf, potrs = _lapack_cholesky(a)
         c, info = potrf(a, lower=1, clean=1, overwrite_a=0)
         if info != 0:
             raise FactorizationError(
@@ -187,7 +189,7 @@ def _cholesky(a: Any, xp: Any, family: str) -> Factorization:
                 else f"LAPACK potrf: illegal argument {-info}"
             )
         fact = Factorization("cholesky", "scipy_cholesky", a, (c, potrs), xp)
-        diag = xp.linalg.diagonal(c)
+        diag = c.diagonal()
     elif family == "torch":
         import torch
 
@@ -208,11 +210,26 @@ def _cholesky(a: Any, xp: Any, family: str) -> Factorization:
     return fact
 
 
+def _lapack_cholesky(a: Any) -> tuple[Any, Any]:
+    """LAPACK's ``potrf`` and ``potrs`` for ``a``'s dtype, looked up once per dtype."""
+    key = a.dtype.char
+    pair = _LAPACK.get(key)
+    if pair is None:
+        pair = _LAPACK[key] = scipy_linalg().get_lapack_funcs(("potrf", "potrs"), (a,))
+    return pair
+
+
+_LAPACK: dict[str, tuple[Any, Any]] = {}
+
+
 def _check_cholesky_diagonal(diag: Any, xp: Any) -> None:
     """Reject NaN pivots (CuPy signals failure so) and numerical singularity."""
     if diag.shape[0] == 0:
         return
-    smallest, largest = host_floats(xp, xp.min(diag), xp.max(diag))
+    if type(diag).__module__ == "numpy":  # host already: two reductions, no wrappers
+        smallest, largest = float(diag.min()), float(diag.max())
+    else:
+        smallest, largest = host_floats(xp, xp.min(diag), xp.max(diag))
     eps = float(xp.finfo(diag.dtype).eps)
     if not (smallest > 0.0) or not (largest < float("inf")):
         raise FactorizationError("non-positive or non-finite pivot")

@@ -131,7 +131,8 @@ def hypergradient(
     """
     run = _start(problem, x0, method, locals())
     state = run.engine.respond(run.xs)
-    warn_degenerate(run.problem, run.engine.constraint_report(state)["degenerate"])
+    if run.problem.constrained:
+        warn_degenerate(run.problem, run.engine.constraint_report(state)["degenerate"])
     return run.engine.hypergradient(state)
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
+from .._backend.names import dtype_name
 from .._derivatives.curvature import (
     CURVATURES,
     NEWTON_CURVATURES,
@@ -98,25 +100,78 @@ level_options=None, predict=True, newton_curvature='best')
 
 @dataclass(frozen=True)
 class ImplicitConfig:
-    """What the level solvers read: per-level settings and the curvature policy."""
+    """What the level solvers read: per-level settings and the curvature policy.
 
-    problem: Any
+    Built once per problem, method and dtype (`configure`); it holds no reference
+    to the problem, so that caching it keeps nothing alive.
+    """
+
     levels: tuple[LevelSettings, ...]
     curvature: str
     newton_curvature: str
     fd_step: float | None
     predict: bool
     residual_tol: float
+    eps: float
+    exactness: str
+    modes: tuple[tuple[str, str], ...]  # (Jacobian, Newton) curvature of each level
 
     def curvature_mode(self, j: int) -> str:
         """Curvature of level ``j``'s Jacobian (``'first_order'`` where the term is zero)."""
-        return "first_order" if term_is_zero(self.problem, j) else self.curvature
+        return self.modes[j - 1][0]
 
     def newton_mode(self, j: int) -> str:
         """Curvature of level ``j``'s Newton steps: the best the oracles allow, or the same."""
-        if self.newton_curvature == "same" or term_is_zero(self.problem, j):
-            return self.curvature_mode(j)
-        return "exact" if term_is_exact(self.problem, j) else "first_order"
+        return self.modes[j - 1][1]
+
+
+def _modes(problem: Any, curvature: str, newton_curvature: str) -> tuple[tuple[str, str], ...]:
+    """Each level's Jacobian curvature (first order where its term is zero) and its Newton
+    steps' (the best the oracles allow, or the same)."""
+    out = []
+    for j in range(1, problem.n + 1):
+        jacobian = "first_order" if term_is_zero(problem, j) else curvature
+        if newton_curvature == "same" or term_is_zero(problem, j):
+            newton = jacobian
+        else:
+            newton = "exact" if term_is_exact(problem, j) else "first_order"
+        out.append((jacobian, newton))
+    return tuple(out)
+
+
+# Each problem's configurations, by method (a frozen, hashable settings object) and dtype:
+# a loop of hypergradient calls on one problem checks its settings once.
+_CONFIGS: weakref.WeakKeyDictionary[Any, dict[tuple[Any, str], ImplicitConfig]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def configure(method: Implicit, problem: Any, xp: Any, dtype: Any) -> ImplicitConfig:
+    """The checked `ImplicitConfig` of ``method`` on ``problem`` in ``dtype`` (cached)."""
+    try:
+        cache = _CONFIGS.setdefault(problem, {})
+        key = (method, dtype_name(dtype))
+        config = cache.get(key)  # an unhashable method (level_options as a dict): no cache
+    except TypeError:
+        return _configure(method, problem, xp, dtype)
+    if config is None:
+        config = cache[key] = _configure(method, problem, xp, dtype)
+    return config
+
+
+def _configure(method: Implicit, problem: Any, xp: Any, dtype: Any) -> ImplicitConfig:
+    eps = float(xp.finfo(dtype).eps)
+    return ImplicitConfig(
+        levels=level_settings(problem, eps, dtype, method.level_options, method.linear_solver),
+        curvature=method.curvature,
+        newton_curvature=method.newton_curvature,
+        fd_step=method.fd_step,
+        predict=method.predict,
+        residual_tol=math.sqrt(eps),
+        eps=eps,
+        exactness=describe_exactness(problem, method.curvature),
+        modes=_modes(problem, method.curvature, method.newton_curvature),
+    )
 
 
 class ImplicitEngine:
@@ -127,19 +182,8 @@ class ImplicitEngine:
         self.problem = problem
         self.oracles = oracles
         self.xp = oracles.xp
-        self.exactness = describe_exactness(problem, method.curvature)
-        eps = float(self.xp.finfo(oracles.target.dtype).eps)
-        config = ImplicitConfig(
-            problem=problem,
-            levels=level_settings(
-                problem, eps, oracles.target.dtype, method.level_options, method.linear_solver
-            ),
-            curvature=method.curvature,
-            newton_curvature=method.newton_curvature,
-            fd_step=method.fd_step,
-            predict=method.predict,
-            residual_tol=math.sqrt(eps),
-        )
+        config = configure(method, problem, self.xp, oracles.target.dtype)
+        self.exactness = config.exactness
         self.nest = Nest(problem, oracles, config, solve_level, deadline=deadline)
         self.curvature = method.curvature
 

@@ -55,7 +55,7 @@ def start_run(
     """Check the arguments, copy the points onto the backend, bind the method."""
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a nestopt.Problem, got {type(problem).__name__}")
-    chosen = resolve_method(method, **method_keywords)
+    chosen = _resolve(method, method_keywords)
     check_choice("symmetry", symmetry, SYMMETRY_POLICIES)
     if not isinstance(check_finite, bool):
         raise TypeError(f"check_finite must be True or False, got {check_finite!r}")
@@ -68,6 +68,28 @@ def start_run(
     )
     engine = chosen.bind(problem, oracles, deadline=deadline)
     return Run(problem, xp, dev, points, oracles, chosen, engine)
+
+
+# Methods built from a name and keywords, by those (with their types: True and 1 are
+# different settings); a loop of calls with the same keywords checks them once.
+_METHODS: dict[tuple[Any, ...], Any] = {}
+
+
+def _resolve(method: Any, keywords: dict[str, Any]) -> Any:
+    if not isinstance(method, str):
+        return resolve_method(method, **keywords)
+    values = tuple(keywords.values())
+    key = (method, values, tuple(map(type, values)))
+    try:
+        chosen = _METHODS.get(key)
+    except TypeError:  # an unhashable keyword (level_options as a dict)
+        return resolve_method(method, **keywords)
+    if chosen is None:
+        chosen = resolve_method(method, **keywords)
+        if len(_METHODS) >= 256:
+            _METHODS.clear()
+        _METHODS[key] = chosen
+    return chosen
 
 
 def split_keywords(keywords: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

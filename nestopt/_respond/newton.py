@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .._backend.host import host_floats
+from .._backend.host import max_abs, max_abs_each
 from .._errors import (
     ConvergenceError,
     NestoptError,
@@ -50,7 +50,7 @@ def solve_level(nest: Nest, j: int, xs: tuple[Any, ...], settings: Any = None) -
     nest.stats.solves[j - 1] += 1
     below = nest.respond(j, xs)
     g = nest.oracles.grad(j, below.xs)
-    sqrt_eps = math.sqrt(float(xp.finfo(g.dtype).eps))
+    sqrt_eps = config.residual_tol  # sqrt(eps)
     newton_mode = config.newton_mode(j)
     scale = _norm(xp, xs[j - 1])
     previous = math.inf
@@ -72,14 +72,15 @@ def solve_level(nest: Nest, j: int, xs: tuple[Any, ...], settings: Any = None) -
         if first_gnorm is not None:
             forcing = _forcing(xp, lin, first_gnorm, amplification, opts.tol, scale)
         step = -lin.solve_step(forcing)
-        size, gnorm = host_floats(xp, xp.max(xp.abs(step)), xp.max(xp.abs(lin.grad_own)))
+        size, gnorm = max_abs_each(xp, step, lin.grad_own)
         if first_gnorm is None:
             first_gnorm = gnorm
         if gnorm > 0.0 and not lin.shifted:
             amplification = size / gnorm
         if iteration == 0:
             scale = max(scale, size)
-        scale = max(scale, _norm(xp, below.xs[j - 1]))
+        if below.xs[j - 1] is not xs[j - 1]:  # moved: its size may have grown
+            scale = max(scale, _norm(xp, below.xs[j - 1]))
         stalled = size >= previous and size <= sqrt_eps * scale
         if size <= opts.tol * scale or stalled:
             return _finish(nest, j, below, g, lin, iteration, size / max(scale, 1e-300), opts.tol)
@@ -105,7 +106,7 @@ def _forcing(
     """The relative Krylov residual of an inexact Newton step (matrix-free levels)."""
     # The residual shrinks with the gradient, relative to the first, so the steps converge
     # superlinearly ...
-    gnorm_now = float(xp.max(xp.abs(lin.grad_own)))
+    gnorm_now = max_abs(xp, lin.grad_own)
     forcing = min(0.1, gnorm_now / max(first_gnorm, 1e-300))
     if amplification is not None and tol > 0:
         # ... but not beyond what the stopping test needs: where the step this gradient
@@ -164,7 +165,7 @@ def _solved_at_start(
         return None
     if lin.shifted:
         return None
-    size = host_floats(xp, xp.max(xp.abs(step)))[0]
+    size = max_abs(xp, step)
     scale = max(scale, size, _norm(xp, below.xs[j - 1]))
     return lin if size <= tol * scale else None
 
@@ -251,7 +252,7 @@ def _line_search(
             continue
         # Near the solution the objective stops resolving decreases (rounding),
         # while the gradient norm still does: either test accepts the step.
-        accept = float(xp.max(xp.abs(grad_own))) <= (1.0 - 1e-4 * t) * gnorm
+        accept = max_abs(xp, grad_own) <= (1.0 - 1e-4 * t) * gnorm
         if f0 is not None and not accept:  # level j has a value
             f1 = float(oracles.value(j, trial_below.xs))
             accept = f1 <= f0 + 1e-4 * t * slope
@@ -282,4 +283,4 @@ def _moved(
 
 
 def _norm(xp: Any, x: Any) -> float:
-    return float(xp.max(xp.abs(x))) if x.shape[0] else 0.0
+    return max_abs(xp, x)

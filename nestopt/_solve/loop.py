@@ -6,6 +6,8 @@ import math
 import time
 from typing import Any
 
+from .._backend.host import max_abs
+from .._backend.names import machine_eps
 from .._errors import ConvergenceWarning, NestoptError, Status, TimeLimitError, warn_user
 from .._methods.run import Run
 from .._result import SolveResult
@@ -81,7 +83,7 @@ class Loop(Outcome):
         self.accepted = self.point
         self.pg = self._projected_norm(self.point)
         target = self.target = self.fixed_target or max(opts["gtol"] * self.pg, opts["gtol_abs"])
-        scale = float(xp.max(xp.abs(self.point.x))) if self.point.x.shape[0] else 0.0
+        scale = max_abs(xp, self.point.x)
         self._record(0.0)
         state = self.stepper.init(self.point)
         while True:
@@ -101,10 +103,10 @@ class Loop(Outcome):
                 self.status = self._rounding_limited(Status.LINE_SEARCH_FAILED)
                 return
             self.nit += 1
-            step = float(xp.max(xp.abs(new.x - self.point.x)))
+            step = max_abs(xp, new.x - self.point.x)
             if self.nit == 1:
                 scale = max(scale, step)
-            scale = max(scale, float(xp.max(xp.abs(new.x))))
+            scale = max(scale, max_abs(xp, new.x))
             self.point = self.accepted = new
             self.pg = self._projected_norm(new)
             self._record(step)
@@ -134,8 +136,8 @@ class Loop(Outcome):
         """
         fun = self.point.fun
         xp = self.xp
-        eps = float(xp.finfo(self.point.x.dtype).eps)
-        size = max(float(xp.max(xp.abs(self.point.x))), 1.0)
+        eps = machine_eps(xp, self.point.x.dtype)
+        size = max(max_abs(xp, self.point.x), 1.0)
         if fun is not None and self.pg * size <= 100.0 * eps * abs(fun):
             self.notes.append(
                 f"level 1 is stationary to rounding: the projected hypergradient {self.pg:.2e} "
@@ -155,13 +157,13 @@ class Loop(Outcome):
         """
         xp = self.xp
         g = point.grad
-        gmax = float(xp.max(xp.abs(g))) if g.shape[0] else 0.0
+        gmax = max_abs(xp, g)
         if self.identity or gmax == 0.0:
             return gmax
-        size = float(xp.max(xp.abs(point.x)))
-        eps = float(xp.finfo(g.dtype).eps)
+        size = max_abs(xp, point.x)
+        eps = machine_eps(xp, g.dtype)
         t = math.sqrt(eps) * (size if size > 0.0 else 1.0) / gmax
-        return float(xp.max(xp.abs(self.projector(point.x - t * g) - point.x))) / t
+        return max_abs(xp, self.projector(point.x - t * g) - point.x) / t
 
     def _record(self, step: float) -> None:
         history = self.history

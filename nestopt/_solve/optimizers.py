@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from array_api_compat import device
-
+from .._backend.host import max_abs
+from .._backend.names import machine_eps
 from .._errors import NestoptError
 from .._methods.options import check_count, check_number
 
@@ -87,7 +87,7 @@ def backtrack(
     tolerance is met. A lower level failing at a trial rejects that trial;
     if every trial failed so, that failure is raised.
     """
-    eps = float(xp.finfo(point.x.dtype).eps)
+    eps = machine_eps(xp, point.x.dtype)
     fun = point.fun
     assert fun is not None, "backtracking runs only when level 1 has a value"
     error: NestoptError | None = None
@@ -103,7 +103,7 @@ def backtrack(
             t *= 0.5
             continue
         evaluated = True
-        slope = float(xp.sum(point.grad * (x_new - point.x)))
+        slope = float(point.grad @ (x_new - point.x))
         assert new.fun is not None, "a point is evaluated with its value when level 1 has one"
         if new.fun <= fun + 1e-4 * slope + 10.0 * eps * abs(fun):
             return new, t
@@ -238,10 +238,14 @@ class LBFGS:
         box: tuple[Any, Any] | None = None,
     ) -> tuple[Point, _Pairs]:
         pairs = list(state.items)
-        free = _free(xp, point, box)
-        g = xp.where(free, point.grad, xp.zeros_like(point.grad))
-        d = -_two_loop(xp, pairs, g)
-        d = xp.where(free, d, xp.zeros_like(d))
+        if box is None:
+            g = point.grad
+            d = -_two_loop(xp, pairs, g)
+        else:
+            free = _free(xp, point, box)
+            g = xp.where(free, point.grad, xp.zeros_like(point.grad))
+            d = -_two_loop(xp, pairs, g)
+            d = xp.where(free, d, xp.zeros_like(d))
         if not float(d @ g) < 0.0:
             pairs = []
             d = -g
@@ -251,8 +255,8 @@ class LBFGS:
         if pairs:
             t = 1.0
         else:
-            size = float(xp.max(xp.abs(point.x))) if point.x.shape[0] else 0.0
-            t = max(size, 1.0) / max(float(xp.max(xp.abs(d))), 1e-300)
+            size = max_abs(xp, point.x)
+            t = max(size, 1.0) / max(max_abs(xp, d), 1e-300)
         try:
             new, _ = backtrack(xp, point, lambda t: project(point.x + t * d), t, evaluate)
         except LineSearchFailed:
@@ -264,12 +268,10 @@ class LBFGS:
         return new, _Pairs(_remember(xp, pairs, point, new, self.memory))
 
 
-def _free(xp: Any, point: Point, box: tuple[Any, Any] | None) -> Any:
-    free = xp.ones(point.x.shape, dtype=xp.bool, device=device(point.x))
-    if box is None:
-        return free
+def _free(xp: Any, point: Point, box: tuple[Any, Any]) -> Any:
+    """The variables that the box lets move along the negative gradient."""
     lower, upper = box
-    free = free & ~((point.x <= lower) & (point.grad > 0))
+    free = ~((point.x <= lower) & (point.grad > 0))
     return free & ~((point.x >= upper) & (point.grad < 0))
 
 

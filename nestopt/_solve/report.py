@@ -28,11 +28,12 @@ class Reporter:
         self.bar = progress_bar(progress, total, "nestopt.solve", "it")
 
     def iteration(self, nit: int, point: Any, pg: float, step: float) -> None:
-        fun = "-" if point.fun is None else f"{point.fun: .6e}"
-        line = f"iter {nit:5d}  F1 {fun}  |proj grad| {pg:.3e}  step {step:.3e}"
-        logger.debug(line)
-        if self.verbose:
-            print(line)
+        if self.verbose or logger.isEnabledFor(logging.DEBUG):  # formatted only when shown
+            fun = "-" if point.fun is None else f"{point.fun: .6e}"
+            line = f"iter {nit:5d}  F1 {fun}  |proj grad| {pg:.3e}  step {step:.3e}"
+            logger.debug(line)
+            if self.verbose:
+                print(line)
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix_str(f"|g| {pg:.2e}")
