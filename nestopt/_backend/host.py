@@ -8,7 +8,7 @@ from typing import Any
 import array_api_compat as compat
 import numpy as np
 
-__all__ = ["to_numpy", "host_floats", "max_abs", "max_abs_each", "all_finite"]
+__all__ = ["to_numpy", "host_floats", "max_abs", "max_abs_each", "all_finite", "all_equal"]
 
 # NumPy's ufunc reductions called directly: ``xp.max(xp.abs(x))`` through the
 # compatibility namespace and NumPy's Python-level wrappers costs about twice as
@@ -34,6 +34,14 @@ def max_abs_each(xp: Any, *arrays: Any) -> list[float]:
         return [max_abs(xp, x) for x in arrays]
     zero = xp.zeros((), dtype=arrays[0].dtype, device=compat.device(arrays[0]))
     return host_floats(xp, *(xp.max(xp.abs(x)) if x.shape[0] else zero for x in arrays))
+
+
+def all_equal(xp: Any, a: Any, b: Any) -> bool:
+    """Whether two arrays of one shape are equal entry by entry (bit for bit but for
+    signed zeros; NaN is never equal)."""
+    if type(a) is np.ndarray and type(b) is np.ndarray:
+        return bool(_ALL(a == b, axis=None))
+    return bool(xp.all(a == b))
 
 
 def all_finite(xp: Any, x: Any) -> bool:

@@ -118,14 +118,15 @@ class Oracles:
             )
         out = self._call(k, "value", xs)
         if isinstance(out, (int, float)) and not isinstance(out, bool):
-            out = self.xp.asarray(out, dtype=self.target.dtype, device=self.target.device)
+            out = self.target.scalar(out)  # a Python float, or a NumPy scalar (a float too)
         out = check_array(out, self.target, where)
-        if out.ndim != 0 and tuple(out.shape) != (1,):
-            raise OracleError(
-                f"{where} returned shape {tuple(out.shape)}; expected a scalar (shape ())",
-                level=k,
-            )
-        out = self.xp.reshape(out, ())
+        if out.ndim != 0:
+            if tuple(out.shape) != (1,):
+                raise OracleError(
+                    f"{where} returned shape {tuple(out.shape)}; expected a scalar (shape ())",
+                    level=k,
+                )
+            out = self.xp.reshape(out, ())
         self._check_finite(out, where, xs)
         return out
 
@@ -262,10 +263,22 @@ class Oracles:
         if constant_from is not None:
             mark_check_passed(level, constant_from, "finite", out.dtype)
 
-    def _probe(self, dim: int) -> Any:
-        xp = self.xp
-        index = xp.arange(dim, dtype=self.target.dtype, device=self.target.device)
-        return 1.5 + xp.cos(2.0 + 1.3 * index)  # in [0.5, 2.5]: never zero
+    def _probe(self, dim: int, which: str = "v") -> Any:
+        """A fixed probe vector of length ``dim``: ``v`` in [0.5, 2.5] (never zero), ``u``
+        another, independent of it. Made once per length and target (read only)."""
+        key = (self.target, dim, which)
+        probe = _PROBES.get(key)
+        if probe is None:
+            xp = self.xp
+            index = xp.arange(dim, dtype=self.target.dtype, device=self.target.device)
+            if which == "v":
+                probe = 1.5 + xp.cos(2.0 + 1.3 * index)
+            else:
+                probe = xp.sin(1.0 + 0.7 * index)
+            if len(_PROBES) >= 64:
+                _PROBES.clear()
+            _PROBES[key] = probe
+        return probe
 
     def _check_finite(self, out: Any, where: Where, xs: Sequence[Any]) -> None:
         if self.check_finite and not all_finite(self.xp, out):
@@ -292,9 +305,7 @@ class Oracles:
         dim = square.shape[0]
         if dim == 0:
             return
-        index = xp.arange(dim, dtype=square.dtype, device=self.target.device)
-        u = xp.sin(1.0 + 0.7 * index)
-        v = self._probe(dim)
+        u, v = self._probe(dim, "u"), self._probe(dim)
         hv = square @ v
         hu = square @ u
         gap, scale = host_floats(
@@ -316,6 +327,10 @@ class Oracles:
         raise SymmetryError(
             message + ". To use the rows as given anyway, pass symmetry='warn'", level=k
         )
+
+
+# Probe vectors by (target, length, which): a few small arrays, used read only.
+_PROBES: dict[tuple[Any, int, str], Any] = {}
 
 
 def _copy(xp: Any, a: Any) -> Any:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import array_api_compat as compat
+import numpy as np
 
 from .._backend.names import namespace_name
 from .._errors import OracleError, OracleTypeError
@@ -55,10 +56,14 @@ class Target:
         if compat.is_numpy_namespace(self.xp):
             object.__setattr__(self, "host_type", _ndarray())
 
+    def scalar(self, value: float) -> Any:
+        """A Python (or NumPy) number as a 0-d array of the run's dtype and device."""
+        if self.host_type is not None:
+            return np.asarray(value, dtype=self.dtype)
+        return self.xp.asarray(value, dtype=self.dtype, device=self.device)
+
 
 def _ndarray() -> type:
-    import numpy as np
-
     return np.ndarray
 
 

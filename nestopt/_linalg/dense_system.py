@@ -51,6 +51,7 @@ class DenseSystem:
         self.j = j
         self.residual_tol = residual_tol
         self._G: Any = None
+        self._cross_t: Any = None
         if factor.method != "cholesky":
             # A Cholesky factor that passed its pivot checks solves backward-stably;
             # LU and least squares can return a "solution" of an inconsistent system.
@@ -85,8 +86,10 @@ class DenseSystem:
         """``G_j^T v = -B^T A^{-1} v`` (``A`` symmetric): one solve."""
         if self._G is not None:
             return self.xp.matrix_transpose(self._G) @ v
-        cross_t = self.cross.T if is_sparse(self.cross) else self.xp.matrix_transpose(self.cross)
-        return -(cross_t @ self.solve(v))
+        if self._cross_t is None:  # a view, made once (every adjoint product uses it)
+            cross = self.cross
+            self._cross_t = cross.T if is_sparse(cross) else self.xp.matrix_transpose(cross)
+        return -(self._cross_t @ self.solve(v))
 
     def adjoint(self, v: Any) -> Any:
         """``nu = A^{-1} v``: the level's adjoint for another level's gradient ``v``."""

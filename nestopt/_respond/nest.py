@@ -15,6 +15,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._backend.host import all_equal
 from .._derivatives.compose import response_jvp, response_vjp, stack_response
 from .._errors import TimeLimitError
 from .._levels.oracles import Oracles
@@ -158,13 +159,21 @@ class Response:
         )
 
 
+def _same_points(xp: Any, first: tuple[Any, ...], second: tuple[Any, ...]) -> bool:
+    """Every level's variable bit-for-bit the same (compared until one differs)."""
+    for a, b in zip(first, second, strict=True):
+        if not same_arrays(xp, a, b):
+            return False
+    return True
+
+
 def same_arrays(xp: Any, first: Any, second: Any) -> bool:
     """Bit-for-bit equal (the same object, or equal shapes and entries)."""
     if first is second:
         return True
     if first is None or second is None or tuple(first.shape) != tuple(second.shape):
         return False
-    return bool(xp.all(first == second))
+    return all_equal(xp, first, second)
 
 
 class Nest:
@@ -224,9 +233,7 @@ class Nest:
         if k == self.problem.n:
             return Response(k, tuple(xs), None, self._proxy)
         cached = self._responses.get(k)
-        if cached is not None and all(
-            same_arrays(self.xp, a, b) for a, b in zip(cached[0], xs, strict=True)
-        ):
+        if cached is not None and _same_points(self.xp, cached[0], xs):
             self.stats.reused[k] += 1
             return cached[1]
         self.check_time()

@@ -33,6 +33,7 @@ class Loop(Outcome):
         self.started = started
         self.deadline = deadline
         self.accepted: Point | None = None
+        self.has_value = run.oracles.has(1, "value")
         self._work: list[int] = []
         self._warned_work = False
         # A loop restarted past a kink keeps the first loop's gradient target.
@@ -53,11 +54,7 @@ class Loop(Outcome):
                 start = engine.predict(self.accepted.state, x1)
             state = engine.respond(start)
             grad = engine.hypergradient(state)
-            fun = (
-                float(self.run.oracles.value(1, state.xs))
-                if self.run.oracles.has(1, "value")
-                else None
-            )
+            fun = float(self.run.oracles.value(1, state.xs)) if self.has_value else None
         finally:
             self.lower_seconds += time.perf_counter() - tic
         return Point(x1, fun, grad, state)

@@ -305,8 +305,10 @@ def _remember(
 def make_optimizer(optimizer: Any, options: dict[str, Any], has_value: bool, project: bool) -> Any:
     """The optimizer object for a name (with its shorthand options) or an object."""
     if isinstance(optimizer, (GradientDescent, Adam, LBFGS)) or (
-        not isinstance(optimizer, str) and isinstance(optimizer, Optimizer)
-    ):
+        optimizer is not None
+        and not isinstance(optimizer, str)
+        and isinstance(optimizer, Optimizer)
+    ):  # (a runtime protocol check costs tens of microseconds: not for None or a name)
         return optimizer
     if optimizer is None:
         optimizer = "lbfgs" if has_value and not project else "gd"
