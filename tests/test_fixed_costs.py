@@ -60,3 +60,85 @@ def test_float64_starts_are_copied_and_float32_keeps_its_precision():
     assert all(x.dtype == np.float32 for x in single)
     _, _, mixed = prepare_points(problem, [np.arange(5), xs[1]])  # integers: float64
     assert all(x.dtype == np.float64 for x in mixed)
+
+
+def test_cached_methods_still_refuse_keywords_of_the_wrong_type():
+    problem = quad(2, 5)
+    xs = _solved(problem)
+    nestopt.hypergradient(problem, xs, predict=True)  # cached under (True, bool)
+    with pytest.raises(TypeError, match="predict"):
+        nestopt.hypergradient(problem, xs, predict=1)  # equal to True, but not a bool
+
+
+def test_configurations_are_per_method_and_dtype():
+    # f_2 = |y - 2x|^2 / 2, f_1 = |x - 1|^2 / 2 + |y|^2 / 2: dF_1/dx = (x - 1) + 4x;
+    # written in the inputs' dtype, so one problem runs in float32 and float64.
+    lower = nestopt.Level(
+        grad=lambda x, y: np.concatenate([-2 * (y - 2 * x), y - 2 * x]),
+        hess=lambda x, y: np.array([[4.0, -2.0], [-2.0, 1.0]], dtype=x.dtype),
+        size=1,
+    )
+    upper = nestopt.Level(
+        grad=lambda x, y: np.concatenate([x - 1, y]),
+        hess=lambda x, y: np.eye(2, dtype=x.dtype),
+        size=1,
+    )
+    small = nestopt.Problem([upper, lower])
+    for dtype in (np.float64, np.float32, np.float64):
+        g = nestopt.hypergradient(small, [np.array([0.5], dtype), np.array([1.0], dtype)])
+        assert g.dtype == dtype
+        np.testing.assert_allclose(g, [(0.5 - 1) + 4 * 0.5], rtol=1e-6)
+    problem = quad(2, 5)
+    xs = _solved(problem)
+    g64 = nestopt.hypergradient(problem, xs)
+    # An unhashable method (level_options as a dict) is configured on every call, and applies.
+    method = nestopt.Implicit(level_options={"ridge": 1.0})
+    ridged = nestopt.hypergradient(problem, xs, method=method)
+    assert not np.allclose(ridged, g64)
+    np.testing.assert_array_equal(nestopt.hypergradient(problem, xs, method=method), ridged)
+    np.testing.assert_array_equal(nestopt.hypergradient(problem, xs), g64)
+
+
+def test_a_matrix_free_hypergradient_makes_no_product_a_bare_cg_would_not_but_its_test():
+    """At a solved point: the bare CG's products on the adjoint system and its cross
+    product, plus the follower's convergence test (one CG run to a relative residual of
+    0.5: one or two products); the true residual of the adjoint solve shares the cross
+    product's product."""
+    from dataclasses import replace
+
+    import scipy.sparse.linalg as sl
+
+    from nestopt.problems import group_ridge
+
+    p = 3000
+    problem = group_ridge(p, 300, 10, seed=0)
+    lam = np.full(10, -6.0)
+    xs = nestopt.best_response(problem, [lam, np.zeros(p)]).xs
+    learner = problem.levels[1]
+    calls = [0]
+
+    def hvp(*args):
+        calls[0] += 1
+        return learner.hvp(*args)
+
+    counted = nestopt.Problem([problem.levels[0], replace(learner, hvp=hvp)])
+    nestopt.hypergradient(counted, xs)  # the once-per-level symmetry probe
+    calls[0] = 0
+    g = nestopt.hypergradient(counted, xs)
+    ours = calls[0]
+    zeros = np.zeros(10)
+    iterations = [0]
+    operator = sl.LinearOperator(
+        (p, p), matvec=lambda v: learner.hvp(*xs, np.concatenate([zeros, v]))[10:]
+    )
+    _, w = problem.levels[0].grad(*xs)
+    rtol = 0.01 * np.sqrt(np.finfo(float).eps)  # nestopt's default krylov_rtol
+
+    def count(_):
+        iterations[0] += 1
+
+    y, info = sl.cg(operator, w, rtol=rtol, maxiter=10_000, callback=count)
+    assert info == 0
+    bare = -learner.hvp(*xs, np.concatenate([zeros, y]))[:10]
+    np.testing.assert_allclose(g, bare, rtol=1e-8, atol=1e-12 * np.max(np.abs(bare)))
+    assert ours <= iterations[0] + 1 + 2, (ours, iterations[0])

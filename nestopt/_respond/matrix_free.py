@@ -87,7 +87,8 @@ class LevelProducts:
                 out = out - extra
         return out
 
-    def _own_vector(self, u: Any) -> Any:
+    def own_vector(self, u: Any) -> Any:
+        """``(0, u)``: a move of level ``j``'s own variable in the levels ``<= j``."""
         if self.own.start == 0:
             return u
         if self._zeros is None:  # the upper variables' zeros, made once per point
@@ -96,7 +97,7 @@ class LevelProducts:
 
     def A(self, u: Any) -> Any:
         """``H_j[j, j] u``: one product with the level's Hessian (and the responses below)."""
-        return self.reduced(self._own_vector(u))[self.own]
+        return self.reduced(self.own_vector(u))[self.own]
 
     def A_watched(self, u: Any) -> Any:
         """``A u``, its Rayleigh quotient recorded (MINRES, which reports no Lanczos matrix)."""
@@ -113,7 +114,7 @@ class LevelProducts:
         return self.reduced(z)[self.own]
 
     def BT(self, v: Any) -> Any:
-        return self.reduced(self._own_vector(v))[: self.own.start]
+        return self.reduced(self.own_vector(v))[: self.own.start]
 
 
 class OperatorLinearization:
@@ -128,6 +129,8 @@ class OperatorLinearization:
         self.method = nest.config.levels[j - 1].linear_solver
         self.shifted = False
         self.A = None
+        # The last true-residual product of a derivative solve: (x, H_j (0, x)).
+        self.last_product: tuple[Any, Any] | None = None
 
     def solve_step(self, forcing: float = 0.1) -> Any:
         """``A^{-1} grad`` to a relative residual ``forcing`` (at least the level's
@@ -218,8 +221,9 @@ def _cg_solve(
     restarts from ``x`` only while that misses ``rtol`` and still improves.
     """
     xp = lin.nest.xp
-    A = lin.products.A
-    watch = lin.products.watch
+    products = lin.products
+    A = products.A
+    watch = products.watch
     norm_b = float(xp.linalg.vector_norm(rhs))
     if not norm_b > 0.0:
         return CGRun(xp.zeros_like(rhs), 0, 0.0 if norm_b == 0.0 else math.nan)
@@ -229,7 +233,15 @@ def _cg_solve(
         return run
     iterations, best = run.iterations, math.inf
     while True:
-        residual = float(xp.linalg.vector_norm(rhs - A(run.x))) / norm_b
+        # The whole reduced product H_j (0, x): its own rows give A x for the true residual,
+        # its upper rows B^T x, the cross product an adjoint is solved for (kept for it).
+        if isinstance(products, LevelProducts):
+            full = products.reduced(products.own_vector(run.x))
+            lin.last_product = (run.x, full)
+            product = full[products.own]
+        else:  # a masked block (bounds held): its products are not the level's whole rows
+            product = A(run.x)
+        residual = float(xp.linalg.vector_norm(rhs - product)) / norm_b
         if residual <= rtol or iterations >= maxiter or not residual < 0.5 * best:
             break  # met, out of iterations, or stagnating at rounding
         best = residual
@@ -317,7 +329,11 @@ class OperatorSystem:
     def GT_apply(self, v: Any) -> Any:
         if v.ndim == 2:
             return self.xp.stack([self.GT_apply(v[:, i]) for i in range(v.shape[1])], axis=1)
-        return -self.products.BT(self.adjoint(v))
+        nu = self.adjoint(v)
+        last = self.lin.last_product
+        if last is not None and last[0] is nu:  # its residual's product holds B^T nu
+            return -last[1][: self.products.own.start]
+        return -self.products.BT(nu)
 
     def G_columns(self, cols: slice) -> Any:
         """``G_j[:, cols]``, from ``G_j`` formed column by column."""
