@@ -34,7 +34,9 @@ def prepare_points(
     copy across devices then); otherwise the backend in force applies.
     ``problem`` needs ``n``, ``sizes`` and ``describe(k)``.
     """
-    if isinstance(xs, (str, bytes)) or not isinstance(xs, Sequence):
+    if type(xs) not in (list, tuple) and (
+        isinstance(xs, (str, bytes)) or not isinstance(xs, Sequence)
+    ):
         raise TypeError(
             f"xs must be a sequence of {problem.n} per-level arrays, got {type(xs).__name__}"
         )

@@ -273,7 +273,10 @@ def get_backend(backend: str | Backend | None = None, device: str | None = None)
         return _validated(env_name, env_device, "environment")
     if env_device is not None and env_device.strip():
         return _validated("numpy", env_device, "environment")
-    return Backend("numpy", None, "default")
+    return _DEFAULT
+
+
+_DEFAULT = Backend("numpy", None, "default")  # frozen: one serves every call
 
 
 def get_namespace(backend: str | Backend | None = None) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 import array_api_compat as compat
 
 from .._backend.host import host_floats
-from .._backend.names import kernel_family
+from .._backend.names import kernel_family, machine_eps
 from .._errors import FactorizationError
 from .sparse import identity_like, is_sparse, sparse_extremes, sparse_factor
 from .triangular import backward_substitution, forward_substitution
@@ -36,12 +36,14 @@ DENSE_SOLVERS = ("cholesky", "lu", "lstsq")
 LINEAR_SOLVERS = (*DENSE_SOLVERS, "cg", "minres")
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False, slots=True)
 class Factorization:
     """A factored square matrix ``a``; ``solve(b)`` returns ``a^{-1} b``.
 
     ``kind`` says which kernel is used, so users and tests can see the choice;
-    ``shift`` is the diagonal shift added before factoring (0 for none).
+    ``shift`` is the diagonal shift added before factoring (0 for none). Not
+    changed once made (one is made per factorization: not a frozen dataclass,
+    whose construction costs several times more).
     """
 
     method: str
@@ -230,7 +232,7 @@ def _check_cholesky_diagonal(diag: Any, xp: Any) -> None:
         smallest, largest = float(diag.min()), float(diag.max())
     else:
         smallest, largest = host_floats(xp, xp.min(diag), xp.max(diag))
-    eps = float(xp.finfo(diag.dtype).eps)
+    eps = machine_eps(xp, diag.dtype)
     if not (smallest > 0.0) or not (largest < float("inf")):
         raise FactorizationError("non-positive or non-finite pivot")
     if (largest / smallest) ** 2 * eps > 1.0:
