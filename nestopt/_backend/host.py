@@ -30,8 +30,13 @@ def max_abs(xp: Any, x: Any) -> float:
 
 def max_abs_each(xp: Any, *arrays: Any) -> list[float]:
     """`max_abs` of several arrays, in one device-to-host copy off the host."""
-    if all(type(x) is np.ndarray for x in arrays):
-        return [max_abs(xp, x) for x in arrays]
+    out = []
+    for x in arrays:
+        if type(x) is not np.ndarray:
+            break
+        out.append(float(_MAXIMUM(_ABS(x), axis=None)) if x.size else 0.0)
+    else:  # all on the host
+        return out
     zero = xp.zeros((), dtype=arrays[0].dtype, device=compat.device(arrays[0]))
     return host_floats(xp, *(xp.max(xp.abs(x)) if x.shape[0] else zero for x in arrays))
 

@@ -97,6 +97,7 @@ class Oracles:
         self.check_finite = check_finite
         self.symmetry = symmetry
         self.counts = {name: [0] * len(self.levels) for name in _CALLABLES}
+        self._flat = (self.dim,)  # the shape of every gradient
         self._symmetry_checked: set[int] = set()
 
     @classmethod
@@ -110,7 +111,7 @@ class Oracles:
         return getattr(self.levels[k - 1], name) is not None
 
     def value(self, k: int, xs: Sequence[Any]) -> Any:
-        where = self._where(k, "value")
+        where = Where(k, self.level_texts[k - 1], "value")
         if self.levels[k - 1].value is None:
             raise ValueError(
                 f"{self.level_texts[k - 1]} has no value callable, which this computation "
@@ -127,17 +128,22 @@ class Oracles:
                     level=k,
                 )
             out = self.xp.reshape(out, ())
-        self._check_finite(out, where, xs)
+        if self.check_finite and not all_finite(self.xp, out):
+            self._check_finite(out, where, xs)
         return out
 
     def grad(self, k: int, xs: Sequence[Any]) -> Any:
         """``grad f_k`` as a fresh ``(D,)`` array (always copied: it is cheap)."""
         out = self._call(k, "grad", xs)
-        where = Where(k, self.level_texts[k - 1], "grad")
-        flat = vector_layout(out, self.sizes, self.target, where)
-        if flat is out:
-            flat = flat.copy() if type(flat) is self.target.host_type else _copy(self.xp, flat)
-        self._check_finite(flat, where, xs)
+        target = self.target
+        if type(out) is target.host_type and out.dtype == target.dtype and out.shape == self._flat:
+            flat = out.copy()  # a plain ndarray of the run's dtype and shape: checked
+        else:
+            flat = vector_layout(out, self.sizes, target, Where(k, self.level_texts[k - 1], "grad"))
+            if flat is out:
+                flat = _copy(self.xp, flat)
+        if self.check_finite and not all_finite(self.xp, flat):
+            self._check_finite(flat, Where(k, self.level_texts[k - 1], "grad"), xs)
         return flat
 
     def hess(self, k: int, xs: Sequence[Any], *, start: int = 0, keep: bool = False) -> Any:

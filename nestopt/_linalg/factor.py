@@ -56,7 +56,11 @@ class Factorization:
 
     def solve(self, b: Any) -> Any:
         if self.kind == "scipy_cholesky":  # LAPACK takes a vector or a matrix as it is
-            return _solve_scipy_cholesky(self, b)
+            c, potrs = self.factor
+            x, info = potrs(c, b, lower=1)
+            if info != 0:
+                raise FactorizationError(f"LAPACK potrs: illegal argument {-info}")
+            return x
         xp = self.xp
         vector = b.ndim == 1
         rhs = xp.reshape(b, (b.shape[0], 1)) if vector else b
@@ -242,14 +246,6 @@ def _check_cholesky_diagonal(diag: Any, xp: Any) -> None:
         )
 
 
-def _solve_scipy_cholesky(f: Factorization, b: Any) -> Any:
-    c, potrs = f.factor
-    x, info = potrs(c, b, lower=1)
-    if info != 0:
-        raise FactorizationError(f"LAPACK potrs: illegal argument {-info}")
-    return x
-
-
 def _solve_scipy_lu(f: Factorization, b: Any) -> Any:
     return scipy_linalg().lu_solve(f.factor, b, check_finite=False)
 
@@ -290,7 +286,6 @@ def _solve_splu(f: Factorization, b: Any) -> Any:
 
 
 _SOLVERS = {
-    "scipy_cholesky": _solve_scipy_cholesky,
     "scipy_lu": _solve_scipy_lu,
     "torch_cholesky": _solve_torch_cholesky,
     "cupy_cholesky": _solve_cupy_cholesky,

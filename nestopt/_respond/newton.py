@@ -46,7 +46,6 @@ def solve_level(nest: Nest, j: int, xs: tuple[Any, ...], settings: Any = None) -
     if problem.levels[j - 1].constrained:
         return solve_constrained_level(nest, j, xs, settings)
     opts = settings or config.levels[j - 1]
-    text = problem.describe(j)
     nest.stats.solves[j - 1] += 1
     below = nest.respond(j, xs)
     g = nest.oracles.grad(j, below.xs)
@@ -93,11 +92,13 @@ def solve_level(nest: Nest, j: int, xs: tuple[Any, ...], settings: Any = None) -
                 return _finish(
                     nest, j, below, g, lin, iteration, size / max(scale, 1e-300), opts.tol
                 )
-            raise _no_decrease(exc, lin, text, j, gnorm, size / max(scale, 1e-300)) from None
+            raise _no_decrease(
+                exc, lin, problem.describe(j), j, gnorm, size / max(scale, 1e-300)
+            ) from None
         nest.stats.newton[j - 1] += 1
         previous = size
     assert lin is not None
-    raise _not_converged(lin, text, j, opts, gnorm, size / max(scale, 1e-300))
+    raise _not_converged(lin, problem.describe(j), j, opts, gnorm, size / max(scale, 1e-300))
 
 
 def _forcing(
