@@ -10,9 +10,9 @@ relative residual, with the same Hessian-vector products, plus ``B^T y``.
 Both sides' Hessian-vector products are counted: nestopt's convergence test
 is a Newton-CG step on the follower to a relative residual of 0.5 (it checks
 that the point is solved rather than trusting it), and its adjoint solve checks
-its true residual with one more product; the two products of the symmetry
-probe of ``hvp``, made once per level object, are left out of the count (a
-warm-up call makes them) but are in the timings' first round only.
+its true residual with the product that also gives ``B^T y``; the two products
+of the symmetry probe of ``hvp``, made once per level object, are left out
+(a counted warm-up call makes them before the timed rounds).
 Also the cold hypergradient (the follower solved from zero first) and the
 peak resident memory of the process (which holds no ``p x p`` matrix).
 
@@ -23,7 +23,9 @@ follower's optimality condition ``grad_theta f_2 = 0`` with
 solution given (jaxopt checks nothing about it), the data as
 ``jax.experimental.sparse.BCOO``, float64, ``jax.jit`` of ``jax.grad``:
 ``jaxopt_cold_s`` includes the compile, ``jaxopt_warm_s`` is the median of
-the calls after it. Otherwise those columns are skipped with the reason printed.
+the calls after it, timed in turns with nestopt and the bare CG (round after
+round, the order rotating, so that the machine's load hits all three alike). Otherwise those
+columns are skipped with the reason printed.
 
 A second table (issue 24) times a *box-constrained* large follower,
 `nestopt.problems.nnls(p)` (nonnegative least squares on sparse data, about
@@ -122,28 +124,17 @@ def jaxopt_hypergradient(problem: Any, theta: Any, rtol: float) -> Any:
     return lambda lam: grad(jnp.asarray(lam), data)
 
 
-def jaxopt_columns(problem: Any, lam: Any, theta: Any, rtol: float, repeats: int, g: Any) -> dict:
-    """jaxopt's cold (compile included) and warm times, or why they are missing."""
+def jaxopt_build(problem: Any, lam: Any, theta: Any, rtol: float) -> tuple[Any, float] | str:
+    """jaxopt's hypergradient function and its cold time (compile included), or why not."""
     try:
         import jax  # noqa: F401
         import jaxopt  # noqa: F401
     except ImportError as exc:
-        return {"skipped": f"jax/jaxopt not importable ({exc})"}
+        return f"jax/jaxopt not importable ({exc})"
     tic = time.perf_counter()
     grad = jaxopt_hypergradient(problem, theta, rtol)
-    out = grad(lam).block_until_ready()
-    cold = time.perf_counter() - tic
-    warm = []
-    for _ in range(repeats):
-        tic = time.perf_counter()
-        grad(lam).block_until_ready()
-        warm.append(time.perf_counter() - tic)
-    ours = np.asarray(out)
-    return {
-        "jaxopt_cold_s": cold,
-        "jaxopt_warm_s": float(np.median(warm)),
-        "jaxopt_rel_diff": float(np.max(np.abs(ours - g)) / np.max(np.abs(g))),
-    }
+    grad(lam).block_until_ready()
+    return grad, time.perf_counter() - tic
 
 
 def _counting(problem: Any) -> tuple[Any, list[int]]:
@@ -167,44 +158,62 @@ def case(p: int, samples: int, repeats: int) -> dict[str, Any]:
     cold_s = time.perf_counter() - tic
     xs = cold.xs
     rtol = 0.01 * np.sqrt(np.finfo(float).eps)  # nestopt's default krylov_rtol
-    ours, bare = [], []
-    for _ in range(repeats):
-        tic = time.perf_counter()
-        g = nestopt.hypergradient(problem, xs)
-        ours.append(time.perf_counter() - tic)
-        tic = time.perf_counter()
-        g_bare, iterations = bare_hypergradient(problem, xs[0], xs[1], rtol)
-        bare.append(time.perf_counter() - tic)
     counted, calls = _counting(problem)
     nestopt.hypergradient(counted, xs)  # the once-per-level-object symmetry probe
     calls[0] = 0
-    nestopt.hypergradient(counted, xs)
+    g = nestopt.hypergradient(counted, xs)
     hvp_nestopt = calls[0]
     calls[0] = 0
-    bare_hypergradient(counted, xs[0], xs[1], rtol)
+    g_bare, iterations = bare_hypergradient(counted, xs[0], xs[1], rtol)
     hvp_bare = calls[0]
-    ratio = float(np.median(np.array(ours) / np.array(bare)))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before jax is loaded
+    built = jaxopt_build(problem, lam, xs[1], rtol)
+    fns = {
+        "nestopt": lambda: nestopt.hypergradient(problem, xs),
+        "bare": lambda: bare_hypergradient(problem, xs[0], xs[1], rtol),
+    }
+    if isinstance(built, str):
+        print(f"  jaxopt columns skipped: {built}", flush=True)
+    else:
+        jaxopt_grad = built[0]
+        fns["jaxopt"] = lambda: jaxopt_grad(lam).block_until_ready()
+    # In turns, round after round: a drift in the machine's load hits every side alike. The
+    # order rotates from round to round, so that no side always runs right after jax's
+    # (whose worker threads may still be busy when its call returns).
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    names = list(fns)
+    for round_ in range(repeats):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            tic = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - tic)
+    ours, bare = np.array(times["nestopt"]), np.array(times["bare"])
     row = {
         "p": p,
         "samples": samples,
         "cold_s": cold_s,
         "nestopt_s": float(np.median(ours)),
         "bare_cg_s": float(np.median(bare)),
-        "ratio": ratio,
+        "ratio": float(np.median(ours / bare)),
         "hvp_nestopt": hvp_nestopt,
         "hvp_bare": hvp_bare,
         "cg_iterations_bare": iterations,
         "rel_diff": float(np.max(np.abs(g - g_bare)) / np.max(np.abs(g_bare))),
-        "peak_rss_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_MB": peak,
     }
-    jaxopt = jaxopt_columns(problem, lam, xs[1], rtol, repeats, g)  # after nestopt's peak
-    if "skipped" in jaxopt:
-        print(f"  jaxopt columns skipped: {jaxopt['skipped']}", flush=True)
-    else:
-        row.update(jaxopt)
-        row["nestopt_over_jaxopt_warm"] = row["nestopt_s"] / jaxopt["jaxopt_warm_s"]
+    if not isinstance(built, str):
+        warm = np.array(times["jaxopt"])
+        out = np.asarray(jaxopt_grad(lam))
+        row.update(
+            jaxopt_cold_s=built[1],
+            jaxopt_warm_s=float(np.median(warm)),
+            jaxopt_rel_diff=float(np.max(np.abs(out - g)) / np.max(np.abs(g))),
+            nestopt_over_jaxopt_warm=float(np.median(ours / warm)),
+            bare_over_jaxopt_warm=float(np.median(bare / warm)),
+        )
     print(f"  p={p}: nestopt {row['nestopt_s']:.3g} s, bare CG {row['bare_cg_s']:.3g} s, "
-          f"ratio {ratio:.3g}", flush=True)  # fmt: skip
+          f"ratio {row['ratio']:.3g}", flush=True)  # fmt: skip
     return row
 
 
@@ -316,12 +325,13 @@ def main() -> None:
     )
     results: dict[str, Any] = {"machine": info}
     if "ridge" in parts:
-        rows = [case(p, n, 3 if args.quick else 5) for p, n in sizes]
+        rows = [case(p, n, 3 if args.quick else 9) for p, n in sizes]
         print_table(
             rows,
             list(rows[0]),
             f"group_ridge at lam = {LAMBDA}, follower solved: hypergradient against one bare "
-            "scipy CG of its adjoint system (median seconds; ratio: median of per-round ratios)",
+            "scipy CG of its adjoint system and jaxopt's warm call, timed in turns (median "
+            "seconds; ratios: medians of per-round ratios; peak RSS before jax is loaded)",
         )
         results["rows"] = rows
     if "nnls" in parts:
