@@ -8,7 +8,7 @@ from typing import Any
 import array_api_compat as compat
 import numpy as np
 
-__all__ = ["to_numpy", "host_floats", "max_abs", "max_abs_each", "all_finite", "all_equal"]
+__all__ = ["to_numpy", "host_floats", "max_abs", "all_finite", "all_equal"]
 
 # NumPy's ufunc reductions called directly: ``xp.max(xp.abs(x))`` through the
 # compatibility namespace and NumPy's Python-level wrappers costs about twice as
@@ -26,19 +26,6 @@ def max_abs(xp: Any, x: Any) -> float:
     if x.shape[0] == 0:
         return 0.0
     return float(xp.max(xp.abs(x)))
-
-
-def max_abs_each(xp: Any, *arrays: Any) -> list[float]:
-    """`max_abs` of several arrays, in one device-to-host copy off the host."""
-    out = []
-    for x in arrays:
-        if type(x) is not np.ndarray:
-            break
-        out.append(float(_MAXIMUM(_ABS(x), axis=None)) if x.size else 0.0)
-    else:  # all on the host
-        return out
-    zero = xp.zeros((), dtype=arrays[0].dtype, device=compat.device(arrays[0]))
-    return host_floats(xp, *(xp.max(xp.abs(x)) if x.shape[0] else zero for x in arrays))
 
 
 def all_equal(xp: Any, a: Any, b: Any) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .._backend.host import max_abs, max_abs_each
+from .._backend.host import max_abs
 from .._errors import (
     ConvergenceError,
     NestoptError,
@@ -57,6 +57,7 @@ def solve_level(nest: Nest, j: int, xs: tuple[Any, ...], settings: Any = None) -
     first_gnorm = None
     amplification = None  # |step| / |gradient| of the last step: how A^{-1} scales
     forcing = 0.5  # the first step (or the test at a solved point) needs little accuracy
+    gnorm = math.nan
     jacobian_mode = config.curvature_mode(j)
     if newton_mode != jacobian_mode:
         # Newton steps take the better curvature, the Jacobian another: where the start is
@@ -71,11 +72,7 @@ def solve_level(nest: Nest, j: int, xs: tuple[Any, ...], settings: Any = None) -
         if first_gnorm is not None:
             forcing = _forcing(xp, lin, first_gnorm, amplification, opts.tol, scale)
         step = -lin.solve_step(forcing)
-        size, gnorm = max_abs_each(xp, step, lin.grad_own)
-        if first_gnorm is None:
-            first_gnorm = gnorm
-        if gnorm > 0.0 and not lin.shifted:
-            amplification = size / gnorm
+        size = max_abs(xp, step)
         if iteration == 0:
             scale = max(scale, size)
         if below.xs[j - 1] is not xs[j - 1]:  # moved: its size may have grown
@@ -83,6 +80,11 @@ def solve_level(nest: Nest, j: int, xs: tuple[Any, ...], settings: Any = None) -
         stalled = size >= previous and size <= sqrt_eps * scale
         if size <= opts.tol * scale or stalled:
             return _finish(nest, j, below, g, lin, iteration, size / max(scale, 1e-300), opts.tol)
+        gnorm = max_abs(xp, lin.grad_own)  # (not needed where the first test passes)
+        if first_gnorm is None:
+            first_gnorm = gnorm
+        if gnorm > 0.0 and not lin.shifted:
+            amplification = size / gnorm
         if iteration == opts.maxiter:
             break
         try:
