@@ -373,3 +373,34 @@ def test_warm_started_outer_iterations_give_the_cold_hypergradients():
     for xs, hypergrad in seen:
         cold = nestopt.hypergradient(problem, [xs[0], np.zeros(2_000)])
         assert relative_error(hypergrad, cold) <= 1e-7
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["own block, every call", "own block, from the 4th call", "one Inf in the own block",
+     "upper rows only"],
+)  # fmt: skip
+def test_nan_or_inf_from_an_hvp_is_reported_by_name(where):
+    """CG tests its products through ``p^T A p`` rather than a sum of its own: whatever entry
+    of a product is NaN or Inf, the run ends with NonFiniteError naming level 2's hvp (the
+    upper rows, which CG does not use, through the checked product of the cross rows)."""
+    problem = quad(2, (3, 6), seed=2)
+    lower = problem.levels[1]
+    calls = [0]
+
+    def hvp(*args):
+        out = lower.hess(*args[:-1]) @ args[-1]
+        calls[0] += 1
+        if where == "own block, every call" or (where.endswith("4th call") and calls[0] >= 4):
+            out[5] = np.nan
+        elif where == "one Inf in the own block" and calls[0] >= 3:
+            out[7] = np.inf
+        elif where == "upper rows only":
+            out[1] = np.nan
+        return out
+
+    bad = nestopt.Problem([problem.levels[0], dataclasses.replace(lower, hess=None, hvp=hvp)])
+    start = [np.array([0.3, -0.2, 0.5]), np.zeros(6)]
+    with pytest.raises(nestopt.NonFiniteError, match=r"level 2.*'hvp'.*NaN or Inf") as info:
+        nestopt.hypergradient(bad, start)
+    assert info.value.level == 2

@@ -192,19 +192,27 @@ class Oracles:
         self._check_finite_matrix(full, where, xs)
         return full[start:, :] if start else full
 
-    def hvp(self, k: int, xs: Sequence[Any], v: Any) -> Any:
-        """``hess f_k @ v`` for a flat ``v``: from ``hvp``, or from the dense ``hess``."""
+    def hvp(self, k: int, xs: Sequence[Any], v: Any, *, finite_later: bool = False) -> Any:
+        """``hess f_k @ v`` for a flat ``v``: from ``hvp``, or from the dense ``hess``.
+
+        ``finite_later``: the caller tests the product for NaN and Inf itself (a Krylov
+        solve's ``p^T A p`` is not finite if an entry it uses is not) and calls
+        `check_hvp_finite` where it is not; every other product is tested here.
+        """
         if self.levels[k - 1].hvp is None:
             return self.hess(k, xs) @ v
         where = self._where(k, "hvp")
         out = self._call(k, "hvp", [*xs, v])
         flat = vector_layout(out, self.sizes, self.target, where)
-        # One reduction per product (Krylov solves make many): a NaN or Inf makes
-        # the sum non-finite; only then the elementwise test (a sum that merely
-        # overflowed passes it).
-        if self.check_finite and not math.isfinite(float(self.xp.sum(flat))):
+        # One reduction per product: a NaN or Inf makes the sum non-finite; only then the
+        # elementwise test (a sum that merely overflowed passes it).
+        if self.check_finite and not finite_later and not _finite_sum(self.xp, flat):
             self._check_finite(flat, where, xs)
         return flat
+
+    def check_hvp_finite(self, k: int, xs: Sequence[Any], out: Any) -> None:
+        """Raise `NonFiniteError` naming level ``k``'s ``hvp`` if ``out`` holds NaN or Inf."""
+        self._check_finite(out, self._where(k, "hvp"), xs)
 
     def hvp_dir(self, k: int, xs: Sequence[Any], v: Any, u: Any) -> Any:
         """``d/dt hess f_k(x + t u) @ v`` at ``t = 0``."""
@@ -337,6 +345,10 @@ class Oracles:
 
 # Probe vectors by (target, length, which): a few small arrays, used read only.
 _PROBES: dict[tuple[Any, int, str], Any] = {}
+
+
+def _finite_sum(xp: Any, a: Any) -> bool:
+    return math.isfinite(float(xp.sum(a)))
 
 
 def _copy(xp: Any, a: Any) -> Any:

@@ -62,6 +62,7 @@ def cg(
     xp: Any,
     x0: Any = None,
     norm_b: float | None = None,
+    check_product: Callable[[Any], None] | None = None,
 ) -> CGRun:
     """CG (Hestenes-Stiefel) on ``A x = b`` to ``|r| <= rtol |b|``, from ``x0`` (or zero).
 
@@ -70,7 +71,9 @@ def cg(
     which a start from ``x0`` needs anyway); a start no better than zero
     (``|r0| >= |b|``) is dropped. Stops early, with ``negative`` set, on a
     direction of non-positive curvature (there ``A`` is not positive definite
-    and CG is not defined).
+    and CG is not defined). ``check_product(q)`` is called on a product ``q = A p``
+    whose ``p^T q`` is not finite (NaN or Inf in any entry of ``q`` that ``p`` meets
+    makes it so), to raise for a broken operator rather than report its curvature.
     """
     inplace = _in_place(xp)
     if norm_b is None:
@@ -82,6 +85,8 @@ def cg(
     else:
         q = matvec(x0)
         curvature = float(x0 @ q)
+        if check_product is not None and not math.isfinite(curvature):
+            check_product(q)
         gamma = float(b @ x0) / curvature if curvature > 0.0 else 0.0
         x = gamma * x0
         r = b - gamma * q
@@ -98,6 +103,8 @@ def cg(
     for iteration in range(1, maxiter + 1):
         q = matvec(p)
         curvature = float(p @ q)
+        if check_product is not None and not math.isfinite(curvature):
+            check_product(q)
         if not curvature > 0.0:
             run.negative = curvature / max(float(p @ p), 1e-300)
             run.iterations = iteration - 1

@@ -57,10 +57,10 @@ class LevelProducts:
         self._matrix: Any = None
         self._zeros: Any = None
 
-    def M(self, w: Any) -> Any:
+    def M(self, w: Any, *, finite_later: bool = False) -> Any:
         oracles = self.nest.oracles
         if oracles.has(self.j, "hvp"):
-            out = oracles.hvp(self.j, self.xs, w)
+            out = oracles.hvp(self.j, self.xs, w, finite_later=finite_later)
         else:  # a level with a (typically sparse) hess: asked for once per point
             if self._matrix is None:
                 self._matrix = self._hessian()
@@ -78,9 +78,9 @@ class LevelProducts:
             nest.constant_hessians[j] = nest.oracles.hess(j, self.xs)
         return nest.constant_hessians[j]
 
-    def reduced(self, z: Any) -> Any:
+    def reduced(self, z: Any, *, finite_later: bool = False) -> Any:
         """``H_j z``, ``H_j = P_j^T M_j P_j + S_j`` (the exact reduced Hessian in exact mode)."""
-        out = self.below.pull(self.M(self.below.lift(z)))
+        out = self.below.pull(self.M(self.below.lift(z), finite_later=finite_later))
         if self.term is not None:
             extra = self.term.extra_apply(z, self.below.pull)
             if extra is not None:
@@ -98,6 +98,14 @@ class LevelProducts:
     def A(self, u: Any) -> Any:
         """``H_j[j, j] u``: one product with the level's Hessian (and the responses below)."""
         return self.reduced(self.own_vector(u))[self.own]
+
+    def A_in_cg(self, u: Any) -> Any:
+        """``A u`` for CG, which tests ``u^T A u`` for NaN and Inf itself (`check_product`)."""
+        return self.reduced(self.own_vector(u), finite_later=True)[self.own]
+
+    def check_product(self, q: Any) -> None:
+        """Raise naming the level's ``hvp`` if the product ``q`` holds NaN or Inf."""
+        self.nest.oracles.check_hvp_finite(self.j, self.xs, q)
 
     def A_watched(self, u: Any) -> Any:
         """``A u``, its Rayleigh quotient recorded (MINRES, which reports no Lanczos matrix)."""
@@ -227,7 +235,7 @@ def _cg_solve(
     norm_b = float(xp.linalg.vector_norm(rhs))
     if not norm_b > 0.0:
         return CGRun(xp.zeros_like(rhs), 0, 0.0 if norm_b == 0.0 else math.nan)
-    run = cg(A, rhs, rtol=rtol, maxiter=maxiter, xp=xp, x0=x0, norm_b=norm_b)
+    run = _cg(products, rhs, rtol, maxiter, xp, x0, norm_b)
     watch.record(run)
     if not derivative or run.negative is not None:
         return run
@@ -245,13 +253,26 @@ def _cg_solve(
         if residual <= rtol or iterations >= maxiter or not residual < 0.5 * best:
             break  # met, out of iterations, or stagnating at rounding
         best = residual
-        run = cg(A, rhs, rtol=rtol, maxiter=maxiter - iterations, xp=xp, x0=run.x, norm_b=norm_b)
+        run = _cg(products, rhs, rtol, maxiter - iterations, xp, run.x, norm_b)
         watch.record(run)
         iterations += run.iterations
         if run.negative is not None:
             break
     run.iterations, run.residual = iterations, residual
     return run
+
+
+def _cg(
+    products: Any, rhs: Any, rtol: float, maxiter: int, xp: Any, x0: Any, norm_b: float
+) -> CGRun:
+    """CG on a level's block; a whole level's products are tested for NaN and Inf through
+    CG's own ``p^T A p`` (no reduction of their own), a masked block's as they come."""
+    if isinstance(products, LevelProducts):
+        return cg(
+            products.A_in_cg, rhs, rtol=rtol, maxiter=maxiter, xp=xp, x0=x0, norm_b=norm_b,
+            check_product=products.check_product,
+        )  # fmt: skip
+    return cg(products.A, rhs, rtol=rtol, maxiter=maxiter, xp=xp, x0=x0, norm_b=norm_b)
 
 
 class OperatorSystem:
