@@ -51,7 +51,7 @@ def solve_level(nest: Nest, j: int, xs: tuple[Any, ...], settings: Any = None) -
     g = nest.oracles.grad(j, below.xs)
     sqrt_eps = config.residual_tol  # sqrt(eps)
     newton_mode = config.newton_mode(j)
-    scale = _norm(xp, xs[j - 1])
+    scale = max_abs(xp, xs[j - 1])
     previous = math.inf
     lin: Any = None
     first_gnorm = None
@@ -76,7 +76,7 @@ def solve_level(nest: Nest, j: int, xs: tuple[Any, ...], settings: Any = None) -
         if iteration == 0:
             scale = max(scale, size)
         if below.xs[j - 1] is not xs[j - 1]:  # moved: its size may have grown
-            scale = max(scale, _norm(xp, below.xs[j - 1]))
+            scale = max(scale, max_abs(xp, below.xs[j - 1]))
         stalled = size >= previous and size <= sqrt_eps * scale
         if size <= opts.tol * scale or stalled:
             return _finish(nest, j, below, g, lin, iteration, size / max(scale, 1e-300), opts.tol)
@@ -169,7 +169,7 @@ def _solved_at_start(
     if lin.shifted:
         return None
     size = max_abs(xp, step)
-    scale = max(scale, size, _norm(xp, below.xs[j - 1]))
+    scale = max(scale, size, max_abs(xp, below.xs[j - 1]))
     return lin if size <= tol * scale else None
 
 
@@ -283,7 +283,3 @@ def _moved(
             block = problem.block(k)
             out[k - 1] = xs[k - 1] + dbelow[block.start - s_j : block.stop - s_j]
     return tuple(out)
-
-
-def _norm(xp: Any, x: Any) -> float:
-    return max_abs(xp, x)

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from array_api_compat import device
 
-from ..._backend.host import host_floats, to_numpy
+from ..._backend.host import host_floats, max_abs, to_numpy
 from ..._errors import ConvergenceError, NestoptError, NotPositiveDefiniteError
 from ..._levels.rows import ConstraintRows
 from ..matrix_free import OperatorLinearization, OperatorSystem
@@ -145,7 +145,7 @@ def box_solve(
     start[j - 1] = xp.minimum(xp.maximum(xs[j - 1], lower), upper)
     point = _Point(nest, j, tuple(start), newton_mode)
     eps = float(xp.finfo(point.g.dtype).eps)
-    scale = _largest(xp, point.x)
+    scale = max_abs(xp, point.x)
     first_gnorm = None
     previous = math.inf
     for iteration in range(opts.maxiter + 1):
@@ -165,7 +165,7 @@ def box_solve(
         onto = xp.where(at_lower, lower - x, xp.where(at_upper, upper - x, xp.zeros_like(x)))
         direction = step + onto
         size = host_floats(xp, xp.max(xp.abs(direction)))[0] if x.shape[0] else 0.0
-        scale = max(scale, _largest(xp, x), size if iteration == 0 else 0.0)
+        scale = max(scale, max_abs(xp, x), size if iteration == 0 else 0.0)
         stalled = size >= previous and size <= math.sqrt(eps) * scale
         if size <= opts.tol * scale or stalled:
             return point, first_gnorm, iteration
@@ -298,7 +298,7 @@ def solve_on_mask(
     point = _Point(nest, j, xs, mode)
     g = point.grad_own
     free = xp.asarray(np.where(held, 0.0, 1.0), dtype=g.dtype, device=device(g))
-    scale = _largest(xp, point.x)
+    scale = max_abs(xp, point.x)
     eps = float(xp.finfo(g.dtype).eps)
     for _ in range(maxiter + 1):
         lin = point.lin
@@ -306,8 +306,8 @@ def solve_on_mask(
         result = lin._krylov(point.grad_own * free, opts.krylov_rtol, opts, derivative=True)
         if lin.products.watch.failed:
             raise lin.error("a piece of its response")
-        size = _largest(xp, result.x)
-        scale = max(scale, _largest(xp, point.x))
+        size = max_abs(xp, result.x)
+        scale = max(scale, max_abs(xp, point.x))
         if size <= max(opts.tol, 100.0 * eps) * max(scale, 1.0):
             return point.below
         trial = list(point.below.xs)
@@ -317,7 +317,3 @@ def solve_on_mask(
         f"{nest.problem.describe(j)}: Newton on a piece of its response did not converge",
         level=j,
     )
-
-
-def _largest(xp: Any, x: Any) -> float:
-    return float(xp.max(xp.abs(x))) if x.shape[0] else 0.0
