@@ -142,3 +142,15 @@ def test_a_matrix_free_hypergradient_makes_no_product_a_bare_cg_would_not_but_it
     bare = -learner.hvp(*xs, np.concatenate([zeros, y]))[:10]
     np.testing.assert_allclose(g, bare, rtol=1e-8, atol=1e-12 * np.max(np.abs(bare)))
     assert ours <= iterations[0] + 1 + 2, (ours, iterations[0])
+
+
+def test_problem_says_whether_any_level_is_constrained():
+    problem = quad(2, 3)
+    assert problem.constrained is False
+    lower = problem.levels[1]
+    from dataclasses import replace
+
+    boxed = nestopt.Problem([problem.levels[0], replace(lower, bounds=nestopt.Bounds(0.0, 1.0))])
+    assert boxed.constrained is True
+    with pytest.raises(AttributeError):
+        boxed.constrained = False  # read only: it follows from the (frozen) levels
