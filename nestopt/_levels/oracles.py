@@ -111,15 +111,19 @@ class Oracles:
         return getattr(self.levels[k - 1], name) is not None
 
     def value(self, k: int, xs: Sequence[Any]) -> Any:
-        where = Where(k, self.level_texts[k - 1], "value")
+        """``f_k`` as a 0-d array of the run's dtype."""
         if self.levels[k - 1].value is None:
             raise ValueError(
                 f"{self.level_texts[k - 1]} has no value callable, which this computation "
                 "needs; pass Level(..., value=...)"
             )
         out = self._call(k, "value", xs)
+        where = Where(k, self.level_texts[k - 1], "value")
         if isinstance(out, (int, float)) and not isinstance(out, bool):
-            out = self.target.scalar(out)  # a Python float, or a NumPy scalar (a float too)
+            # A Python float, or a NumPy scalar (a float too): tested as it is.
+            if self.check_finite and not math.isfinite(out):
+                self._check_finite(self.target.scalar(out), where, xs)
+            return self.target.scalar(out)
         out = check_array(out, self.target, where)
         if out.ndim != 0:
             if tuple(out.shape) != (1,):

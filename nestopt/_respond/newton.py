@@ -50,7 +50,7 @@ def solve_level(nest: Nest, j: int, xs: tuple[Any, ...], settings: Any = None) -
     below = nest.respond(j, xs)
     g = nest.oracles.grad(j, below.xs)
     sqrt_eps = config.residual_tol  # sqrt(eps)
-    newton_mode = config.newton_mode(j)
+    jacobian_mode, newton_mode = config.modes[j - 1]
     scale = max_abs(xp, xs[j - 1])
     previous = math.inf
     lin: Any = None
@@ -58,7 +58,6 @@ def solve_level(nest: Nest, j: int, xs: tuple[Any, ...], settings: Any = None) -
     amplification = None  # |step| / |gradient| of the last step: how A^{-1} scales
     forcing = 0.5  # the first step (or the test at a solved point) needs little accuracy
     gnorm = math.nan
-    jacobian_mode = config.curvature_mode(j)
     if newton_mode != jacobian_mode:
         # Newton steps take the better curvature, the Jacobian another: where the start is
         # already a solution (a re-solve at a solved point), the Jacobian's own linearization
