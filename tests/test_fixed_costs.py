@@ -17,8 +17,8 @@ import pytest
 
 import nestopt
 from nestopt._backend.points import prepare_points
-from nestopt._methods import options
-from nestopt.problems import quad
+from nestopt._methods import implicit, options
+from nestopt.problems import quad, softplus_levels
 
 
 def _solved(problem):
@@ -31,12 +31,35 @@ def test_default_settings_are_computed_once_and_options_still_apply():
     xs = _solved(problem)
     nestopt.hypergradient(problem, xs)
     nestopt.hypergradient(problem, xs)
-    assert len(options._DEFAULTS[problem]) == 1
+    assert len(implicit._CONFIGS[problem]) == 1
     # Given options are not cached and are not hidden by the cached defaults.
     start = [np.asarray(problem.x0[0]), np.full(5, 10.0)]
     with pytest.raises(nestopt.ConvergenceError):
         nestopt.hypergradient(problem, start, level_options={"maxiter": 0})
-    assert len(options._DEFAULTS[problem]) == 1
+    assert len(implicit._CONFIGS[problem]) == 1
+
+
+@pytest.mark.parametrize("solver", [None, "cholesky", "lu", "cg", "minres"])
+def test_shared_default_settings_equal_the_checked_ones(solver):
+    """Without level_options the settings come from a cache shared by all problems: the
+    same as those checked level by level, and a dense solver on an hvp-only level is still
+    refused by name."""
+    import dataclasses
+
+    for problem in (quad(3, 4), softplus_levels(2, 3)):
+        for dtype in (np.float64, np.float32):
+            eps = float(np.finfo(dtype).eps)
+            shared = options.level_settings(problem, eps, dtype, None, solver)
+            checked = options._level_settings(problem, eps, dtype, None, solver)
+            assert shared == checked
+    lower = quad(2, 3).levels[1]
+    hvp_only = dataclasses.replace(lower, hess=None, hvp=lambda *a: lower.hess(*a[:-1]) @ a[-1])
+    problem = nestopt.Problem([quad(2, 3).levels[0], hvp_only])
+    if solver in (None, "cg", "minres"):
+        assert options.level_settings(problem, 1e-16, np.float64, None, solver)[1].linear_solver
+    else:
+        with pytest.raises(ValueError, match="level 2 has no hess"):
+            options.level_settings(problem, 1e-16, np.float64, None, solver)
 
 
 def test_the_settings_cache_lets_a_problem_go():

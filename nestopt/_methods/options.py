@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._backend.names import dtype_name
 from .._errors import PrecisionWarning, warn_user
 from .._linalg.factor import DENSE_SOLVERS, LINEAR_SOLVERS
 
@@ -90,27 +89,27 @@ def default_tol(eps: float) -> float:
     return 0.01 * math.sqrt(eps)
 
 
-# The default settings of each problem (no level_options), per precision and linear solver:
-# computed once, where every call of hypergradient would check the same defaults again.
-_DEFAULTS: weakref.WeakKeyDictionary[Any, dict[tuple[float, str, str | None], Any]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def level_settings(
     problem: Any, eps: float, dtype: Any, level_options: Any, linear_solver: str | None
 ) -> tuple[LevelSettings, ...]:
     """One `LevelSettings` per level (index ``k - 1``), level 1 included for uniformity."""
     if level_options is not None:
         return _level_settings(problem, eps, dtype, level_options, linear_solver)
-    try:
-        cache = _DEFAULTS.setdefault(problem, {})
-    except TypeError:  # not weakly referenceable: nothing cached
-        return _level_settings(problem, eps, dtype, None, linear_solver)
-    key = (eps, dtype_name(dtype), linear_solver)
-    if key not in cache:
-        cache[key] = _level_settings(problem, eps, dtype, None, linear_solver)
-    return cache[key]  # type: ignore[no-any-return]
+    # No options: the defaults depend only on the precision, the solver asked for and
+    # whether the level has a Hessian, so a sweep of many problems checks them once.
+    out = []
+    for k, level in enumerate(problem.levels, start=1):
+        has_hess = level.hess is not None
+        if linear_solver in DENSE_SOLVERS and not has_hess and k >= 2:
+            _level_settings(problem, eps, dtype, None, linear_solver)  # raises, naming it
+        out.append(_default_settings(eps, linear_solver, has_hess))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=64)
+def _default_settings(eps: float, linear_solver: str | None, has_hess: bool) -> LevelSettings:
+    solver = linear_solver or ("cholesky" if has_hess else "cg")
+    return LevelSettings(default_tol(eps), 50, 0.0, solver, default_tol(eps), 1000)
 
 
 def _level_settings(
