@@ -65,12 +65,16 @@ class Linearization:
 
     nest: Nest
     j: int
-    text: str
     mode: str
     R: Any
     grad_own: Any
     block: Block
     below: Response | None = None
+
+    @property
+    def text(self) -> str:
+        """How messages name the level."""
+        return self.nest.problem.describe(self.j)
 
     @property
     def own(self) -> slice:
@@ -172,7 +176,6 @@ def linearize(
     xp, problem = nest.xp, nest.problem
     own = problem.block(j)
     opts = nest.config.levels[j - 1]
-    text = problem.describe(j)
     # Only R_j's own columns (DESIGN 8): the cross rows are products (`ProductSystem`);
     # all of R_j when every Jacobian will be formed anyway (then the rows are formed at once).
     full = below.top is not None and nest.form_jacobians
@@ -190,7 +193,7 @@ def linearize(
     constant = problem.levels[j - 1].quadratic and not with_term
     if constant and _reusable(block, CONSTANT, R, xp, for_step):
         nest.stats.reused[j - 1] += 1
-        return Linearization(nest, j, text, mode, R, grad_own, block, below)
+        return Linearization(nest, j, mode, R, grad_own, block, below)
     M, extra = _hessian_rows(nest, j, below, g, with_term)
     if not constant and _reusable(block, M, R, xp, for_step):
         nest.stats.reused[j - 1] += 1
@@ -209,7 +212,7 @@ def linearize(
         source = CONSTANT if constant else _weak(M)
         block = Block(source, R, rows, A, factor, opts.linear_solver, cross=cross)
         nest.blocks[key] = block
-    return Linearization(nest, j, text, mode, R, grad_own, block, below)
+    return Linearization(nest, j, mode, R, grad_own, block, below)
 
 
 def _own_block(xp: Any, M: Any, R_own: Any, extra: Any, own: slice) -> tuple[Any, CrossParts]:

@@ -83,7 +83,7 @@ class Response:
     top: LevelSolution | None
     nest: Nest
     _R: Any = None
-    _columns: dict[tuple[int, int], Any] = field(default_factory=dict)
+    _columns: dict[tuple[int, int], Any] | None = None  # made on the first request
 
     def R(self) -> Any:
         """``R_k`` (``None`` for ``k = n``), stacked from the Jacobians below on request."""
@@ -107,6 +107,8 @@ class Response:
         if self._R is not None:
             return self._R[:, cols]
         key = (cols.start, cols.stop)
+        if self._columns is None:
+            self._columns = {}
         out = self._columns.get(key)
         if out is not None:
             return out
