@@ -28,6 +28,8 @@ __all__ = [
     "factorize_shifted",
     "residual_is_small",
     "smallest_eigenvalues",
+    "lapack_cholesky",
+    "scipy_linalg",
     "LINEAR_SOLVERS",
     "DENSE_SOLVERS",
 ]
@@ -186,7 +188,7 @@ def _cholesky(a: Any, xp: Any, family: str) -> Factorization:
     if family == "numpy" and scipy_linalg() is not None:
         # LAPACK's potrf/potrs directly: scipy.linalg's cho_factor/cho_solve wrappers cost
         # more than the factorization itself on the small blocks of many problems.
-        potrf, potrs = _lapack_cholesky(a)
+        potrf, potrs = lapack_cholesky(a)
         c, info = potrf(a, lower=1, clean=1, overwrite_a=0)
         if info != 0:
             raise FactorizationError(
@@ -216,7 +218,7 @@ def _cholesky(a: Any, xp: Any, family: str) -> Factorization:
     return fact
 
 
-def _lapack_cholesky(a: Any) -> tuple[Any, Any]:
+def lapack_cholesky(a: Any) -> tuple[Any, Any]:
     """LAPACK's ``potrf`` and ``potrs`` for ``a``'s dtype, looked up once per dtype."""
     key = a.dtype.char
     pair = _LAPACK.get(key)

@@ -25,6 +25,7 @@ from typing import Any
 import array_api_compat as compat
 
 from .._errors import FactorizationError
+from .factor import lapack_cholesky, scipy_linalg
 
 __all__ = ["SymmetricFactor", "factor_symmetric", "factor_positive", "equilibrate"]
 
@@ -151,14 +152,12 @@ def factor_positive(H: Any, xp: Any) -> SymmetricFactor:
     scale = 1.0 / xp.sqrt(diag)
     Hs = H * scale[:, None] * scale[None, :]
     eps = float(xp.finfo(H.dtype).eps)
-    if compat.is_numpy_namespace(xp):
-        from scipy.linalg import cho_factor
-
-        try:
-            c, lower = cho_factor(Hs, lower=True, check_finite=False)
-        except Exception as exc:  # numpy's LinAlgError
-            raise FactorizationError(f"not positive definite ({exc})") from None
-        factor, kind, low = (c, lower), "scipy_cholesky", c
+    if compat.is_numpy_namespace(xp) and scipy_linalg() is not None:
+        potrf, potrs = lapack_cholesky(Hs)  # LAPACK directly: its wrappers cost more here
+        c, info = potrf(Hs, lower=1, clean=1, overwrite_a=0)
+        if info != 0:
+            raise FactorizationError(f"not positive definite (LAPACK potrf info {info})")
+        factor, kind, low = (c, potrs), "scipy_cholesky", c
     else:
         try:
             low = xp.linalg.cholesky(Hs)
@@ -189,9 +188,11 @@ def _solve_sytrf(f: SymmetricFactor, b: Any) -> Any:
 
 
 def _solve_cholesky(f: SymmetricFactor, b: Any) -> Any:
-    from scipy.linalg import cho_solve
-
-    return cho_solve(f.factor, b, check_finite=False)
+    c, potrs = f.factor
+    x, info = potrs(c, b, lower=1)
+    if info != 0:
+        raise FactorizationError(f"LAPACK potrs: illegal argument {-info}")
+    return x
 
 
 def _solve_dense(f: SymmetricFactor, b: Any) -> Any:
