@@ -177,3 +177,20 @@ def test_problem_says_whether_any_level_is_constrained():
     assert boxed.constrained is True
     with pytest.raises(AttributeError):
         boxed.constrained = False  # read only: it follows from the (frozen) levels
+
+
+def test_linear_rows_are_built_once_per_problem_and_let_it_go():
+    from nestopt._levels import build_rows
+    from nestopt.problems import box_qp
+
+    problem = box_qp(6, backend="numpy")
+    x = np.asarray(problem.x0[0])
+    first = nestopt.best_response(problem, [x, np.zeros(6)])
+    again = nestopt.best_response(problem, [x, np.asarray(first.xs[1])])
+    assert len(build_rows._LINEAR[problem]) == 1
+    np.testing.assert_allclose(again.hypergrad, first.hypergrad, rtol=1e-12, atol=1e-14)
+    assert again.active == first.active
+    ref = weakref.ref(problem)
+    del problem, first, again
+    gc.collect()
+    assert ref() is None

@@ -8,6 +8,7 @@ on ``x_k`` comes last as rows of the identity; ``lb > ub`` is refused here.
 from __future__ import annotations
 
 import inspect
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,15 +23,40 @@ from .rows import ConstraintRows, Nonlinear
 __all__ = ["level_rows"]
 
 
+# Each problem's rows of levels with bounds and linear constraints only, by level and target
+# (arrays and labels, read only): every run starts from fresh rows made of them.
+_LINEAR: weakref.WeakKeyDictionary[Any, dict[tuple[int, Target], ConstraintRows]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def level_rows(problem: Any, k: int, target: Target, xs: Sequence[Any]) -> ConstraintRows | None:
     """The rows of level ``k`` (None when it has neither bounds nor constraints).
 
     ``xs`` (the run's start) is where a nonlinear constraint is first called, to
-    learn its number of rows when ``lb`` and ``ub`` are scalars.
+    learn its number of rows when ``lb`` and ``ub`` are scalars. A level with
+    bounds and linear constraints only is built once per problem and target.
     """
     level = problem.levels[k - 1]
     if not level.constrained:
         return None
+    if any(not _is_linear(c) for c in level.constraints):
+        return _build(problem, k, target, xs)
+    try:
+        cache = _LINEAR.setdefault(problem, {})
+    except TypeError:  # not weakly referenceable: nothing cached
+        return _build(problem, k, target, xs)
+    built = cache.get((k, target))
+    if built is None:
+        built = cache[(k, target)] = _build(problem, k, target, xs)
+    rows = ConstraintRows(k, built.text, built.sizes, target)
+    rows.A, rows.box, rows.lb, rows.ub = built.A, built.box, built.lb, built.ub
+    rows.labels = list(built.labels)
+    return rows
+
+
+def _build(problem: Any, k: int, target: Target, xs: Sequence[Any]) -> ConstraintRows:
+    level = problem.levels[k - 1]
     xp = target.xp
     text = problem.describe(k)
     rows = ConstraintRows(k, text, problem.sizes, target)
