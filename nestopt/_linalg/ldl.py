@@ -24,6 +24,8 @@ from typing import Any
 
 import array_api_compat as compat
 
+from .._backend.host import all_finite
+from .._backend.names import machine_eps
 from .._errors import FactorizationError
 from .factor import lapack_cholesky, scipy_linalg
 
@@ -47,12 +49,12 @@ class SymmetricFactor:
     def solve(self, b: Any) -> Any:
         xp = self.xp
         vector = b.ndim == 1
-        rhs = xp.reshape(b, (b.shape[0], 1)) if vector else b
-        rhs = rhs * self.scale[:, None]
-        out = _SOLVES[self.kind](self, rhs) * self.scale[:, None]
-        if not bool(xp.all(xp.isfinite(out))):
+        scale = self.scale[:, None]
+        rhs = (b[:, None] if vector else b) * scale
+        out = _SOLVES[self.kind](self, rhs) * scale
+        if not all_finite(xp, out):
             raise FactorizationError("the solve gave NaN or Inf (a singular system)")
-        return xp.reshape(out, (b.shape[0],)) if vector else out
+        return out[:, 0] if vector else out
 
 
 def equilibrate(K: Any, xp: Any, sweeps: int = 3) -> tuple[Any, Any]:
@@ -144,14 +146,14 @@ def factor_positive(H: Any, xp: Any) -> SymmetricFactor:
     when ``H`` is not numerically positive definite.
     """
     n = H.shape[0]
-    if not bool(xp.all(xp.isfinite(H))):
+    if not all_finite(xp, H):
         raise FactorizationError("the matrix has NaN or Inf entries")
     diag = xp.linalg.diagonal(H) if n else H[:, 0]
     if n and not bool(xp.all(diag > 0)):
         raise FactorizationError("a diagonal entry is not positive")
     scale = 1.0 / xp.sqrt(diag)
     Hs = H * scale[:, None] * scale[None, :]
-    eps = float(xp.finfo(H.dtype).eps)
+    eps = machine_eps(xp, H.dtype)
     if compat.is_numpy_namespace(xp) and scipy_linalg() is not None:
         potrf, potrs = lapack_cholesky(Hs)  # LAPACK directly: its wrappers cost more here
         c, info = potrf(Hs, lower=1, clean=1, overwrite_a=0)
@@ -167,7 +169,7 @@ def factor_positive(H: Any, xp: Any) -> SymmetricFactor:
     pivots = xp.linalg.diagonal(low) if n else diag
     if n:
         smallest = float(xp.min(pivots))
-        if not smallest > 0.0 or not bool(xp.all(xp.isfinite(pivots))):
+        if not smallest > 0.0 or not all_finite(xp, pivots):
             raise FactorizationError("not positive definite (a non-positive pivot)")
         # After Jacobi scaling the diagonal is one: a pivot near sqrt(eps) leaves no digits.
         if smallest**2 <= 10.0 * n * eps:

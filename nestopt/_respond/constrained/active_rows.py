@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from array_api_compat import device
 
-from ..._backend.host import to_numpy
+from ..._backend.host import max_abs, to_numpy
 from ..._linalg.active_set import ActiveSetKKT
 from ..._linalg.kkt_system import KKTSystem
 from .reduced import LevelModel, LevelPoint
@@ -105,7 +105,7 @@ def split_rows(model: LevelModel, mask: Any) -> tuple[Any, Any]:
     """The general rows in ``mask`` (indices) and the variables whose bound is in it."""
     general, d = model.rows.general, model.own.stop - model.own.start
     fixed = mask[general:] if model.rows.box is not None else np.zeros(d, dtype=bool)
-    return np.flatnonzero(mask[:general]), fixed
+    return mask[:general].nonzero()[0], fixed
 
 
 def active_general_rows(model: LevelModel, point: LevelPoint, active: Any) -> Any:
@@ -126,7 +126,7 @@ def active_kkt(model: LevelModel, W: Any, point: LevelPoint, active: Any) -> Act
 def row_maxima(model: LevelModel, J: Any, weights: Any) -> Any:
     """Per row of the level, ``max_i |J_ri| w_i``: the general rows from ``J`` (host, absolute
     values), then the box's (row ``i`` is ``e_i``: ``w_i``)."""
-    general = np.max(J * weights[None, :], axis=1, initial=0.0)
+    general = (J * weights[None, :]).max(axis=1, initial=0.0) if J.shape[0] else np.zeros(0)
     return np.concatenate([general, weights]) if model.rows.box is not None else general
 
 
@@ -158,11 +158,11 @@ def _row_scales(model: LevelModel, point: LevelPoint, sets: RowSets) -> tuple[An
     J = np.abs(np.asarray(to_numpy(point.J), dtype=float))
     row = row_maxima(model, J, np.ones(J.shape[1]))
     row = np.where(row > 0, row, 1.0)
-    x = float(xp.max(xp.abs(point.xs[model.j - 1]))) if point.J.shape[1] else 0.0
+    x = max_abs(xp, point.xs[model.j - 1])
     bounds = np.where(np.isfinite(sets.lb), np.abs(sets.lb), 0.0)
     bounds = np.maximum(bounds, np.where(np.isfinite(sets.ub), np.abs(sets.ub), 0.0))
     values = np.maximum(bounds, row * max(x, 1.0))
-    gscale = max(float(xp.max(xp.abs(point.g_own))) if point.J.shape[1] else 0.0, 1e-300)
+    gscale = max(max_abs(xp, point.g_own), 1e-300)
     return values, gscale / row
 
 

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from ..._backend.host import host_floats, to_numpy
+from ..._backend.host import host_floats, max_abs, to_numpy
+from ..._backend.names import machine_eps
 from ..._errors import (
     ConstraintQualificationError,
     ConvergenceError,
@@ -178,12 +179,12 @@ def _newton(
     reuse (`_Last`, where this set was solved by one exact step). ``last``: the previous
     set's, whose rows take this set's first step."""
     xp, j, own = model.xp, model.j, model.own
-    idx = np.flatnonzero(active)
+    idx = active.nonzero()[0]
     d = own.stop - own.start
     lam = np.where(active, lam, 0.0)
     target = _targets(sets, np.asarray(to_numpy(point.c)), lam, active)
-    scale = float(xp.max(xp.abs(point.xs[j - 1]))) if d else 0.0
-    eps = float(xp.finfo(point.g.dtype).eps)
+    scale = max_abs(xp, point.xs[j - 1])
+    eps = machine_eps(xp, point.g.dtype)
     previous = math.inf
     retaken = not model.rows_depend_on_multipliers(mode)  # no retake where W ignores lam
     settled, gscale = True, 0.0
@@ -193,7 +194,7 @@ def _newton(
         row_terms = rows_transposed(model, point, lam)
         residual = point.g_own + row_terms
         # The gradient's scale over the run: at a solution the residual is rounding of it.
-        sizes = host_floats(xp, xp.max(xp.abs(point.g_own)), xp.max(xp.abs(row_terms)))
+        sizes = (max_abs(xp, point.g_own), max_abs(xp, row_terms))
         gscale = max(gscale, *sizes)
         c_A = np.asarray(to_numpy(point.c), dtype=float)[idx]
         if iteration and (settled or retaken) and _solved(xp, residual, gscale, c_A,
@@ -219,7 +220,7 @@ def _newton(
         if iteration == 0:
             kept = _Last(W, kkt, active, active_general_rows(model, point, active))
         dx, dlam = step[:d], np.asarray(to_numpy(step[d:]))
-        size = float(xp.max(xp.abs(dx))) if d else 0.0
+        size = max_abs(xp, dx)
         if iteration == 0:
             scale = max(scale, size)
         lam[idx] = lam[idx] + dlam
@@ -319,7 +320,7 @@ def _own_sizes(model: LevelModel, point: LevelPoint, sets: RowSets, W: Any) -> t
     touched = row_maxima(model, J, size)
     values = np.maximum(np.maximum(bounds, touched), 1e-300)
     share = row_maxima(model, J, gradient)
-    floor = 1e-12 * max(float(np.max(gradient, initial=0.0)), 1e-300)
+    floor = 1e-12 * max(float(gradient.max(initial=0.0)), 1e-300)
     return values, np.maximum(share / row**2, floor)
 
 
@@ -333,7 +334,7 @@ def _vet(
     if weakly.any():
         kkt = None  # the active set changed
     active = active & ~weakly
-    idx = np.flatnonzero(active)
+    idx = active.nonzero()[0]
     d, a = own.stop - own.start, idx.size
     labels = model.rows.labels
     names = ", ".join(labels[i] for i in idx)
@@ -375,7 +376,7 @@ def _vet(
     _check_stationary(model, point, lam, kkt)
     c = np.asarray(to_numpy(point.c))
     infeasible = sets.violation(c) / row_scales(model, point, sets)[0]
-    if infeasible.size and np.max(infeasible) > 1e-6:
+    if infeasible.size and infeasible.max() > 1e-6:
         raise InfeasibleError(
             f"{text}: its solution violates {labels[int(np.argmax(infeasible))]}", level=j
         )
