@@ -66,12 +66,17 @@ class ActiveSetKKT:
         fixed = np.asarray(fixed, dtype=bool)
         self.xp, self.d, self.r = xp, int(fixed.size), int(J_R.shape[0])
         device = compat.device(A)
-        free_host, fixed_host = np.flatnonzero(~fixed), np.flatnonzero(fixed)
+        free_host, fixed_host = (~fixed).nonzero()[0], fixed.nonzero()[0]
         self.nF, self.nX = int(free_host.size), int(fixed_host.size)
         self.all_free = self.nX == 0
+        host = type(A) is np.ndarray  # NumPy: the host indices serve as they are
 
         def index(a: Any) -> Any:
-            return xp.asarray(a, dtype=xp.int64, device=device)
+            return (
+                a.astype(np.int64, copy=False)
+                if host
+                else xp.asarray(a, dtype=xp.int64, device=device)
+            )
 
         self.free, self.fixed = index(free_host), index(fixed_host)
         self.order = index(np.argsort(np.concatenate([free_host, fixed_host]), kind="stable"))

@@ -131,6 +131,9 @@ def row_maxima(model: LevelModel, J: Any, weights: Any) -> Any:
 
 
 def level_array(xp: Any, a: Any, like: Any, kind: type = float) -> Any:
+    """Host values ``a`` as an array of ``like``'s namespace, device and (for floats) dtype."""
+    if type(like) is np.ndarray:  # NumPy: one conversion, without the namespace's wrapper
+        return np.asarray(a, dtype=like.dtype if kind is float else np.int64)
     dtype = like.dtype if kind is float else xp.int64
     return xp.asarray(np.asarray(a, dtype=kind), dtype=dtype, device=device(like))
 
