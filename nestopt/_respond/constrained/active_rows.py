@@ -45,6 +45,7 @@ class RowSets:
     hi: Any
     lb: Any  # host float arrays (m,)
     ub: Any
+    bounds: Any  # per row, the larger finite |lb|, |ub| (0 where both are infinite)
 
     @classmethod
     def of(cls, lb: Any, ub: Any) -> RowSets:
@@ -52,7 +53,9 @@ class RowSets:
         eq = np.flatnonzero(lb == ub)
         lo = np.flatnonzero((lb != ub) & np.isfinite(lb))
         hi = np.flatnonzero((lb != ub) & np.isfinite(ub))
-        return cls(eq, lo, hi, lb, ub)
+        bounds = np.where(np.isfinite(lb), np.abs(lb), 0.0)
+        bounds = np.maximum(bounds, np.where(np.isfinite(ub), np.abs(ub), 0.0))
+        return cls(eq, lo, hi, lb, ub, bounds)
 
     def slack(self, c: Any) -> Any:
         """Each row's distance from its value ``c`` to its nearer bound (unscaled)."""
@@ -162,9 +165,7 @@ def _row_scales(model: LevelModel, point: LevelPoint, sets: RowSets) -> tuple[An
     row = row_maxima(model, J, np.ones(J.shape[1]))
     row = np.where(row > 0, row, 1.0)
     x = max_abs(xp, point.xs[model.j - 1])
-    bounds = np.where(np.isfinite(sets.lb), np.abs(sets.lb), 0.0)
-    bounds = np.maximum(bounds, np.where(np.isfinite(sets.ub), np.abs(sets.ub), 0.0))
-    values = np.maximum(bounds, row * max(x, 1.0))
+    values = np.maximum(sets.bounds, row * max(x, 1.0))
     gscale = max(max_abs(xp, point.g_own), 1e-300)
     return values, gscale / row
 
