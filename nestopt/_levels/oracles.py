@@ -18,6 +18,8 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from .._backend.host import all_finite, host_floats, to_numpy
 from .._backend.names import dtype_name, machine_eps
 from .._errors import (
@@ -97,7 +99,6 @@ class Oracles:
         self.check_finite = check_finite
         self.symmetry = symmetry
         self.counts = {name: [0] * len(self.levels) for name in _CALLABLES}
-        self._flat = (self.dim,)  # the shape of every gradient
         self._symmetry_checked: set[int] = set()
 
     @classmethod
@@ -118,7 +119,7 @@ class Oracles:
                 "needs; pass Level(..., value=...)"
             )
         out = self._call(k, "value", xs)
-        where = Where(k, self.level_texts[k - 1], "value")
+        where = self._where(k, "value")
         if isinstance(out, (int, float)) and not isinstance(out, bool):
             # A Python float, or a NumPy scalar (a float too): tested as it is.
             if self.check_finite and not math.isfinite(out):
@@ -139,15 +140,12 @@ class Oracles:
     def grad(self, k: int, xs: Sequence[Any]) -> Any:
         """``grad f_k`` as a fresh ``(D,)`` array (always copied: it is cheap)."""
         out = self._call(k, "grad", xs)
-        target = self.target
-        if type(out) is target.host_type and out.dtype == target.dtype and out.shape == self._flat:
-            flat = out.copy()  # a plain ndarray of the run's dtype and shape: checked
-        else:
-            flat = vector_layout(out, self.sizes, target, Where(k, self.level_texts[k - 1], "grad"))
-            if flat is out:
-                flat = _copy(self.xp, flat)
+        where = self._where(k, "grad")
+        flat = vector_layout(out, self.sizes, self.target, where)
+        if flat is out:
+            flat = _copy(self.xp, flat)
         if self.check_finite and not all_finite(self.xp, flat):
-            self._check_finite(flat, Where(k, self.level_texts[k - 1], "grad"), xs)
+            self._check_finite(flat, where, xs)
         return flat
 
     def hess(self, k: int, xs: Sequence[Any], *, start: int = 0, keep: bool = False) -> Any:
@@ -356,7 +354,9 @@ def _finite_sum(xp: Any, a: Any) -> bool:
 
 
 def _copy(xp: Any, a: Any) -> Any:
-    return a.copy() if is_sparse(a) else xp.asarray(a, copy=True)
+    if type(a) is np.ndarray or is_sparse(a):
+        return a.copy()
+    return xp.asarray(a, copy=True)
 
 
 def abbreviate(xs: Sequence[Any], n: int) -> str:

@@ -56,6 +56,11 @@ class Target:
         if compat.is_numpy_namespace(self.xp):
             object.__setattr__(self, "host_type", _ndarray())
 
+    def plain(self, out: Any, shape: tuple[int, ...]) -> bool:
+        """Whether ``out`` is a plain ndarray of the run's dtype and ``shape`` (NumPy only):
+        every check of a returned array passes for it, in one comparison."""
+        return type(out) is self.host_type and out.dtype == self.dtype and out.shape == shape
+
     def scalar(self, value: float) -> Any:
         """A Python (or NumPy) number as a 0-d array of the run's dtype and device."""
         if self.host_type is not None:
@@ -113,11 +118,10 @@ def check_array(out: Any, target: Target, where: Where) -> Any:
 
 def vector_layout(out: Any, sizes: tuple[int, ...], target: Target, where: Where) -> Any:
     """A ``(D,)`` vector from one array or a sequence of per-level blocks (``None``: zero)."""
-    if type(out) is target.host_type and out.dtype == target.dtype:
-        if out.shape == (sum(sizes),):
-            return out  # a plain ndarray of the run's dtype and size: every check passes
-    xp = target.xp
     dim, n = sum(sizes), len(sizes)
+    if target.plain(out, (dim,)):
+        return out
+    xp = target.xp
     if isinstance(out, (list, tuple)):
         if len(out) != n:
             raise OracleError(
@@ -163,8 +167,8 @@ def matrix_layout(
     """
     dim, n = sum(sizes), len(sizes)
     rows = dim if rows is None else rows
-    if type(out) is target.host_type and out.dtype == target.dtype and out.shape == (rows, dim):
-        return out  # a plain ndarray of the run's dtype and shape: every check passes
+    if target.plain(out, (rows, dim)):
+        return out
     xp = target.xp
     if is_sparse(out):
         return _sparse_layout(out, rows, dim, target, where)
@@ -206,8 +210,8 @@ def _block(block: Any, shape: tuple[int, int], i: int, j: int, target: Target, w
     """Block ``(i, j)`` of a nested Hessian, checked (zeros for None)."""
     if block is None:
         return target.xp.zeros(shape, dtype=target.dtype, device=target.device)
-    if type(block) is target.host_type and block.dtype == target.dtype and block.shape == shape:
-        return block  # a plain ndarray of the run's dtype and shape: every check passes
+    if target.plain(block, shape):
+        return block
     block = check_array(block, target, where.at_block(f"block ({i + 1}, {j + 1})"))
     if tuple(block.shape) != shape:
         raise OracleError(

@@ -29,6 +29,7 @@ __all__ = [
     "residual_is_small",
     "smallest_eigenvalues",
     "lapack_cholesky",
+    "lapack_cholesky_solve",
     "scipy_linalg",
     "LINEAR_SOLVERS",
     "DENSE_SOLVERS",
@@ -58,11 +59,7 @@ class Factorization:
 
     def solve(self, b: Any) -> Any:
         if self.kind == "scipy_cholesky":  # LAPACK takes a vector or a matrix as it is
-            c, potrs = self.factor
-            x, info = potrs(c, b, lower=1)
-            if info != 0:
-                raise FactorizationError(f"LAPACK potrs: illegal argument {-info}")
-            return x
+            return lapack_cholesky_solve(self.factor, b)
         xp = self.xp
         vector = b.ndim == 1
         rhs = xp.reshape(b, (b.shape[0], 1)) if vector else b
@@ -228,6 +225,15 @@ def lapack_cholesky(a: Any) -> tuple[Any, Any]:
 
 
 _LAPACK: dict[str, tuple[Any, Any]] = {}
+
+
+def lapack_cholesky_solve(factor: tuple[Any, Any], b: Any) -> Any:
+    """``A^{-1} b`` from ``(c, potrs)``: ``A``'s lower Cholesky factor and LAPACK's solve."""
+    c, potrs = factor
+    x, info = potrs(c, b, lower=1)
+    if info != 0:
+        raise FactorizationError(f"LAPACK potrs: illegal argument {-info}")
+    return x
 
 
 def _check_cholesky_diagonal(diag: Any, xp: Any) -> None:

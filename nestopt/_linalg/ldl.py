@@ -27,7 +27,7 @@ import array_api_compat as compat
 from .._backend.host import all_finite
 from .._backend.names import machine_eps
 from .._errors import FactorizationError
-from .factor import lapack_cholesky, scipy_linalg
+from .factor import lapack_cholesky, lapack_cholesky_solve, scipy_linalg
 
 __all__ = ["SymmetricFactor", "factor_symmetric", "factor_positive", "equilibrate"]
 
@@ -190,11 +190,7 @@ def _solve_sytrf(f: SymmetricFactor, b: Any) -> Any:
 
 
 def _solve_cholesky(f: SymmetricFactor, b: Any) -> Any:
-    c, potrs = f.factor
-    x, info = potrs(c, b, lower=1)
-    if info != 0:
-        raise FactorizationError(f"LAPACK potrs: illegal argument {-info}")
-    return x
+    return lapack_cholesky_solve(f.factor, b)
 
 
 def _solve_dense(f: SymmetricFactor, b: Any) -> Any:
