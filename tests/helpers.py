@@ -62,3 +62,13 @@ def max_follower(lower: Any, *, hessian: str = "hess", name: str | None = None) 
         bounds=nestopt.Bounds(lower, np.full(k, np.inf)),
         **form,
     )
+
+
+def solve_quietly(problem: Any, x0: Any) -> Any:
+    """``nestopt.solve`` from ``x0`` (level 1) and the second level at zero, without the
+    DegeneracyWarning that a kink (a weakly active bound) raises on the way."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", nestopt.DegeneracyWarning)
+        return nestopt.solve(problem, [np.asarray(x0, dtype=float), np.zeros(problem.sizes[1])])

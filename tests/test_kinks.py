@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 import pytest
-from helpers import max_follower
+from helpers import max_follower, solve_quietly
 
 import nestopt
 from nestopt.problems import bolib
@@ -32,13 +32,6 @@ def _kinked(k, leader_value, leader_grad, leader_hess, x_bounds=None):
     return nestopt.Problem([leader, follower])
 
 
-def _solve(problem, x0):
-    k = problem.sizes[0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", nestopt.DegeneracyWarning)
-        return nestopt.solve(problem, [np.asarray(x0, dtype=float), np.zeros(k)])
-
-
 def _v(k):
     """F = sum(-x/2 + y): slope -1/2 left of each kink, +1/2 right: a strict minimum at 0."""
     return _kinked(
@@ -53,7 +46,7 @@ def _v(k):
 def test_a_strict_kink_minimum_is_certified(k):
     # From the left the run reaches the kink with a one-sided gradient of -1/2 that never
     # vanishes: without the certificate it ends DEGENERATE (or a failed line search).
-    result = _solve(_v(k), np.full(k, -1.0))
+    result = solve_quietly(_v(k), np.full(k, -1.0))
     assert result.status is nestopt.Status.SUCCESS, result.message
     assert f"kink certified: {k} weakly active row{'s' if k > 1 else ''}, {2**k} pieces" in (
         result.message
@@ -72,7 +65,7 @@ def test_a_kink_that_descends_along_one_piece_is_left_behind():
         lambda x, y: np.zeros((2, 2)),
         x_bounds=nestopt.Bounds(np.array([-5.0]), np.array([2.0])),
     )
-    result = _solve(problem, [-1.0])
+    result = solve_quietly(problem, [-1.0])
     assert result.status is nestopt.Status.SUCCESS, result.message
     np.testing.assert_allclose(result.x, [2.0], atol=1e-8)
     np.testing.assert_allclose(result.fun, -3.0, atol=1e-8)
@@ -90,7 +83,7 @@ def test_the_descent_direction_is_taken_at_the_kink_itself():
         lambda x, y: np.diag([0.0, 2.0]),
         x_bounds=nestopt.Bounds(np.array([-2.0]), np.array([5.0])),
     )
-    result = _solve(problem, [0.0])
+    result = solve_quietly(problem, [0.0])
     assert result.status is nestopt.Status.SUCCESS, result.message
     np.testing.assert_allclose(result.x, [-2.0], atol=1e-8)
     np.testing.assert_allclose(result.fun, -2.0, atol=1e-8)
@@ -108,7 +101,7 @@ def test_a_saddle_with_zero_one_sided_gradients_is_not_certified():
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = _solve(problem, [0.0])
+        result = solve_quietly(problem, [0.0])
     assert not result.success
     assert result.status is nestopt.Status.DEGENERATE
     assert "not certified" in result.message
@@ -125,7 +118,7 @@ def test_a_maximum_with_zero_one_sided_gradients_is_not_certified():
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = _solve(problem, [0.0])
+        result = solve_quietly(problem, [0.0])
     assert not (result.success and abs(float(result.x[0])) < 1e-6)
 
 
@@ -315,7 +308,7 @@ def test_a_kink_on_a_weakly_active_leader_bound(sign, certified):
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = _solve(problem, [0.0])
+        result = solve_quietly(problem, [0.0])
     if certified:
         assert result.status is nestopt.Status.SUCCESS, result.message
         assert "kink certified" in result.message
@@ -344,7 +337,7 @@ def test_a_kink_under_a_constrained_leader_is_certified_to_first_order(x0):
         lambda x, y: (np.array([-0.5]), np.ones(1)),
         5.0,
     )
-    result = _solve(problem, [x0])
+    result = solve_quietly(problem, [x0])
     assert result.optimizer == "interior_point"
     assert result.status is nestopt.Status.SUCCESS, result.message
     assert "kink certified: 1 weakly active row, 2 pieces checked" in result.message
@@ -361,7 +354,7 @@ def test_a_constrained_leader_at_a_kink_that_is_no_minimum_is_not_certified():
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = _solve(problem, [0.0])
+        result = solve_quietly(problem, [0.0])
     assert not (result.success and "kink certified" in result.message)
 
 
@@ -379,7 +372,7 @@ def test_a_constrained_leader_leaves_a_kink_along_its_descending_piece():
         lambda x, y: np.array([[0.0, 0.0], [0.0, 2.0]]),
     )
     leader = dataclasses.replace(problem.levels[0], constraints=[row])
-    result = _solve(nestopt.Problem([leader, problem.levels[1]]), [0.0])
+    result = solve_quietly(nestopt.Problem([leader, problem.levels[1]]), [0.0])
     assert result.optimizer == "interior_point"
     assert result.status is nestopt.Status.SUCCESS, result.message
     assert any("left a kink" in note for note in result.notes), result.notes

@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 import pytest
-from helpers import max_follower
+from helpers import max_follower, solve_quietly
 
 import nestopt
 from nestopt.problems import nnls
@@ -284,13 +284,6 @@ def _kinked(k, leader_value, leader_grad, leader_hess):
     return nestopt.Problem([leader, follower])
 
 
-def _solve_quietly(problem, x0):
-    k = problem.sizes[0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", nestopt.DegeneracyWarning)
-        return nestopt.solve(problem, [np.asarray(x0, dtype=float), np.zeros(k)])
-
-
 @pytest.mark.parametrize("k", [1, 2])
 def test_a_strict_kink_minimum_of_a_matrix_free_box_level_is_certified(k):
     # F = sum(-x/2 + y): slopes -1/2 left of each kink and +1/2 right: a strict minimum at 0
@@ -301,7 +294,7 @@ def test_a_strict_kink_minimum_of_a_matrix_free_box_level_is_certified(k):
         lambda x, y: (np.full(k, -0.5), np.ones(k)),
         lambda x, y: np.zeros((2 * k, 2 * k)),
     )
-    result = _solve_quietly(problem, -np.ones(k))
+    result = solve_quietly(problem, -np.ones(k))
     assert result.status is nestopt.Status.SUCCESS, result.message
     assert f"kink certified: {k} weakly active row" in result.message
     np.testing.assert_allclose(result.x, np.zeros(k), atol=1e-8)
@@ -319,7 +312,7 @@ def test_a_kink_minimum_with_a_smooth_direction_needs_the_second_order_test():
         hess=lambda x, y: np.diag([0.0, 1.0, 0.0, 2.0]),
         size=2,
     )
-    result = _solve_quietly(nestopt.Problem([leader, follower]), [2.0, 0.0])
+    result = solve_quietly(nestopt.Problem([leader, follower]), [2.0, 0.0])
     assert result.status is nestopt.Status.SUCCESS, result.message
     assert "kink certified: 1 weakly active row, 2 pieces checked" in result.message
     np.testing.assert_allclose(result.x, [1.0, 0.2], atol=1e-6)  # to the run's gtol
@@ -337,8 +330,21 @@ def test_a_matrix_free_kink_that_is_a_maximum_along_x2_is_not_certified():
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = _solve_quietly(nestopt.Problem([leader, follower]), [2.0, -0.2])
+        result = solve_quietly(nestopt.Problem([leader, follower]), [2.0, -0.2])
     assert not (result.success and "kink certified" in result.message), result.message
+
+
+def _quadratic_follower(Q, c, d1, form, **constrained):
+    """The follower ``f_2 = z^T Q z / 2 + c^T z`` (``z = (x, y)``, ``x`` of size ``d1``) with
+    its Hessian as products (``form='hvp'``) or dense, and ``constrained`` (bounds, rows)."""
+    kwargs = {"hvp": lambda x, y, v: Q @ v} if form == "hvp" else {"hess": lambda x, y: Q}
+    return nestopt.Level(
+        value=lambda x, y: 0.5 * np.r_[x, y] @ Q @ np.r_[x, y] + c @ np.r_[x, y],
+        grad=lambda x, y: tuple(np.split(Q @ np.r_[x, y] + c, [d1])),
+        size=Q.shape[0] - d1,
+        **constrained,
+        **kwargs,
+    )
 
 
 @pytest.mark.parametrize("seed", range(12))  # 300 seeds agreed when written
@@ -357,14 +363,8 @@ def test_random_box_followers_matrix_free_and_dense_agree(seed):
     target = rng.standard_normal(d2)
 
     def build(form):
-        kwargs = {"hvp": lambda x, y, v: Q @ v} if form == "hvp" else {"hess": lambda x, y: Q}
-        follower = nestopt.Level(
-            value=lambda x, y: 0.5 * np.r_[x, y] @ Q @ np.r_[x, y] + c @ np.r_[x, y],
-            grad=lambda x, y: tuple(np.split(Q @ np.r_[x, y] + c, [d1])),
-            size=d2,
-            bounds=nestopt.Bounds(np.where(np.isfinite(lb), lb, -np.inf), ub),
-            **kwargs,
-        )
+        bounds = nestopt.Bounds(np.where(np.isfinite(lb), lb, -np.inf), ub)
+        follower = _quadratic_follower(Q, c, d1, form, bounds=bounds)
         leader = nestopt.Level(
             value=lambda x, y: 0.5 * (y - target) @ (y - target) + 0.1 * x @ x,
             grad=lambda x, y: (0.2 * x, y - target),
@@ -499,12 +499,7 @@ def test_random_followers_with_rows_matrix_free_and_dense_agree(seed):
     target = rng.standard_normal(d2)
 
     def build(form):
-        kwargs = {"hvp": lambda x, y, v: Q @ v} if form == "hvp" else {"hess": lambda x, y: Q}
-        follower = nestopt.Level(
-            value=lambda x, y: 0.5 * np.r_[x, y] @ Q @ np.r_[x, y] + c @ np.r_[x, y],
-            grad=lambda x, y: tuple(np.split(Q @ np.r_[x, y] + c, [d1])),
-            size=d2, bounds=bounds, constraints=rows, **kwargs,
-        )  # fmt: skip
+        follower = _quadratic_follower(Q, c, d1, form, bounds=bounds, constraints=rows)
         leader = nestopt.Level(
             value=lambda x, y: 0.5 * (y - target) @ (y - target),
             grad=lambda x, y: (np.zeros(d1), y - target),
