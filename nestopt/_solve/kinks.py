@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .._backend.host import to_numpy
+from .._backend.host import max_abs, to_numpy
 from .._derivatives.compose import stack_response
 from .._errors import NestoptError, Status
 from .._linalg.kkt_system import KKTSystem
@@ -354,7 +354,7 @@ def _secant_step(run: Any, loop: Any, verdict: Verdict) -> Any:
         except NestoptError:
             return None
 
-    probe = math.sqrt(eps) * max(1.0, float(xp.max(xp.abs(x))))
+    probe = math.sqrt(eps) * max(1.0, max_abs(xp, x))
     ahead = at(probe)
     if ahead is None:
         return None
@@ -380,7 +380,7 @@ def armijo_step(xp: Any, point: Any, verdict: Verdict, trial_value: Any) -> Any:
         return None
     x = point.x
     direction = xp.asarray(verdict.direction, dtype=x.dtype)
-    t = 0.1 * max(1.0, float(xp.max(xp.abs(x))))
+    t = 0.1 * max(1.0, max_abs(xp, x))
     for _ in range(40):
         trial, fun = trial_value(x + t * direction)
         if fun is not None and fun <= point.fun + 1e-4 * t * verdict.slope:

@@ -249,7 +249,7 @@ def box_result(
     at_bound = at_lower | at_upper
     # The multipliers' scale: the gradient's, or curvature times size (|A x|: one product),
     # as a dense level's rows are judged; the warm start's first gradient may be tiny.
-    curvature = float(xp.max(xp.abs(point.products.A(x)))) if x.shape[0] else 0.0
+    curvature = max_abs(xp, point.products.A(x))
     size = max(float(np.max(np.abs(host_g), initial=0.0)), first_gnorm, curvature, 1e-300)
     # A bound whose gradient points inward was reached to within the solve's tolerance
     # (the response sits that near it): released, as weakly active, never held with a
