@@ -404,3 +404,47 @@ def test_nan_or_inf_from_an_hvp_is_reported_by_name(where):
     with pytest.raises(nestopt.NonFiniteError, match=r"level 2.*'hvp'.*NaN or Inf") as info:
         nestopt.hypergradient(bad, start)
     assert info.value.level == 2
+
+
+@pytest.mark.parametrize("n_features, n_groups", [(1_000, 4), (1_003, 7)])
+def test_group_ridge_callables_match_their_formulas(n_features, n_groups):
+    """The callables work on the used columns only and sum per group without bincount: they
+    must equal the problem's formulas written out with the whole data matrix, for ``p`` that
+    the groups divide and for ``p`` that they do not, and for products that move ``lam``."""
+    from nestopt.problems import group_ridge
+
+    problem = group_ridge(n_features, 50, n_groups, per_row=3, seed=4)
+    data = problem.data
+    X, y, X_val, y_val = (data[k] for k in ("X_train", "y_train", "X_val", "y_val"))
+    X, X_val = X.toarray(), X_val.toarray()
+    assert np.sum(~X.any(axis=0)) > n_features // 2  # many unused columns: the case at stake
+    n, groups = X.shape[0], np.arange(n_features) % n_groups
+    rng = np.random.default_rng(5)
+    lam, theta = rng.standard_normal(n_groups), rng.standard_normal(n_features)
+    e = np.exp(lam)[groups]
+    # f_2 and its derivatives written out; H is the full Hessian in (lam, theta).
+    value = np.sum((X @ theta - y) ** 2) / (2 * n) + 0.5 * e @ theta**2
+    grad = (
+        np.bincount(groups, 0.5 * e * theta**2, n_groups),
+        X.T @ (X @ theta - y) / n + e * theta,
+    )
+    H = np.zeros((n_groups + n_features,) * 2)
+    H[:n_groups, :n_groups] = np.diag(np.bincount(groups, 0.5 * e * theta**2, n_groups))
+    cross = np.zeros((n_groups, n_features))
+    cross[groups, np.arange(n_features)] = e * theta
+    H[:n_groups, n_groups:], H[n_groups:, :n_groups] = cross, cross.T
+    H[n_groups:, n_groups:] = X.T @ X / n + np.diag(e)
+    leader, learner = problem.levels
+    assert learner.value(lam, theta) == pytest.approx(value, rel=1e-13)
+    for ours, truth in zip(learner.grad(lam, theta), grad, strict=True):
+        np.testing.assert_allclose(ours, truth, rtol=1e-12, atol=1e-14)
+    for v in (np.concatenate([np.zeros(n_groups), rng.standard_normal(n_features)]),
+              rng.standard_normal(n_groups + n_features)):  # fmt: skip
+        np.testing.assert_allclose(learner.hvp(lam, theta, v), H @ v, rtol=1e-12, atol=1e-13)
+    r_val = X_val @ theta - y_val
+    assert leader.value(lam, theta) == pytest.approx(r_val @ r_val / (2 * n), rel=1e-13)
+    np.testing.assert_allclose(leader.grad(lam, theta)[1], X_val.T @ r_val / n, atol=1e-14)
+    v = rng.standard_normal(n_groups + n_features)
+    np.testing.assert_allclose(
+        leader.hvp(lam, theta, v)[n_groups:], X_val.T @ (X_val @ v[n_groups:]) / n, atol=1e-13
+    )

@@ -72,3 +72,51 @@ def test_portable_substitution_across_block_boundaries(xp):
 def test_unknown_solver_lists_the_known_ones(xp):
     with pytest.raises(ValueError, match="cholesky, lu, lstsq"):
         factorize(xp.asarray(spd(2)), method="qr", xp=xp)
+
+
+@pytest.mark.parametrize("lead", [0, 3])
+@pytest.mark.parametrize("warm", [False, True])
+def test_cg_solves_and_leaves_its_inputs_alone(xp, lead, warm):
+    """nestopt's CG (BLAS updates on NumPy, operators in place on CuPy and torch, functional
+    elsewhere) solves an SPD system to its tolerance, reports Ritz values inside A's
+    spectrum, never writes to ``b`` or ``x0``, and with ``lead`` hands ``matvec`` vectors
+    ``(0, v)`` whose leading zeros stay zeros."""
+    from nestopt._linalg.cg import cg, smallest_ritz
+
+    n = 40
+    a_np = spd(n, seed=7)
+    b_np = np.random.default_rng(8).standard_normal(n)
+    a, b = xp.asarray(a_np), xp.asarray(b_np)
+    x0 = xp.asarray(np.linalg.solve(a_np, b_np) + 0.1) if warm else None
+    seen = []
+
+    def matvec(w):
+        w_np = np.asarray(w)
+        assert w_np.shape == (lead + n,)
+        seen.append(float(np.max(np.abs(w_np[:lead]), initial=0.0)))
+        return a @ w[lead:]
+
+    run = cg(matvec, b, rtol=1e-12, maxiter=200, xp=xp, x0=x0, lead=lead)
+    assert_array_on(run.x, xp, shape=(n,))
+    truth = np.linalg.solve(a_np, b_np)
+    assert relative_error(run.x, truth) < 1e-9
+    assert np.linalg.norm(a_np @ np.asarray(run.x) - b_np) <= 1.1e-12 * np.linalg.norm(b_np)
+    assert seen and max(seen) == 0.0
+    np.testing.assert_array_equal(np.asarray(b), b_np)
+    if warm:
+        np.testing.assert_array_equal(np.asarray(x0), np.linalg.solve(a_np, b_np) + 0.1)
+    low, high = np.linalg.eigvalsh(a_np)[[0, -1]]
+    ritz = smallest_ritz(run.diagonal, run.offdiagonal)
+    assert low * (1 - 1e-9) <= ritz <= high * (1 + 1e-9)
+
+
+def test_cg_in_single_precision():
+    """float32 runs through BLAS saxpy/sscal: the result stays float32 and reaches a
+    tolerance that single precision allows."""
+    from nestopt._linalg.cg import cg
+
+    a = spd(30, seed=9).astype(np.float32)
+    b = np.random.default_rng(10).standard_normal(30).astype(np.float32)
+    run = cg(lambda v: a @ v, b, rtol=1e-5, maxiter=100, xp=np)
+    assert run.x.dtype == np.float32
+    assert np.linalg.norm(a @ run.x - b) <= 2e-5 * np.linalg.norm(b)

@@ -11,9 +11,11 @@ residual: with step lengths ``alpha_i`` and ``beta_i = |r_{i+1}|^2 / |r_i|^2``
 Its eigenvalues (Ritz values) lie between the extreme eigenvalues of
 ``A``, so a Ritz value at or below zero proves that ``A`` is not positive
 definite, and a count of the Ritz values below a threshold (Sturm's
-sequence) tests for it in ``O(k)`` host operations. NumPy, CuPy and torch
-arrays are updated in place (the copies a bare CG makes, no more); other
-namespaces get the functional updates of the array API standard.
+sequence) tests for it in ``O(k)`` host operations. Real NumPy vectors are
+updated in place by BLAS ``axpy`` and ``scal`` (through SciPy, where it is
+installed: no temporaries, which on vectors of millions of entries halves the
+cost of CG's own work), CuPy and torch arrays in place by their operators;
+other namespaces get the functional updates of the array API standard.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import array_api_compat as compat
+from array_api_compat import device
+
+from .factor import scipy_linalg
 
 __all__ = ["CGRun", "cg", "lanczos_count_below", "smallest_ritz"]
 
@@ -53,6 +58,84 @@ def _in_place(xp: Any) -> bool:
     )
 
 
+class _Updates:
+    """CG's vector updates ``y + a x`` and ``r + b p``, in place where the backend allows.
+
+    ``axpy`` and ``xpby`` overwrite their last argument where they can and
+    return the result (assign it: the functional form returns a new array).
+    """
+
+    def __init__(self, xp: Any, b: Any) -> None:
+        self.inplace = _in_place(xp)
+        self.blas: tuple[Any, Any] | None = None
+        if compat.is_numpy_namespace(xp) and b.dtype.char in "fd":
+            linalg = scipy_linalg()
+            if linalg is not None:
+                self.blas = _blas_pair(linalg, b)
+
+    def axpy(self, a: float, x: Any, y: Any) -> Any:
+        """``y + a x``."""
+        if self.blas is not None:
+            return self.blas[0](x, y, a=a)
+        if self.inplace:
+            y += a * x
+            return y
+        return y + a * x
+
+    def xpby(self, x: Any, b: float, y: Any) -> Any:
+        """``x + b y``."""
+        if self.blas is not None:
+            axpy, scal = self.blas
+            return axpy(x, scal(b, y))
+        if self.inplace:
+            y *= b
+            y += x
+            return y
+        return x + b * y
+
+
+def _blas_pair(linalg: Any, b: Any) -> tuple[Any, Any]:
+    """BLAS ``axpy`` and ``scal`` for ``b``'s dtype, looked up once per dtype."""
+    key = b.dtype.char
+    pair = _BLAS.get(key)
+    if pair is None:
+        pair = _BLAS[key] = linalg.get_blas_funcs(("axpy", "scal"), (b,))
+    return pair
+
+
+_BLAS: dict[str, tuple[Any, Any]] = {}
+
+
+class _Padded:
+    """``A v`` from a ``matvec`` of ``(0, v)``; the direction kept inside ``(0, p)`` in place."""
+
+    def __init__(self, matvec: Callable[[Any], Any], lead: int, b: Any, xp: Any, inplace: bool):
+        self.matvec, self.lead, self.xp, self.inplace = matvec, lead, xp, inplace
+        self.whole: Any = None  # (0, p), CG's direction p a view of it
+        self.view: Any = None
+        if lead and inplace:
+            self.whole = xp.empty((lead + b.shape[0],), dtype=b.dtype, device=device(b))
+            self.whole[:lead] = 0.0
+            self.view = self.whole[lead:]
+        self.zeros: Any = None
+
+    def direction(self, r: Any) -> Any:
+        """A copy of ``r`` to serve as CG's direction (inside ``(0, p)`` where kept)."""
+        if self.view is None:
+            return self.xp.asarray(r, copy=True) if self.inplace else r
+        self.view[...] = r
+        return self.view
+
+    def apply(self, v: Any) -> Any:
+        if not self.lead:
+            return self.matvec(v)
+        if v is self.view:
+            return self.matvec(self.whole)
+        if self.zeros is None:
+            self.zeros = self.xp.zeros((self.lead,), dtype=v.dtype, device=device(v))
+        return self.matvec(self.xp.concat([self.zeros, v]))
+
+
 def cg(
     matvec: Callable[[Any], Any],
     b: Any,
@@ -63,6 +146,7 @@ def cg(
     x0: Any = None,
     norm_b: float | None = None,
     check_product: Callable[[Any], None] | None = None,
+    lead: int = 0,
 ) -> CGRun:
     """CG (Hestenes-Stiefel) on ``A x = b`` to ``|r| <= rtol |b|``, from ``x0`` (or zero).
 
@@ -74,16 +158,23 @@ def cg(
     and CG is not defined). ``check_product(q)`` is called on a product ``q = A p``
     whose ``p^T q`` is not finite (NaN or Inf in any entry of ``q`` that ``p`` meets
     makes it so), to raise for a broken operator rather than report its curvature.
+
+    With ``lead > 0``, ``matvec`` takes ``(0, v)``: ``lead`` zeros, then ``v`` (a
+    level's own block below the variables above it). Where updates are in
+    place, CG keeps its direction inside such a vector, so that its products
+    copy nothing in (as SciPy's CG, it updates that vector after each product).
     """
-    inplace = _in_place(xp)
+    updates = _Updates(xp, b)
+    inplace = updates.inplace
+    padded = _Padded(matvec, lead, b, xp, inplace)
     if norm_b is None:
         norm_b = float(xp.linalg.vector_norm(b))
     target = rtol * norm_b
+    x: Any = None  # None: zero (made only where a run ends there)
     if x0 is None:
-        x = xp.zeros_like(b)
         r = xp.asarray(b, copy=True) if inplace else b
     else:
-        q = matvec(x0)
+        q = padded.apply(x0)
         curvature = float(x0 @ q)
         if check_product is not None and not math.isfinite(curvature):
             check_product(q)
@@ -92,34 +183,30 @@ def cg(
         r = b - gamma * q
     rr = float(r @ r)
     if x0 is not None and not math.sqrt(rr) < norm_b:
-        x = xp.zeros_like(b)
+        x = None
         r = xp.asarray(b, copy=True) if inplace else b
         rr = norm_b * norm_b
     run = CGRun(x, 0, math.sqrt(rr) / norm_b if norm_b > 0 else 0.0)
     if not math.sqrt(rr) > target:
-        return run
-    p = xp.asarray(r, copy=True) if inplace else r
+        return _at_zero(run, b, xp)
+    p = padded.direction(r)
     previous_alpha, previous_beta = None, 0.0
     for iteration in range(1, maxiter + 1):
-        q = matvec(p)
+        q = padded.apply(p)
         curvature = float(p @ q)
         if check_product is not None and not math.isfinite(curvature):
             check_product(q)
         if not curvature > 0.0:
             run.negative = curvature / max(float(p @ p), 1e-300)
             run.iterations = iteration - 1
-            return run
+            return _at_zero(run, b, xp)
         alpha = rr / curvature
         diagonal = 1.0 / alpha
         if previous_alpha is not None:
             diagonal += previous_beta / previous_alpha
         run.diagonal.append(diagonal)
-        if inplace:
-            x += alpha * p
-            r -= alpha * q
-        else:
-            x = x + alpha * p
-            r = r - alpha * q
+        x = alpha * p if x is None else updates.axpy(alpha, p, x)
+        r = updates.axpy(-alpha, q, r)
         rr_new = float(r @ r)
         run.x, run.iterations = x, iteration
         run.residual = math.sqrt(rr_new) / norm_b
@@ -129,12 +216,15 @@ def cg(
         if not math.sqrt(rr_new) > target:
             return run
         run.offdiagonal.append(math.sqrt(beta) / alpha)
-        if inplace:
-            p *= beta
-            p += r
-        else:
-            p = r + beta * p
+        p = updates.xpby(r, beta, p)
         rr, previous_alpha, previous_beta = rr_new, alpha, beta
+    return run
+
+
+def _at_zero(run: CGRun, b: Any, xp: Any) -> CGRun:
+    """``run``, its ``x`` made zero where it ended before its first step from zero."""
+    if run.x is None:
+        run.x = xp.zeros_like(b)
     return run
 
 

@@ -99,9 +99,10 @@ class LevelProducts:
         """``H_j[j, j] u``: one product with the level's Hessian (and the responses below)."""
         return self.reduced(self.own_vector(u))[self.own]
 
-    def A_in_cg(self, u: Any) -> Any:
-        """``A u`` for CG, which tests ``u^T A u`` for NaN and Inf itself (`check_product`)."""
-        return self.reduced(self.own_vector(u), finite_later=True)[self.own]
+    def A_in_cg(self, w: Any) -> Any:
+        """``A u`` from ``w = (0, u)`` (`own_vector`; CG keeps its direction so), for CG,
+        which tests ``u^T A u`` for NaN and Inf itself (`check_product`)."""
+        return self.reduced(w, finite_later=True)[self.own]
 
     def check_product(self, q: Any) -> None:
         """Raise naming the level's ``hvp`` if the product ``q`` holds NaN or Inf."""
@@ -270,7 +271,7 @@ def _cg(
     if isinstance(products, LevelProducts):
         return cg(
             products.A_in_cg, rhs, rtol=rtol, maxiter=maxiter, xp=xp, x0=x0, norm_b=norm_b,
-            check_product=products.check_product,
+            check_product=products.check_product, lead=products.own.start,
         )  # fmt: skip
     return cg(products.A, rhs, rtol=rtol, maxiter=maxiter, xp=xp, x0=x0, norm_b=norm_b)
 
