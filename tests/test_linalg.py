@@ -77,10 +77,10 @@ def test_unknown_solver_lists_the_known_ones(xp):
 @pytest.mark.parametrize("lead", [0, 3])
 @pytest.mark.parametrize("warm", [False, True])
 def test_cg_solves_and_leaves_its_inputs_alone(xp, lead, warm):
-    """nestopt's CG (BLAS updates on NumPy, operators in place on CuPy and torch, functional
-    elsewhere) solves an SPD system to its tolerance, reports Ritz values inside A's
-    spectrum, never writes to ``b`` or ``x0``, and with ``lead`` hands ``matvec`` vectors
-    ``(0, v)`` whose leading zeros stay zeros."""
+    """nestopt's CG (updates in place on NumPy, CuPy and torch, functional elsewhere)
+    solves an SPD system to its tolerance, reports Ritz values inside A's spectrum, never
+    writes to ``b`` or ``x0``, and with ``lead`` hands ``matvec`` vectors ``(0, v)`` whose
+    leading zeros stay zeros."""
     from nestopt._linalg.cg import cg, smallest_ritz
 
     n = 40
@@ -111,8 +111,8 @@ def test_cg_solves_and_leaves_its_inputs_alone(xp, lead, warm):
 
 
 def test_cg_in_single_precision():
-    """float32 runs through BLAS saxpy/sscal: the result stays float32 and reaches a
-    tolerance that single precision allows."""
+    """float32 stays float32 through CG's updates and reaches a tolerance that single
+    precision allows."""
     from nestopt._linalg.cg import cg
 
     a = spd(30, seed=9).astype(np.float32)

@@ -11,11 +11,9 @@ residual: with step lengths ``alpha_i`` and ``beta_i = |r_{i+1}|^2 / |r_i|^2``
 Its eigenvalues (Ritz values) lie between the extreme eigenvalues of
 ``A``, so a Ritz value at or below zero proves that ``A`` is not positive
 definite, and a count of the Ritz values below a threshold (Sturm's
-sequence) tests for it in ``O(k)`` host operations. Real NumPy vectors are
-updated in place by BLAS ``axpy`` and ``scal`` (through SciPy, where it is
-installed: no temporaries, which on vectors of millions of entries halves the
-cost of CG's own work), CuPy and torch arrays in place by their operators;
-other namespaces get the functional updates of the array API standard.
+sequence) tests for it in ``O(k)`` host operations. NumPy, CuPy and torch
+arrays are updated in place (the copies a bare CG makes, no more); other
+namespaces get the functional updates of the array API standard.
 """
 
 from __future__ import annotations
@@ -27,8 +25,6 @@ from typing import Any
 
 import array_api_compat as compat
 from array_api_compat import device
-
-from .factor import scipy_linalg
 
 __all__ = ["CGRun", "cg", "lanczos_count_below", "smallest_ritz"]
 
@@ -59,24 +55,22 @@ def _in_place(xp: Any) -> bool:
 
 
 class _Updates:
-    """CG's vector updates ``y + a x`` and ``r + b p``, in place where the backend allows.
+    """CG's vector updates ``y + a x`` and ``x + b y``, in place where the backend allows.
 
     ``axpy`` and ``xpby`` overwrite their last argument where they can and
     return the result (assign it: the functional form returns a new array).
+    NumPy's operators rather than SciPy's BLAS ``axpy``: pip's NumPy and SciPy
+    each bundle an OpenBLAS with its own thread pool, and calls alternating
+    between the two (CG's dot products and a dense ``hvp`` in NumPy's, the
+    updates in SciPy's) left both pools spinning on the same cores: 25x slower
+    with two threads in a measurement.
     """
 
-    def __init__(self, xp: Any, b: Any) -> None:
+    def __init__(self, xp: Any) -> None:
         self.inplace = _in_place(xp)
-        self.blas: tuple[Any, Any] | None = None
-        if compat.is_numpy_namespace(xp) and b.dtype.char in "fd":
-            linalg = scipy_linalg()
-            if linalg is not None:
-                self.blas = _blas_pair(linalg, b)
 
     def axpy(self, a: float, x: Any, y: Any) -> Any:
         """``y + a x``."""
-        if self.blas is not None:
-            return self.blas[0](x, y, a=a)
         if self.inplace:
             y += a * x
             return y
@@ -84,26 +78,11 @@ class _Updates:
 
     def xpby(self, x: Any, b: float, y: Any) -> Any:
         """``x + b y``."""
-        if self.blas is not None:
-            axpy, scal = self.blas
-            return axpy(x, scal(b, y))
         if self.inplace:
             y *= b
             y += x
             return y
         return x + b * y
-
-
-def _blas_pair(linalg: Any, b: Any) -> tuple[Any, Any]:
-    """BLAS ``axpy`` and ``scal`` for ``b``'s dtype, looked up once per dtype."""
-    key = b.dtype.char
-    pair = _BLAS.get(key)
-    if pair is None:
-        pair = _BLAS[key] = linalg.get_blas_funcs(("axpy", "scal"), (b,))
-    return pair
-
-
-_BLAS: dict[str, tuple[Any, Any]] = {}
 
 
 class _Padded:
@@ -164,7 +143,7 @@ def cg(
     place, CG keeps its direction inside such a vector, so that its products
     copy nothing in (as SciPy's CG, it updates that vector after each product).
     """
-    updates = _Updates(xp, b)
+    updates = _Updates(xp)
     inplace = updates.inplace
     padded = _Padded(matvec, lead, b, xp, inplace)
     if norm_b is None:
