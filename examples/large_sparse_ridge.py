@@ -10,8 +10,8 @@ Newton-CG and each hypergradient costs one more conjugate-gradient solve:
 memory stays O(p). Every L-BFGS iteration starts the follower from its
 predicted response and the adjoint solve from the last adjoint, so an
 iteration costs a few CG runs. The defaults finish with SUCCESS in about
-10 s of CPU time (18 s of wall time on two busy cores); ``--large`` ended
-SUCCESS after 7 iterations in under 4 minutes of CPU time, peaking at 0.6 GB.
+8 s on two cores; ``--large`` ended SUCCESS after 7 iterations in 94 s (about
+3 minutes of CPU time), peaking at 0.5 GB.
 
     python examples/large_sparse_ridge.py [--large] [--features P] [--samples N] [--gtol G]
 """
