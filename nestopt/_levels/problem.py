@@ -42,7 +42,9 @@ class Level:
     hvp : callable, optional
         ``hvp(x1, ..., xn, v)``: ``hess f_k @ v`` for a flat length-``D``
         ``v``, returned as a length-``D`` array. Makes the level usable
-        without forming its Hessian (matrix-free: Krylov solves).
+        without forming its Hessian (matrix-free: Krylov solves). ``v`` is
+        nestopt's (CG updates it after the call, as SciPy's does): read it,
+        do not modify or keep it.
     hvp_dir : callable, optional
         ``hvp_dir(x1, ..., xn, v, u)``: ``d/dt hess f_k(x + t u) @ v`` at
         ``t = 0``; the matrix-free third-order term (a central difference of
