@@ -448,3 +448,26 @@ def test_group_ridge_callables_match_their_formulas(n_features, n_groups):
     np.testing.assert_allclose(
         leader.hvp(lam, theta, v)[n_groups:], X_val.T @ (X_val @ v[n_groups:]) / n, atol=1e-13
     )
+
+
+def test_an_hvp_that_returns_its_input_is_safe():
+    """CG hands ``hvp`` the vector that holds its direction; an ``hvp`` that returns that very
+    vector (an identity Hessian) must still give the right solution and hypergradient."""
+    c, a = np.array([1.0, -2.0, 0.5, 3.0]), np.array([0.3, 0.1, -0.7, 2.0])
+    follower = nestopt.Level(
+        value=lambda x, y: 0.5 * x @ x + 0.5 * (y - c) @ (y - c),
+        grad=lambda x, y: np.concatenate([x, y - c]),
+        hvp=lambda x, y, v: v,  # the Hessian is the identity: dy*/dx = 0
+        size=4,
+    )
+    leader = nestopt.Level(
+        value=lambda x, y: 0.5 * (y - a) @ (y - a) + 0.5 * x @ x,
+        grad=lambda x, y: np.concatenate([x, y - a]),
+        hvp=lambda x, y, v: v,
+        size=2,
+    )
+    problem = nestopt.Problem([leader, follower])
+    x = np.array([0.4, -1.5])
+    result = nestopt.best_response(problem, [x, np.zeros(4)])
+    np.testing.assert_allclose(result.xs[1], c, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(nestopt.hypergradient(problem, [x, np.zeros(4)]), x, atol=1e-12)
