@@ -54,35 +54,28 @@ def _in_place(xp: Any) -> bool:
     )
 
 
-class _Updates:
-    """CG's vector updates ``y + a x`` and ``x + b y``, in place where the backend allows.
+def _axpy(a: float, x: Any, y: Any, inplace: bool) -> Any:
+    """``y + a x``, written into ``y`` where ``inplace`` (assign the result either way).
 
-    ``axpy`` and ``xpby`` overwrite their last argument where they can and
-    return the result (assign it: the functional form returns a new array).
     NumPy's operators rather than SciPy's BLAS ``axpy``: pip's NumPy and SciPy
     each bundle an OpenBLAS with its own thread pool, and calls alternating
     between the two (CG's dot products and a dense ``hvp`` in NumPy's, the
     updates in SciPy's) left both pools spinning on the same cores: 25x slower
     with two threads in a measurement.
     """
+    if inplace:
+        y += a * x
+        return y
+    return y + a * x
 
-    def __init__(self, xp: Any) -> None:
-        self.inplace = _in_place(xp)
 
-    def axpy(self, a: float, x: Any, y: Any) -> Any:
-        """``y + a x``."""
-        if self.inplace:
-            y += a * x
-            return y
-        return y + a * x
-
-    def xpby(self, x: Any, b: float, y: Any) -> Any:
-        """``x + b y``."""
-        if self.inplace:
-            y *= b
-            y += x
-            return y
-        return x + b * y
+def _xpby(x: Any, b: float, y: Any, inplace: bool) -> Any:
+    """``x + b y``, written into ``y`` where ``inplace`` (assign the result either way)."""
+    if inplace:
+        y *= b
+        y += x
+        return y
+    return x + b * y
 
 
 class _Padded:
@@ -143,8 +136,7 @@ def cg(
     place, CG keeps its direction inside such a vector, so that its products
     copy nothing in (as SciPy's CG, it updates that vector after each product).
     """
-    updates = _Updates(xp)
-    inplace = updates.inplace
+    inplace = _in_place(xp)
     padded = _Padded(matvec, lead, b, xp, inplace)
     if norm_b is None:
         norm_b = float(xp.linalg.vector_norm(b))
@@ -184,8 +176,8 @@ def cg(
         if previous_alpha is not None:
             diagonal += previous_beta / previous_alpha
         run.diagonal.append(diagonal)
-        x = alpha * p if x is None else updates.axpy(alpha, p, x)
-        r = updates.axpy(-alpha, q, r)
+        x = alpha * p if x is None else _axpy(alpha, p, x, inplace)
+        r = _axpy(-alpha, q, r, inplace)
         rr_new = float(r @ r)
         run.x, run.iterations = x, iteration
         run.residual = math.sqrt(rr_new) / norm_b
@@ -195,7 +187,7 @@ def cg(
         if not math.sqrt(rr_new) > target:
             return run
         run.offdiagonal.append(math.sqrt(beta) / alpha)
-        p = updates.xpby(r, beta, p)
+        p = _xpby(r, beta, p, inplace)
         rr, previous_alpha, previous_beta = rr_new, alpha, beta
     return run
 
